@@ -1,0 +1,180 @@
+// Package config holds Gatehouse's configuration types, the strict YAML
+// loader and Validate. The YAML key names are a contract with users (see
+// DESIGN.md): keys may be added, never renamed. Unknown keys are errors,
+// because a typo must never silently weaken policy.
+package config
+
+// Config is the whole configuration file.
+type Config struct {
+	// PublicURL is the portal's URL; its host is the WebAuthn RP ID and the
+	// OIDC redirect URI is PublicURL + "/auth/callback".
+	PublicURL string   `yaml:"public_url"`
+	Listen    Listen   `yaml:"listen"`
+	TLS       TLS      `yaml:"tls"`
+	DataDir   string   `yaml:"data_dir"`
+	Redis     *Redis   `yaml:"redis"` // nil: embedded store only
+	SSO       SSO      `yaml:"sso"`
+	MFA       MFA      `yaml:"mfa"`
+	WebAuthn  WebAuthn `yaml:"webauthn"`
+	Routes    []Route  `yaml:"routes"`
+	Targets   []Target `yaml:"targets"`
+	Reviewers Allow    `yaml:"reviewers"`
+	Admins    Allow    `yaml:"admins"`
+	Audit     Audit    `yaml:"audit"`
+	Log       Log      `yaml:"log"`
+	// ShutdownTimeout bounds how long SIGTERM waits for connections to drain.
+	// Zero means 15s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Listen names the addresses Gatehouse listens on. An empty address means
+// that listener is off (admin defaults to 127.0.0.1:9090).
+type Listen struct {
+	HTTPS string `yaml:"https"`
+	SSH   string `yaml:"ssh"`
+	HTTP  string `yaml:"http"` // ACME HTTP-01 and redirect to HTTPS only
+	Admin string `yaml:"admin"`
+}
+
+// TLS modes.
+const (
+	TLSModeACME       = "acme"
+	TLSModeFiles      = "files"
+	TLSModeSelfSigned = "self_signed"
+)
+
+// TLS configures the HTTPS listener's certificates and protocol floor.
+type TLS struct {
+	Mode       string `yaml:"mode"`        // acme | files | self_signed
+	MinVersion string `yaml:"min_version"` // "1.2" (default) or "1.3"
+	ACME       ACME   `yaml:"acme"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+}
+
+// ACME configures certmagic's ACME issuer.
+type ACME struct {
+	Email     string   `yaml:"email"`
+	Directory string   `yaml:"directory"` // empty: Let's Encrypt production
+	CARoots   []string `yaml:"ca_roots"`  // PEM files trusted for the ACME server
+}
+
+// Redis configures shared state for several replicas.
+type Redis struct {
+	Addr         string `yaml:"addr"`
+	PasswordFile string `yaml:"password_file"`
+	DB           int    `yaml:"db"`
+}
+
+// SSO configures the OIDC identity provider.
+type SSO struct {
+	Issuer           string   `yaml:"issuer"`
+	ClientID         string   `yaml:"client_id"`
+	ClientSecretFile string   `yaml:"client_secret_file"`
+	GroupsClaim      string   `yaml:"groups_claim"` // default "groups"
+	CARoots          []string `yaml:"ca_roots"`     // extra PEM roots for the issuer
+	Scopes           []string `yaml:"scopes"`       // default openid email profile groups
+}
+
+// MFA sets the default freshness of the WebAuthn assertion.
+type MFA struct {
+	MaxAge Duration `yaml:"max_age"` // default 12h
+}
+
+// WebAuthn enrolment modes.
+const (
+	EnrollmentOpen   = "open"
+	EnrollmentInvite = "invite"
+)
+
+// WebAuthn configures enrolment of security keys and passkeys.
+type WebAuthn struct {
+	// Enrollment is "open" (default: first enrolment right after SSO) or
+	// "invite" (first enrolment needs a link from `gatehouse enroll-link`).
+	Enrollment string `yaml:"enrollment"`
+}
+
+// Allow lists who may enter. An empty Allow denies everyone.
+type Allow struct {
+	Groups       []string `yaml:"groups"`
+	Emails       []string `yaml:"emails"`
+	EmailDomains []string `yaml:"email_domains"`
+}
+
+// Empty reports whether a lists nobody.
+func (a Allow) Empty() bool {
+	return len(a.Groups) == 0 && len(a.Emails) == 0 && len(a.EmailDomains) == 0
+}
+
+// Route maps one public host to one upstream web application.
+type Route struct {
+	Name      string     `yaml:"name"`
+	Host      string     `yaml:"host"`
+	Upstream  string     `yaml:"upstream"`
+	Allow     Allow      `yaml:"allow"`
+	MFAMaxAge Duration   `yaml:"mfa_max_age"` // zero: mfa.max_age
+	Paths     []PathRule `yaml:"paths"`
+	// Timeout bounds the wait for the upstream's response headers; zero: 30s.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// PathRule gives requests under a path prefix their own allow list.
+type PathRule struct {
+	Prefix    string   `yaml:"prefix"`
+	Allow     Allow    `yaml:"allow"`
+	MFAMaxAge Duration `yaml:"mfa_max_age"`
+}
+
+// Target MFA modes.
+const (
+	MFAMaxAge          = "max_age"
+	MFAEveryConnection = "every_connection"
+)
+
+// Target recording modes.
+const (
+	RecordRequired = "required"
+	RecordOff      = "off"
+)
+
+// Target is one SSH server behind the bastion.
+type Target struct {
+	Name    string `yaml:"name"`
+	Address string `yaml:"address"`
+	// HostKey pins the target's host key (authorized_keys format); HostCA
+	// accepts host certificates from that CA instead. Exactly one is set.
+	HostKey   string   `yaml:"host_key"`
+	HostCA    string   `yaml:"host_ca"`
+	Logins    []string `yaml:"logins"`
+	Allow     Allow    `yaml:"allow"`
+	MFA       string   `yaml:"mfa"`         // max_age (default) | every_connection
+	MFAMaxAge Duration `yaml:"mfa_max_age"` // zero: mfa.max_age
+	// Forwards lists the host:port destinations allowed for direct-tcpip.
+	Forwards      []string `yaml:"forwards"`
+	RemoteForward bool     `yaml:"remote_forward"`
+	AgentForward  bool     `yaml:"agent_forward"`
+	X11           bool     `yaml:"x11"`
+	Env           []string `yaml:"env"`    // environment variable names passed on
+	Record        string   `yaml:"record"` // required (default) | off
+	Retention     Duration `yaml:"retention"`
+	IdleTimeout   Duration `yaml:"idle_timeout"` // zero: 30m
+	MaxSession    Duration `yaml:"max_session"`  // zero: 12h
+}
+
+// Audit configures where audit events go besides the file in data_dir.
+type Audit struct {
+	Stdout  bool     `yaml:"stdout"`
+	Webhook *Webhook `yaml:"webhook"`
+}
+
+// Webhook posts audit events to an HTTP endpoint with an HMAC signature.
+type Webhook struct {
+	URL        string `yaml:"url"`
+	SecretFile string `yaml:"secret_file"`
+}
+
+// Log configures Gatehouse's own operational log (not the audit log).
+type Log struct {
+	Format string `yaml:"format"` // json (default) | text
+	Level  string `yaml:"level"`  // debug | info (default) | warn | error
+}

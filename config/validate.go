@@ -1,0 +1,326 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Validate checks c and returns every problem at once as Problems (with
+// paths, without line numbers), or nil. It is pure: it reads no files and
+// changes nothing, so it can run on a reload candidate safely.
+func (c *Config) Validate() error {
+	if ps := c.validate(); len(ps) > 0 {
+		return Problems(ps)
+	}
+	return nil
+}
+
+// validator collects problems under their YAML paths.
+type validator struct{ ps []Problem }
+
+func (v *validator) addf(path, format string, args ...any) {
+	v.ps = append(v.ps, Problem{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+var (
+	nameRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	loginRE = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`)
+	hostRE  = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	envRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+func (c *Config) validate() []Problem {
+	v := &validator{}
+	pub := v.publicURL(c.PublicURL)
+	v.listen(c.Listen)
+	v.tls(c.TLS, c.Listen)
+	if c.DataDir == "" {
+		v.addf("data_dir", "required")
+	} else if !filepath.IsAbs(c.DataDir) {
+		v.addf("data_dir", "must be an absolute path")
+	}
+	if c.Redis != nil {
+		if c.Redis.Addr == "" {
+			v.addf("redis.addr", "required when redis is set")
+		} else if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
+			v.addf("redis.addr", "must be host:port")
+		}
+		v.absFile("redis.password_file", c.Redis.PasswordFile, false)
+		if c.Redis.DB < 0 || c.Redis.DB > 15 {
+			v.addf("redis.db", "must be between 0 and 15")
+		}
+	}
+	if len(c.Routes) > 0 || len(c.Targets) > 0 {
+		v.sso(c.SSO)
+	}
+	switch c.WebAuthn.Enrollment {
+	case "", EnrollmentOpen, EnrollmentInvite:
+	default:
+		v.addf("webauthn.enrollment", "must be %q or %q", EnrollmentOpen, EnrollmentInvite)
+	}
+	hosts := map[string]string{}
+	if pub != nil {
+		hosts[strings.ToLower(pub.Hostname())] = "public_url"
+	}
+	names := map[string]string{}
+	for i, r := range c.Routes {
+		v.route(fmt.Sprintf("routes[%d]", i), r, hosts, names)
+	}
+	if len(c.Routes) > 0 && c.Listen.HTTPS == "" {
+		v.addf("listen.https", "required when routes are configured")
+	}
+	tnames := map[string]string{}
+	for i, t := range c.Targets {
+		v.target(fmt.Sprintf("targets[%d]", i), t, tnames)
+	}
+	if len(c.Targets) > 0 && c.Listen.SSH == "" {
+		v.addf("listen.ssh", "required when targets are configured")
+	}
+	v.allow("reviewers", c.Reviewers)
+	v.allow("admins", c.Admins)
+	if w := c.Audit.Webhook; w != nil {
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			v.addf("audit.webhook.url", "must be an http or https URL")
+		}
+		v.absFile("audit.webhook.secret_file", w.SecretFile, true)
+	}
+	switch c.Log.Format {
+	case "", "json", "text":
+	default:
+		v.addf("log.format", "must be json or text")
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		v.addf("log.level", "must be debug, info, warn or error")
+	}
+	return v.ps
+}
+
+func (v *validator) publicURL(s string) *url.URL {
+	if s == "" {
+		v.addf("public_url", "required")
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		v.addf("public_url", "must be an https URL with a host and no path, e.g. https://gate.example.com")
+		return nil
+	}
+	if net.ParseIP(u.Hostname()) != nil {
+		v.addf("public_url", "must use a host name, not an IP address (WebAuthn needs a domain)")
+	}
+	return u
+}
+
+func (v *validator) listen(l Listen) {
+	for _, f := range []struct{ path, addr string }{
+		{"listen.https", l.HTTPS}, {"listen.ssh", l.SSH}, {"listen.http", l.HTTP}, {"listen.admin", l.Admin},
+	} {
+		if f.addr == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(f.addr); err != nil {
+			v.addf(f.path, "must be host:port or :port")
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			v.addf(f.path, "port must be a number from 0 to 65535")
+		}
+	}
+	if l.HTTPS == "" && l.SSH == "" {
+		v.addf("listen", "at least one of https or ssh is required")
+	}
+}
+
+func (v *validator) tls(t TLS, l Listen) {
+	switch t.MinVersion {
+	case "", "1.2", "1.3":
+	default:
+		v.addf("tls.min_version", `must be "1.2" or "1.3"`)
+	}
+	switch t.Mode {
+	case TLSModeACME:
+		if t.ACME.Email != "" {
+			if _, err := mail.ParseAddress(t.ACME.Email); err != nil {
+				v.addf("tls.acme.email", "must be an email address")
+			}
+		}
+		if t.ACME.Directory != "" {
+			if u, err := url.Parse(t.ACME.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+				v.addf("tls.acme.directory", "must be an https URL")
+			}
+		}
+		for i, f := range t.ACME.CARoots {
+			v.absFile(fmt.Sprintf("tls.acme.ca_roots[%d]", i), f, true)
+		}
+		if t.CertFile != "" || t.KeyFile != "" {
+			v.addf("tls", "cert_file and key_file are only for mode: files")
+		}
+	case TLSModeFiles:
+		v.absFile("tls.cert_file", t.CertFile, true)
+		v.absFile("tls.key_file", t.KeyFile, true)
+	case TLSModeSelfSigned:
+	case "":
+		if l.HTTPS != "" {
+			v.addf("tls.mode", "required: acme, files or self_signed")
+		}
+	default:
+		v.addf("tls.mode", "must be acme, files or self_signed")
+	}
+}
+
+func (v *validator) sso(s SSO) {
+	if s.Issuer == "" {
+		v.addf("sso.issuer", "required when routes or targets are configured")
+	} else if u, err := url.Parse(s.Issuer); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.addf("sso.issuer", "must be an https URL")
+	}
+	if s.ClientID == "" {
+		v.addf("sso.client_id", "required")
+	}
+	v.absFile("sso.client_secret_file", s.ClientSecretFile, true)
+	for i, f := range s.CARoots {
+		v.absFile(fmt.Sprintf("sso.ca_roots[%d]", i), f, true)
+	}
+}
+
+// absFile checks that a file path is absolute; secrets and roots are read
+// from files, never inline.
+func (v *validator) absFile(path, file string, required bool) {
+	switch {
+	case file == "" && required:
+		v.addf(path, "required")
+	case file != "" && !filepath.IsAbs(file):
+		v.addf(path, "must be an absolute path")
+	}
+}
+
+func (v *validator) allow(path string, a Allow) {
+	for i, e := range a.Emails {
+		if addr, err := mail.ParseAddress(e); err != nil || addr.Address != e {
+			v.addf(fmt.Sprintf("%s.emails[%d]", path, i), "invalid email address %q", e)
+		}
+	}
+	for i, d := range a.EmailDomains {
+		if !hostRE.MatchString(d) {
+			v.addf(fmt.Sprintf("%s.email_domains[%d]", path, i), "invalid domain %q (lowercase, no @)", d)
+		}
+	}
+	for i, g := range a.Groups {
+		if strings.TrimSpace(g) == "" {
+			v.addf(fmt.Sprintf("%s.groups[%d]", path, i), "must not be empty")
+		}
+	}
+}
+
+func (v *validator) route(p string, r Route, hosts, names map[string]string) {
+	v.name(p, r.Name, names)
+	switch {
+	case r.Host == "":
+		v.addf(p+".host", "required")
+	case !hostRE.MatchString(r.Host):
+		v.addf(p+".host", "must be a lowercase DNS name without port")
+	case hosts[r.Host] != "":
+		v.addf(p+".host", "%q is already used by %s", r.Host, hosts[r.Host])
+	default:
+		hosts[r.Host] = p
+	}
+	if r.Upstream == "" {
+		v.addf(p+".upstream", "required")
+	} else if u, err := url.Parse(r.Upstream); err != nil {
+		v.addf(p+".upstream", "invalid URL")
+	} else if u.Scheme != "http" && u.Scheme != "https" {
+		v.addf(p+".upstream", "scheme must be http or https")
+	} else if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		v.addf(p+".upstream", "must be scheme://host[:port][/path] with no credentials or query")
+	}
+	v.allow(p+".allow", r.Allow)
+	for i, pr := range r.Paths {
+		pp := fmt.Sprintf("%s.paths[%d]", p, i)
+		if !strings.HasPrefix(pr.Prefix, "/") {
+			v.addf(pp+".prefix", "must start with /")
+		}
+		v.allow(pp+".allow", pr.Allow)
+	}
+}
+
+func (v *validator) name(p, name string, names map[string]string) {
+	switch {
+	case name == "":
+		v.addf(p+".name", "required")
+	case !nameRE.MatchString(name):
+		v.addf(p+".name", "must be lowercase letters, digits and dashes")
+	case names[name] != "":
+		v.addf(p+".name", "%q is already used by %s", name, names[name])
+	default:
+		names[name] = p
+	}
+}
+
+func (v *validator) target(p string, t Target, names map[string]string) {
+	v.name(p, t.Name, names)
+	if t.Address == "" {
+		v.addf(p+".address", "required")
+	} else if _, _, err := net.SplitHostPort(t.Address); err != nil {
+		v.addf(p+".address", "must be host:port")
+	}
+	switch {
+	case t.HostKey == "" && t.HostCA == "":
+		v.addf(p, "one of host_key or host_ca is required (host keys are never trusted on first use)")
+	case t.HostKey != "" && t.HostCA != "":
+		v.addf(p, "set host_key or host_ca, not both")
+	case t.HostKey != "":
+		v.sshKey(p+".host_key", t.HostKey)
+	default:
+		v.sshKey(p+".host_ca", t.HostCA)
+	}
+	if len(t.Logins) == 0 {
+		v.addf(p+".logins", "at least one login is required")
+	}
+	for i, l := range t.Logins {
+		if !loginRE.MatchString(l) {
+			v.addf(fmt.Sprintf("%s.logins[%d]", p, i), "invalid login %q", l)
+		}
+	}
+	v.allow(p+".allow", t.Allow)
+	switch t.MFA {
+	case "", MFAMaxAge, MFAEveryConnection:
+	default:
+		v.addf(p+".mfa", "must be %s or %s", MFAMaxAge, MFAEveryConnection)
+	}
+	for i, f := range t.Forwards {
+		host, port, err := net.SplitHostPort(f)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			v.addf(fmt.Sprintf("%s.forwards[%d]", p, i), "must be host:port")
+		}
+	}
+	for i, e := range t.Env {
+		if !envRE.MatchString(e) {
+			v.addf(fmt.Sprintf("%s.env[%d]", p, i), "invalid variable name %q", e)
+		}
+	}
+	switch t.Record {
+	case "", RecordRequired, RecordOff:
+	default:
+		v.addf(p+".record", "must be %s or %s", RecordRequired, RecordOff)
+	}
+	if t.Retention != 0 && t.Retention.D() < 24*time.Hour {
+		v.addf(p+".retention", "must be at least 1d")
+	}
+}
+
+// sshKey checks the shape of an authorized_keys line. Parsing the key itself
+// needs x/crypto/ssh, which the sshgw package owns; it reports bad keys with
+// the same path when it starts.
+func (v *validator) sshKey(path, key string) {
+	f := strings.Fields(key)
+	if len(f) < 2 || !strings.HasPrefix(f[0], "ssh-") && !strings.HasPrefix(f[0], "ecdsa-") {
+		v.addf(path, "must be an SSH public key such as \"ssh-ed25519 AAAA...\"")
+	}
+}

@@ -1,0 +1,57 @@
+// Package store is the only place that knows where Gatehouse's state lives.
+// It offers one small key-value contract with two implementations: Bolt,
+// embedded in the data directory (one replica), and Redis (several replicas
+// sharing state). Consumers declare the subset of methods they use.
+//
+// Keys are namespaced by their consumer, e.g. "session/<id>",
+// "approval/<code>", "lock/<email>". Values are opaque bytes; callers that
+// keep secrets in the store encrypt them first.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a key is absent or has expired.
+var ErrNotFound = errors.New("store: not found")
+
+// KV is one key and its value.
+type KV struct {
+	Key   string
+	Value []byte
+}
+
+// Store is the contract both implementations satisfy. All methods are safe
+// for concurrent use. A ttl of zero means the key never expires; an expired
+// key behaves exactly like an absent one in every method.
+type Store interface {
+	// Get returns the value of key or ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Set stores value under key, replacing any previous value.
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// SetNX stores value only if key is absent; it reports whether it did.
+	SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
+	// CompareAndSwap replaces the value of key with new only if its current
+	// value equals old, and reports whether it did. A nil old means "absent".
+	CompareAndSwap(ctx context.Context, key string, old, new []byte, ttl time.Duration) (bool, error)
+	// GetDel atomically returns and deletes key: the basis of single-use
+	// codes. It returns ErrNotFound if key is absent.
+	GetDel(ctx context.Context, key string) ([]byte, error)
+	// Delete removes key; deleting an absent key is not an error.
+	Delete(ctx context.Context, key string) error
+	// Incr adds one to the counter at key and returns the new value. When it
+	// creates the counter it sets ttl, so a fixed window rate limit is
+	// Incr(key+window) compared with a limit.
+	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	// List returns every live key with the given prefix, in key order.
+	List(ctx context.Context, prefix string) ([]KV, error)
+	// Publish sends msg to every subscriber of channel on every replica.
+	Publish(ctx context.Context, channel string, msg []byte) error
+	// Subscribe delivers the messages published on channel until ctx ends;
+	// the returned channel is closed then.
+	Subscribe(ctx context.Context, channel string) (<-chan []byte, error)
+	// Close releases the store.
+	Close() error
+}
