@@ -70,7 +70,7 @@ type Bolt struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	mu     sync.Mutex                              // guards subs and closed
+	mu     sync.Mutex                            // guards subs and closed
 	subs   map[string]map[*subscription]struct{} // channel -> subscribers
 	closed bool
 }
