@@ -36,8 +36,11 @@ func ParseDuration(s string) (time.Duration, error) {
 // *yaml.TypeError so that the decoder collects it with every other problem
 // instead of stopping at the first.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: invalid duration: want a string such as 90s, 15m, 12h, 30d", n.Line)}}
+	}
 	v, err := ParseDuration(n.Value)
-	if n.Kind != yaml.ScalarNode || err != nil {
+	if err != nil {
 		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: invalid duration %q (want e.g. 90s, 15m, 12h, 30d)", n.Line, n.Value)}}
 	}
 	if v < 0 {

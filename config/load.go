@@ -79,7 +79,7 @@ func Load(data []byte) (*Config, error) {
 	doc := root.Content[0]
 	idx := pathIndex{}
 	var probs Problems
-	walk(doc, reflect.TypeOf(Config{}), "", idx, &probs)
+	walk(doc, reflect.TypeOf(Config{}), "", doc.Line, idx, &probs)
 
 	var c Config
 	if err := doc.Decode(&c); err != nil {
@@ -148,9 +148,12 @@ func (idx pathIndex) fromDecodeError(msg string) Problem {
 
 // walk records the line of every path and reports keys that t has no field
 // for. It follows the Go types, so the check stays in step with the structs.
-func walk(n *yaml.Node, t reflect.Type, path string, idx pathIndex, probs *Problems) {
+//
+// The index records the line of a mapping key rather than of its value, so
+// that a problem with a block (say "sso:") points at the key that opens it.
+func walk(n *yaml.Node, t reflect.Type, path string, line int, idx pathIndex, probs *Problems) {
 	if path != "" {
-		idx[path] = n.Line
+		idx[path] = line
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -175,11 +178,11 @@ func walk(n *yaml.Node, t reflect.Type, path string, idx pathIndex, probs *Probl
 				*probs = append(*probs, Problem{Path: child, Line: k.Line, Msg: "unknown key" + suggest(k.Value, fields)})
 				continue
 			}
-			walk(v, ft, child, idx, probs)
+			walk(v, ft, child, k.Line, idx, probs)
 		}
 	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
 		for i, e := range n.Content {
-			walk(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), idx, probs)
+			walk(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), e.Line, idx, probs)
 		}
 	}
 }
