@@ -1,0 +1,103 @@
+package web
+
+import "time"
+
+// Page is the data every template receives. Body holds the page-specific
+// part; its type is named in each template's comment.
+type Page struct {
+	Title     string
+	Email     string // the signed-in person, or "" when nobody is
+	CSRF      string // token for forms (field "csrf") and fetch (header X-CSRF-Token)
+	RequestID string // shown on error and denied pages, and logged
+	Script    bool   // include the WebAuthn script
+	Body      any
+}
+
+// Home is the body of the portal's home page.
+type Home struct {
+	Apps     []App
+	Keys     []Key
+	Sessions []Session
+}
+
+// CanRemoveKey reports whether a key may be removed: never the last one.
+func (h Home) CanRemoveKey() bool { return len(h.Keys) > 1 }
+
+// App is one route this person may open.
+type App struct {
+	Name string
+	URL  string
+}
+
+// Key is one enrolled security key or passkey.
+type Key struct {
+	ID       string
+	Name     string
+	Created  time.Time
+	LastUsed time.Time
+}
+
+// Session is one of the person's active sessions.
+type Session struct {
+	ID       string // an opaque handle, never the session secret
+	Created  time.Time
+	LastSeen time.Time
+	Source   string
+	Agent    string
+	Current  bool
+}
+
+// Ceremony modes.
+const (
+	ModeEnroll = "enroll" // first key, right after SSO
+	ModeAssert = "assert" // sign-in with an enrolled key
+	ModeStepUp = "stepup" // fresh assertion for a route that wants one
+	ModeAdd    = "add"    // assertion with an existing key, then a new key
+)
+
+// Ceremony is the body of the enrol and assert pages. The endpoint URLs are
+// handed to the script through data- attributes.
+type Ceremony struct {
+	Mode           string
+	Resource       string // what the person is about to open, if known
+	AssertBegin    string
+	AssertFinish   string
+	RegisterBegin  string
+	RegisterFinish string
+}
+
+// Approve is the body of the SSH approval page.
+type Approve struct {
+	Action       string // the form's POST URL
+	Fingerprint  string
+	Target       string
+	Login        string
+	Source       string
+	Code         string
+	Expires      time.Time
+	AssertBegin  string
+	AssertFinish string
+}
+
+// Denied is the body of the page shown when policy refuses a request.
+type Denied struct {
+	Resource string   // e.g. the route's name
+	Reason   string   // authz's reason, safe to show
+	Rule     string   // the rule that decided
+	Ask      []string // whom to ask: the admins' groups and emails
+}
+
+// Login is the body of the sign-in interstitial.
+type Login struct {
+	LoginURL string
+	Notice   string
+}
+
+// Message is the body of a plain notice or error page.
+type Message struct {
+	Status   int
+	Heading  string
+	Text     string
+	Link     string
+	LinkText string
+}
