@@ -1,0 +1,270 @@
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Redis is a redis-server started by StartRedis for one test.
+type Redis struct {
+	// Addr is "127.0.0.1:PORT".
+	Addr string
+	// Password is the requirepass secret, or "" when none is set.
+	Password string
+	// PasswordFile holds Password (0600), for gatehouse's
+	// redis.password_file; "" when there is no password.
+	PasswordFile string
+
+	d *daemon
+}
+
+// RedisOptions configures StartRedisWith.
+type RedisOptions struct {
+	// RequirePassword sets a random requirepass secret (see Redis.Password
+	// and Redis.PasswordFile).
+	RequirePassword bool
+}
+
+// StartRedis starts Debian's redis-server on 127.0.0.1 on a free port, with
+// no persistence (--save "" --appendonly no) and no password, waits until it
+// answers PING and stops it when the test ends.
+//
+// Usage:
+//
+//	r := harness.StartRedis(t)
+//	// config: redis: {addr: r.Addr}
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	return StartRedisWith(t, RedisOptions{})
+}
+
+// StartRedisWith is StartRedis with options:
+//
+//	r := harness.StartRedisWith(t, harness.RedisOptions{RequirePassword: true})
+//	// config: redis: {addr: r.Addr, password_file: r.PasswordFile}
+func StartRedisWith(t testing.TB, opts RedisOptions) *Redis {
+	t.Helper()
+	bin := RequireTool(t, "redis-server")
+	dir := t.TempDir()
+	r := &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))}
+	_, port, _ := net.SplitHostPort(r.Addr)
+	args := []string{
+		"--bind", "127.0.0.1", "--port", port, "--dir", dir,
+		"--save", "", "--appendonly", "no", "--daemonize", "no",
+		"--protected-mode", "yes", "--loglevel", "notice", "--logfile", "",
+	}
+	if opts.RequirePassword {
+		b := make([]byte, 16)
+		rand.Read(b)
+		r.Password = hex.EncodeToString(b)
+		r.PasswordFile = filepath.Join(dir, "redis-password")
+		if err := os.WriteFile(r.PasswordFile, []byte(r.Password+"\n"), 0o600); err != nil {
+			t.Fatalf("StartRedis: %v", err)
+		}
+		// "-" makes redis-server read more config from stdin, which keeps
+		// the secret off the command line that ps shows.
+		args = append([]string{"-"}, args...)
+	}
+	cmd := exec.Command(bin, args...)
+	if opts.RequirePassword {
+		cmd.Stdin = strings.NewReader("requirepass " + r.Password + "\n")
+	}
+	r.d = startDaemon(t, "redis", cmd)
+	r.d.waitReady(t, 15*time.Second, func() error { return redisPing(r.Addr, r.Password) })
+	return r
+}
+
+// Stop stops the server now (SIGTERM, then SIGKILL after 5s), for tests of
+// what happens when Redis goes away. It is safe to call more than once; the
+// test's cleanup calls it too.
+func (r *Redis) Stop() { r.d.stop() }
+
+// redisPing sends AUTH (if password is set) and PING in RESP and expects
+// +PONG.
+func redisPing(addr, password string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	br := bufio.NewReader(c)
+	if password != "" {
+		fmt.Fprintf(c, "*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password)
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(line, "+OK") {
+			return fmt.Errorf("AUTH: %q", strings.TrimSpace(line))
+		}
+	}
+	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		return err
+	}
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+PONG") {
+		return fmt.Errorf("PING: %q", strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// daemon is a long-running program that a harness Start function started
+// for one test. Its output goes to t.Log, line by line, prefixed with its
+// name, until the test's cleanup stops it; the last lines are kept for
+// failure messages.
+type daemon struct {
+	name string
+	cmd  *exec.Cmd
+	out  *daemonLog
+	done chan struct{} // closed when the process has exited
+	err  error         // Wait's result; read only after done is closed
+
+	stopOnce sync.Once
+}
+
+// startDaemon starts cmd in its own process group and registers its stop
+// with t.Cleanup. It fails the test if the program cannot start.
+func startDaemon(t testing.TB, name string, cmd *exec.Cmd) *daemon {
+	t.Helper()
+	d := &daemon{name: name, cmd: cmd, out: &daemonLog{t: t, name: name}, done: make(chan struct{})}
+	cmd.Stdout = d.out
+	cmd.Stderr = d.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Children that inherit the output pipe (sshd's per-connection
+	// processes) must not keep Wait from returning.
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s (%s): %v", name, cmd.Path, err)
+	}
+	go func() {
+		d.err = cmd.Wait()
+		close(d.done)
+	}()
+	t.Cleanup(d.stop)
+	return d
+}
+
+// stop sends SIGTERM to the process group, waits up to 5s, then sends
+// SIGKILL, and waits for the exit. After stop the output no longer reaches
+// t.Log (the test may have ended). It is idempotent.
+func (d *daemon) stop() {
+	d.stopOnce.Do(func() {
+		pgid := d.cmd.Process.Pid
+		syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			<-d.done
+		}
+		d.out.close()
+	})
+}
+
+// exited reports whether the process has exited.
+func (d *daemon) exited() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitReady calls probe every 50ms until it returns nil. It fails the test,
+// with the program's last output, if the program exits first or timeout
+// passes.
+func (d *daemon) waitReady(t testing.TB, timeout time.Duration, probe func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		if d.exited() {
+			t.Fatalf("%s exited before it was ready (%v); last output:\n%s", d.name, d.err, d.out.tail())
+		}
+		if last = probe(); last == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after %v: %v; last output:\n%s", d.name, timeout, last, d.out.tail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// daemonLog is an io.Writer that sends complete lines to t.Log and keeps
+// the last few for failure messages.
+type daemonLog struct {
+	t    testing.TB
+	name string
+
+	mu     sync.Mutex // guards the fields below
+	buf    []byte     // incomplete last line
+	last   []string   // ring of recent lines, oldest first
+	closed bool       // no more t.Log: the test may be over
+}
+
+const daemonLogTail = 40
+
+func (l *daemonLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(bytes.TrimRight(l.buf[:i], "\r"))
+		l.buf = l.buf[i+1:]
+		l.last = append(l.last, line)
+		if len(l.last) > daemonLogTail {
+			l.last = l.last[1:]
+		}
+		if !l.closed {
+			l.t.Logf("[%s] %s", l.name, line)
+		}
+	}
+	return len(p), nil
+}
+
+func (l *daemonLog) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+}
+
+// tail returns the last lines of output, including an unterminated one.
+func (l *daemonLog) tail() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lines := append([]string(nil), l.last...)
+	if len(l.buf) > 0 {
+		lines = append(lines, string(l.buf))
+	}
+	if len(lines) == 0 {
+		return "(no output)"
+	}
+	return strings.Join(lines, "\n")
+}
+
+// errNotReady is what probes return while a program is still starting.
+var errNotReady = errors.New("not ready yet")
