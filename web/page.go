@@ -10,6 +10,11 @@ type Page struct {
 	CSRF      string // token for forms (field "csrf") and fetch (header X-CSRF-Token)
 	RequestID string // shown on error and denied pages, and logged
 	Script    bool   // include the WebAuthn script
+	// Home is the brand link's URL (the portal); "" means "/".
+	Home string
+	// Assets is the URL prefix of the static assets; "" means StaticPrefix.
+	// Pages served on an application's host use that host's reserved path.
+	Assets string
 	Body      any
 }
 

@@ -45,10 +45,13 @@ func Parse() (*Pages, error) {
 		return nil, err
 	}
 	funcs := template.FuncMap{
-		// static returns the URL of an asset, versioned by content so it
-		// can be cached for a long time.
-		"static": func(name string) string {
-			return StaticPrefix + name + "?v=" + version
+		// static returns the URL of an asset under prefix (StaticPrefix
+		// when empty), versioned by content so it can be cached for long.
+		"static": func(prefix, name string) string {
+			if prefix == "" {
+				prefix = StaticPrefix
+			}
+			return prefix + name + "?v=" + version
 		},
 		"when": func(t time.Time) string {
 			if t.IsZero() {
@@ -117,24 +120,27 @@ func (p *Pages) RenderBytes(name string, data any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Static returns a handler for the embedded assets, to be mounted at
-// StaticPrefix. Directory listings are refused and every response may be
-// cached, since the URLs carry a content version.
-func Static() http.Handler {
+// Static returns a handler for the embedded assets mounted at StaticPrefix.
+func Static() http.Handler { return StaticAt(StaticPrefix) }
+
+// StaticAt returns a handler for the embedded assets mounted at prefix,
+// which starts and ends with "/". Directory listings are refused and every
+// response may be cached, since the URLs carry a content version.
+func StaticAt(prefix string) http.Handler {
 	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		// fs.Sub fails only on an invalid path, and "static" is valid.
 		panic(err)
 	}
-	files := http.StripPrefix(StaticPrefix, http.FileServerFS(sub))
+	files := http.StripPrefix(prefix, http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		name := strings.TrimPrefix(r.URL.Path, StaticPrefix)
-		if name == "" || strings.HasSuffix(name, "/") || strings.Contains(name, "..") {
+		name, ok := strings.CutPrefix(r.URL.Path, prefix)
+		if !ok || name == "" || strings.HasSuffix(name, "/") || strings.Contains(name, "..") {
 			http.NotFound(w, r)
 			return
 		}

@@ -151,3 +151,27 @@ func TestInlineScriptDetector(t *testing.T) {
 		t.Errorf("inlineScript flags %q", good)
 	}
 }
+
+func TestAssetsPrefix(t *testing.T) {
+	p, err := Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.RenderBytes("denied", Page{Title: "Denied", Assets: "/.gatehouse/static/", Home: "https://gate.test/", Body: Denied{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`href="/.gatehouse/static/style.css?v=`, `class="brand" href="https://gate.test/"`} {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("denied page lacks %q", w)
+		}
+	}
+	h := StaticAt("/.gatehouse/static/")
+	for path, code := range map[string]int{"/.gatehouse/static/style.css": 200, "/static/style.css": 404} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != code {
+			t.Errorf("StaticAt GET %s = %d, want %d", path, rec.Code, code)
+		}
+	}
+}
