@@ -1,0 +1,62 @@
+// Command gatehouse is Gatehouse's single binary: the identity-aware HTTPS
+// proxy and SSH bastion (serve), and the commands that check its config and
+// act on a deployment. This package holds flags, subcommands, wiring and
+// signals, nothing else.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// command is one subcommand: its name, a one-line summary and its function,
+// which returns the process exit code.
+type command struct {
+	name, usage, summary string
+	run                  func(args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "serve --config FILE", "run everything FILE configures", cmdServe},
+		{"check-config", "check-config --config FILE", "validate FILE and print every problem", cmdCheckConfig},
+		{"audit", "audit verify --config FILE", "verify the audit log's hash chain", cmdAudit},
+		{"help", "help", "list the commands", nil},
+	}
+}
+
+// run dispatches args and returns the exit code: 0 success, 1 failure, 2
+// usage error.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] && c.run != nil {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: gatehouse COMMAND [flags] [arguments]")
+	fmt.Fprintln(w, "\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-30s %s\n", c.usage, c.summary)
+	}
+	fmt.Fprintln(w, "\nFlags come before positional arguments.")
+}

@@ -1,0 +1,168 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/config"
+)
+
+// selfSignedHosts are the names the self-signed certificate covers.
+func selfSignedHosts(rt *frontRoutes) []string {
+	hs := rt.hosts()
+	if !slices.Contains(hs, "localhost") {
+		hs = append(hs, "localhost")
+	}
+	return hs
+}
+
+// setupCerts prepares the certificate source for cfg.TLS.Mode.
+func (f *Front) setupCerts(cfg *config.Config, rt *frontRoutes) error {
+	now := time.Now()
+	switch cfg.TLS.Mode {
+	case config.TLSModeFiles:
+		c, err := loadKeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile, now)
+		if err != nil {
+			return fmt.Errorf("front: %w", err)
+		}
+		f.static = &staticCerts{}
+		f.static.cert.Store(c)
+		f.certs = f.static
+		f.warnUncovered(c.Leaf.VerifyHostname, rt.hosts())
+	case config.TLSModeSelfSigned:
+		c, created, err := loadOrCreateSelfSigned(f.dataDir, selfSignedHosts(rt), now)
+		if err != nil {
+			return fmt.Errorf("front: %w", err)
+		}
+		f.static = &staticCerts{}
+		f.static.cert.Store(c)
+		f.certs = f.static
+		f.warnSelfSigned(c.Leaf.Raw, created)
+	case config.TLSModeACME:
+		ls := acmeListeners{https: f.httpsLn.Addr()}
+		if f.httpLn != nil {
+			ls.http = f.httpLn.Addr()
+		}
+		a, err := newACMECerts(cfg, f.dataDir, ls, f.logger)
+		if err != nil {
+			return fmt.Errorf("front: %w", err)
+		}
+		f.acme = a
+		f.certs = a
+	default:
+		return fmt.Errorf("front: tls.mode %q is not supported", cfg.TLS.Mode)
+	}
+	return nil
+}
+
+// warnSelfSigned logs, on every start, that the certificate is for demos.
+func (f *Front) warnSelfSigned(der []byte, created bool) {
+	f.logger.Warn("TLS MODE self_signed IS FOR DEMOS ONLY: browsers will warn and clients cannot verify this server. Use tls.mode acme or files in production.",
+		"fingerprint_sha256", certFingerprint(der), "created", created,
+		"cert_file", f.dataDir+"/"+selfSignedDir+"/"+selfSignedCertName)
+}
+
+// warnUncovered logs configured hosts that a files-mode certificate does
+// not name; handshakes for them would fail verification in clients.
+func (f *Front) warnUncovered(verify func(string) error, hosts []string) {
+	for _, h := range hosts {
+		if verify(h) != nil {
+			f.logger.Warn("TLS certificate does not name a configured host.", "host", h)
+		}
+	}
+}
+
+// errRestartRequired marks a reload that changes something only a restart
+// can apply.
+var errRestartRequired = errors.New("restart required to apply")
+
+// restartOnlyChanges returns an error naming the first setting that differs
+// between old and new and that a reload cannot apply.
+func restartOnlyChanges(old, cur *config.Config) error {
+	for _, c := range []struct {
+		path     string
+		old, cur any
+	}{
+		{"listen.https", old.Listen.HTTPS, cur.Listen.HTTPS},
+		{"listen.http", old.Listen.HTTP, cur.Listen.HTTP},
+		{"data_dir", old.DataDir, cur.DataDir},
+		{"tls.mode", old.TLS.Mode, cur.TLS.Mode},
+		{"tls.min_version", old.TLS.MinVersion, cur.TLS.MinVersion},
+		{"tls.acme", fmt.Sprint(old.TLS.ACME), fmt.Sprint(cur.TLS.ACME)},
+	} {
+		if c.old != c.cur {
+			return fmt.Errorf("%s changed: %w", c.path, errRestartRequired)
+		}
+	}
+	return nil
+}
+
+// Reload applies a new configuration to a running front: host routing
+// (public host, routes, and the handlers portal and apps, as in
+// FrontConfig) and, for tls.mode files, the certificate files (read again
+// even when their paths are unchanged). New hosts get a certificate: the
+// self-signed one is remade, ACME starts obtaining one. Listen addresses,
+// data_dir and TLS mode, version and ACME settings need a restart; a config
+// changing them is refused. On any error nothing changes and the old
+// configuration keeps serving.
+func (f *Front) Reload(cfg *config.Config, portal http.Handler, apps map[string]http.Handler) error {
+	if cfg == nil {
+		return errors.New("reload: no config")
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	f.reloadMu.Lock()
+	defer f.reloadMu.Unlock()
+	if f.closing.Load() {
+		return errors.New("reload: shutting down")
+	}
+	old := f.routes.Load()
+	if err := restartOnlyChanges(old.cfg, cfg); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	rt, err := newFrontRoutes(cfg, portal, apps)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	now := time.Now()
+	switch cfg.TLS.Mode {
+	case config.TLSModeFiles:
+		c, err := loadKeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile, now)
+		if err != nil {
+			return fmt.Errorf("reload: %w", err)
+		}
+		f.warnUncovered(c.Leaf.VerifyHostname, rt.hosts())
+		f.static.cert.Store(c)
+	case config.TLSModeSelfSigned:
+		if !slices.Equal(old.hosts(), rt.hosts()) {
+			c, created, err := loadOrCreateSelfSigned(f.dataDir, selfSignedHosts(rt), now)
+			if err != nil {
+				return fmt.Errorf("reload: %w", err)
+			}
+			f.warnSelfSigned(c.Leaf.Raw, created)
+			f.static.cert.Store(c)
+		}
+	case config.TLSModeACME:
+		// Hosts dropped from the config keep their certificates until
+		// restart; routing refuses them with 421.
+		if f.serving.Load() && !slices.Equal(old.hosts(), rt.hosts()) {
+			if err := f.acme.manage(f.life, rt.hosts()); err != nil {
+				return fmt.Errorf("reload: %w", err)
+			}
+		}
+	}
+	f.routes.Store(rt)
+	f.shutdownTimeout.Store(int64(shutdownTimeoutOf(cfg)))
+	return nil
+}
+
+func shutdownTimeoutOf(cfg *config.Config) time.Duration {
+	if d := cfg.ShutdownTimeout.D(); d > 0 {
+		return d
+	}
+	return defaultShutdownTimeout
+}

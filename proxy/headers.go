@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+)
+
+// Header values Gatehouse sets. HSTS goes on every HTTPS response, including
+// those of upstream applications; the others only on Gatehouse's own pages.
+const (
+	hstsValue = "max-age=63072000; includeSubDomains"
+	cspValue  = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+// SecurityHeaders sets the headers that every page Gatehouse renders itself
+// carries: a restrictive Content-Security-Policy, X-Content-Type-Options,
+// Referrer-Policy and X-Frame-Options. They are set before h runs, so h may
+// still replace one (for example a page that needs a nonce in its CSP).
+func SecurityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setSecurityHeaders(w.Header())
+		h.ServeHTTP(w, r)
+	})
+}
+
+func setSecurityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", cspValue)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+}
+
+// frontError writes a short plain-text error page from Gatehouse itself.
+// msg is shown to the client, so it must never carry internal detail.
+func frontError(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	setSecurityHeaders(h)
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Length")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, msg+"\n")
+}
+
+// placeholderPortal answers on the public host until the portal exists.
+func placeholderPortal() http.Handler {
+	const page = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Gatehouse</title></head>
+<body><h1>Gatehouse</h1><p>Gatehouse is running; sign-in arrives in a later release.</p></body></html>
+`
+	return SecurityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			frontError(w, http.StatusNotFound, "not found")
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = io.WriteString(w, page)
+	}))
+}
+
+// hstsWriter sets Strict-Transport-Security on the final response header
+// (overriding whatever a handler or upstream set) and remembers the status
+// for metrics. Informational 1xx headers pass through untouched.
+type hstsWriter struct {
+	http.ResponseWriter
+	code     int // final status; 0 until written
+	hijacked bool
+}
+
+func (w *hstsWriter) WriteHeader(code int) {
+	if w.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.code = code
+		w.Header().Set("Strict-Transport-Security", hstsValue)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *hstsWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// FlushError flushes after making sure the final header carries HSTS.
+func (w *hstsWriter) FlushError() error {
+	if w.code == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack hands the connection over (WebSockets); the upgrade response was
+// already written by the caller, if at all.
+func (w *hstsWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked = true
+		if w.code == 0 {
+			w.code = http.StatusSwitchingProtocols
+		}
+	}
+	return c, rw, err
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *hstsWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
