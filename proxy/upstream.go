@@ -1,0 +1,202 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/authz"
+	"github.com/gatehouse-dev/gatehouse/config"
+)
+
+// Upstream defaults.
+const (
+	// DefaultUpstreamTimeout bounds the wait for an upstream's response
+	// headers when the route sets no timeout.
+	DefaultUpstreamTimeout = 30 * time.Second
+	// DefaultMaxRequestBody is the largest request body forwarded to an
+	// upstream; a larger one gets 413. Header sizes are bounded by the
+	// front door's http.Server (MaxHeaderBytes).
+	DefaultMaxRequestBody = 32 << 20
+	// upstreamIdleConns is the idle keep-alive connections kept per
+	// upstream. It must be at least the expected concurrency, or the
+	// proxy opens a new connection for most requests under load.
+	upstreamIdleConns = 512
+)
+
+// Identity headers set on every proxied request. Client-sent copies (in any
+// case, with "-" or "_") are removed first.
+const (
+	HeaderUser      = "X-Gatehouse-User"
+	HeaderEmail     = "X-Gatehouse-Email"
+	HeaderGroups    = "X-Gatehouse-Groups"
+	HeaderAssertion = "X-Gatehouse-Jwt-Assertion"
+)
+
+// Upstream forwards the requests of one route to its upstream with
+// Gatehouse's identity headers. It never follows upstream redirects; it
+// passes WebSocket upgrades and streaming responses through. It is safe for
+// concurrent use.
+type Upstream struct {
+	name    string
+	target  *url.URL
+	signer  *AssertionSigner
+	logger  *slog.Logger
+	maxBody int64
+	// rp is the template proxy; Serve copies it and sets Rewrite per request.
+	rp httputil.ReverseProxy
+}
+
+// NewUpstream returns the proxy for route r. signer is required: no request
+// is forwarded without an assertion. If logger is nil, logs are discarded.
+func NewUpstream(r config.Route, signer *AssertionSigner, logger *slog.Logger) (*Upstream, error) {
+	if signer == nil {
+		return nil, fmt.Errorf("route %s: assertion signer is required", r.Name)
+	}
+	target, err := url.Parse(r.Upstream)
+	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" ||
+		target.User != nil || target.RawQuery != "" || target.Fragment != "" {
+		return nil, fmt.Errorf("route %s: upstream must be http(s)://host[:port][/path]", r.Name)
+	}
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	timeout := r.Timeout.D()
+	if timeout <= 0 {
+		timeout = DefaultUpstreamTimeout
+	}
+	u := &Upstream{
+		name:    r.Name,
+		target:  target,
+		signer:  signer,
+		logger:  logger.With("route", r.Name),
+		maxBody: DefaultMaxRequestBody,
+	}
+	u.rp = httputil.ReverseProxy{
+		Transport:      newUpstreamTransport(timeout),
+		BufferPool:     newBufferPool(),
+		ErrorHandler:   u.fail,
+		ModifyResponse: u.modifyResponse,
+		ErrorLog:       slog.NewLogLogger(u.logger.Handler(), slog.LevelWarn),
+		// Zero: responses of unknown length (streams) and event streams
+		// are flushed after every write; others when the buffer fills.
+		FlushInterval: 0,
+	}
+	return u, nil
+}
+
+// newUpstreamTransport returns a transport dedicated to one upstream. It
+// speaks HTTP/1.1 only (WebSocket upgrades need it), ignores proxy
+// environment variables, never decompresses, and keeps enough idle
+// connections for the expected concurrency.
+func newUpstreamTransport(timeout time.Duration) *http.Transport {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                  nil,
+		DialContext:            d.DialContext,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    10 * time.Second,
+		ForceAttemptHTTP2:      false,
+		TLSNextProto:           map[string]func(string, *tls.Conn) http.RoundTripper{},
+		DisableCompression:     true,
+		MaxIdleConns:           upstreamIdleConns,
+		MaxIdleConnsPerHost:    upstreamIdleConns,
+		IdleConnTimeout:        90 * time.Second,
+		ResponseHeaderTimeout:  timeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: 1 << 20,
+		WriteBufferSize:        16 << 10,
+		ReadBufferSize:         16 << 10,
+	}
+}
+
+// Serve forwards r to the upstream as who. The caller has already
+// authenticated the session and asked authz; Serve only refuses an empty
+// identity and a body over the limit.
+func (u *Upstream) Serve(w http.ResponseWriter, r *http.Request, who authz.Subject) {
+	if who.Email == "" {
+		u.logger.ErrorContext(r.Context(), "Refusing to proxy without an identity.")
+		plainError(w, http.StatusForbidden, "Forbidden.")
+		return
+	}
+	if u.maxBody > 0 && r.ContentLength > u.maxBody {
+		plainError(w, http.StatusRequestEntityTooLarge, "Request body too large.")
+		return
+	}
+	token, groups, err := u.signer.Assertion(who, u.name)
+	if err != nil {
+		u.logger.ErrorContext(r.Context(), "Failed to sign identity assertion.", "error", err)
+		plainError(w, http.StatusInternalServerError, "Internal error.")
+		return
+	}
+	rp := u.rp
+	rp.Rewrite = func(pr *httputil.ProxyRequest) {
+		stripClientHeaders(pr.Out.Header)
+		pr.SetURL(u.target)
+		pr.SetXForwarded()
+		h := pr.Out.Header
+		vals := [...]string{who.Email, who.Email, groups, token}
+		h[HeaderUser] = vals[0:1:1]
+		h[HeaderEmail] = vals[1:2:2]
+		h[HeaderGroups] = vals[2:3:3]
+		h[HeaderAssertion] = vals[3:4:4]
+		stripGatehouseCookies(h)
+		if pr.Out.Body != nil && u.maxBody > 0 {
+			pr.Out.Body = http.MaxBytesReader(w, pr.Out.Body, u.maxBody)
+		}
+	}
+	rp.ServeHTTP(w, r)
+}
+
+// modifyResponse drops any attempt by the upstream to set a Gatehouse
+// cookie on the route's host.
+func (u *Upstream) modifyResponse(res *http.Response) error {
+	if dropped := stripGatehouseSetCookies(res.Header); dropped > 0 {
+		u.logger.Warn("Dropped Set-Cookie for a Gatehouse cookie from the upstream.", "count", dropped)
+	}
+	return nil
+}
+
+// fail answers a request the upstream could not serve. The client sees
+// only the status and a short text; the error is logged.
+func (u *Upstream) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &tooLarge):
+		plainError(w, http.StatusRequestEntityTooLarge, "Request body too large.")
+		return
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads the answer.
+		u.logger.DebugContext(r.Context(), "Client left before the upstream answered.", "error", err)
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	case errors.As(err, &netErr) && netErr.Timeout():
+		u.logger.WarnContext(r.Context(), "Upstream timed out.", "method", r.Method, "path", r.URL.Path, "error", err)
+		plainError(w, http.StatusGatewayTimeout, "The application did not answer in time.")
+	default:
+		u.logger.WarnContext(r.Context(), "Upstream request failed.", "method", r.Method, "path", r.URL.Path, "error", err)
+		plainError(w, http.StatusBadGateway, "The application is not reachable.")
+	}
+}
+
+// plainError writes a short plain-text error that reveals nothing about
+// the upstream.
+func plainError(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	body := strconv.Itoa(code) + " " + http.StatusText(code) + ": " + msg + "\n"
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, body)
+}
