@@ -1,35 +1,107 @@
 package identity
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/store"
+)
 
 // LockChannel is the store channel on which Lock publishes the locked
 // email, so that every replica ends that person's live SSH sessions.
 const LockChannel = "lock"
 
-// Locks lock people out: "lock/<email>" in the store.
+// lockKey is where a lock lives; admin commands use the same key.
+func lockKey(email string) string { return "lock/" + normEmail(email) }
+
+// isLocked reports whether email is locked; a store error is returned so
+// that callers fail closed.
+func isLocked(ctx context.Context, st kvStore, email string) (bool, error) {
+	_, err := st.Get(ctx, lockKey(email))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	default:
+		return false, fmt.Errorf("read lock: %w", err)
+	}
+}
+
+// refuseLocked returns ErrLocked (or the store error) unless email is free.
+func refuseLocked(ctx context.Context, st kvStore, email string) error {
+	locked, err := isLocked(ctx, st, email)
+	if err != nil {
+		return err
+	}
+	if locked {
+		return ErrLocked
+	}
+	return nil
+}
+
+// Locks lock people out: "lock/<email>" in the store (email lower-cased).
 type Locks struct {
-	d Deps
+	d        Deps
+	sessions *Sessions
+	keys     *KeyBindings
 }
 
 // NewLocks returns Locks that also revoke sessions and unbind keys.
 func NewLocks(d Deps, sessions *Sessions, keys *KeyBindings) (*Locks, error) {
-	return nil, errNotReady
+	d, err := d.check()
+	if err != nil {
+		return nil, err
+	}
+	if sessions == nil || keys == nil {
+		return nil, errors.New("identity: NewLocks needs sessions and key bindings")
+	}
+	return &Locks{d: d, sessions: sessions, keys: keys}, nil
 }
 
 // Lock locks email: it writes the lock, revokes every session, unbinds every
 // SSH key, publishes email on LockChannel and audits it. by and reason are
-// recorded in the audit log.
+// recorded in the audit log. The lock is written first, so nothing can log
+// in between; every later step is attempted even if one fails, and the
+// first error is returned.
 func (l *Locks) Lock(ctx context.Context, email, by, reason string) error {
-	return errNotReady
+	email = normEmail(email)
+	if email == "" {
+		return errors.New("identity: lock: empty email")
+	}
+	rec, _ := json.Marshal(struct {
+		By     string `json:"by"`
+		Reason string `json:"reason"`
+		At     string `json:"at"`
+	}{by, reason, l.d.Now().UTC().Format("2006-01-02T15:04:05Z")})
+	if err := l.d.Store.Set(ctx, lockKey(email), rec, 0); err != nil {
+		return fmt.Errorf("write lock: %w", err)
+	}
+	nSess, errS := l.sessions.RevokeAll(ctx, email)
+	nKeys, errK := l.keys.Unbind(ctx, email)
+	errP := l.d.Store.Publish(ctx, LockChannel, []byte(email))
+	errA := l.d.record(ctx, audit.Event{
+		Type: EventLock, Actor: by, Resource: "user:" + email, Action: "lock",
+		Decision: audit.Allow, Reason: reason,
+		Details: map[string]string{"sessions_revoked": fmt.Sprint(nSess), "keys_unbound": fmt.Sprint(nKeys)},
+	})
+	return errors.Join(errS, errK, errP, errA)
 }
 
 // Unlock removes the lock on email.
 func (l *Locks) Unlock(ctx context.Context, email, by string) error {
-	return errNotReady
+	email = normEmail(email)
+	if err := l.d.Store.Delete(ctx, lockKey(email)); err != nil {
+		return fmt.Errorf("remove lock: %w", err)
+	}
+	return l.d.record(ctx, audit.Event{Type: EventUnlock, Actor: by, Resource: "user:" + email, Action: "unlock", Decision: audit.Allow})
 }
 
 // Locked reports whether email is locked. A store error is returned (the
 // caller fails closed).
 func (l *Locks) Locked(ctx context.Context, email string) (bool, error) {
-	return false, errNotReady
+	return isLocked(ctx, l.d.Store, email)
 }
