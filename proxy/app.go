@@ -1,0 +1,351 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/authz"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/web"
+)
+
+// Paths under reservedPrefix on an app host belong to Gatehouse and never
+// reach the upstream.
+const (
+	reservedPrefix = "/.gatehouse/"
+	handoffPath    = reservedPrefix + "handoff"
+	appStaticPath  = reservedPrefix + "static/"
+)
+
+// maxReturnURI bounds the request URI an app host passes to the portal as
+// the return URL; longer ones return to the app's root instead.
+const maxReturnURI = 1800
+
+type (
+	// appSessions is the subset of *identity.Sessions the app gate uses.
+	appSessions interface {
+		Lookup(ctx context.Context, id, host string) (*identity.Session, error)
+		RedeemHandoff(ctx context.Context, code, host string) (*identity.Session, string, error)
+	}
+	// appUpstream carries allowed requests to the application
+	// (*Upstream).
+	appUpstream interface {
+		Serve(w http.ResponseWriter, r *http.Request, who authz.Subject)
+	}
+)
+
+var _ appSessions = (*identity.Sessions)(nil)
+
+// AppDeps are what every app gate shares.
+type AppDeps struct {
+	// Config supplies public_url, mfa.max_age and the admins named on the
+	// denied page. Required.
+	Config *config.Config
+	// Codec opens the host cookie (*identity.Codec). Required.
+	Codec sessionCodec
+	// Sessions looks up sessions and redeems handoff codes
+	// (*identity.Sessions). Required.
+	Sessions appSessions
+	// Audit records denials and new app sessions. Required.
+	Audit portalAudit
+	// Pages renders the denied and error pages. If nil, web's templates
+	// are parsed.
+	Pages *web.Pages
+	// Logger receives operational messages; if nil, they are discarded.
+	Logger *slog.Logger
+	// Now returns the current time; if nil, time.Now is used.
+	Now func() time.Time
+	// CacheTTL is how long a verified cookie is trusted without a store
+	// lookup (see appCache for the revocation trade-off). Zero means
+	// DefaultAppCacheTTL; negative turns the cache off.
+	CacheTTL time.Duration
+}
+
+// App is the gate in front of one route's host: it admits a request only
+// with a valid session for this host that the route's policy allows, and
+// hands it to the upstream. It is safe for concurrent use.
+type App struct {
+	route      *config.Route
+	host       string // route host, lower case
+	hostPort   string // host plus the public port when it is not 443
+	portal     string // public_url origin, e.g. https://gate.example.com
+	defaultMFA time.Duration
+	admins     []string
+	upstream   appUpstream
+	codec      sessionCodec
+	sessions   appSessions
+	audit      portalAudit
+	pages      *web.Pages
+	static     http.Handler
+	logger     *slog.Logger
+	now        func() time.Time
+	cache      *appCache
+}
+
+var _ http.Handler = (*App)(nil)
+
+// NewApp returns the gate for route in front of upstream.
+func NewApp(route config.Route, upstream appUpstream, d AppDeps) (*App, error) {
+	switch {
+	case upstream == nil:
+		return nil, fmt.Errorf("app %s: upstream is required", route.Name)
+	case d.Config == nil:
+		return nil, fmt.Errorf("app %s: Config is required", route.Name)
+	case d.Codec == nil:
+		return nil, fmt.Errorf("app %s: Codec is required", route.Name)
+	case d.Sessions == nil:
+		return nil, fmt.Errorf("app %s: Sessions is required", route.Name)
+	case d.Audit == nil:
+		return nil, fmt.Errorf("app %s: Audit is required", route.Name)
+	case route.Host == "":
+		return nil, fmt.Errorf("app %s: route has no host", route.Name)
+	}
+	pub, err := parsePublicURL(d.Config.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("app %s: %w", route.Name, err)
+	}
+	rt := route
+	a := &App{
+		route:      &rt,
+		host:       strings.ToLower(route.Host),
+		portal:     strings.ToLower(pub.Scheme + "://" + pub.Host),
+		defaultMFA: d.Config.MFA.MaxAge.D(),
+		admins:     askList(d.Config.Admins),
+		upstream:   upstream,
+		codec:      d.Codec,
+		sessions:   d.Sessions,
+		audit:      d.Audit,
+		pages:      d.Pages,
+		static:     web.StaticAt(appStaticPath),
+		logger:     d.Logger,
+		now:        d.Now,
+	}
+	a.hostPort = a.host
+	if port := pub.Port(); port != "" && port != "443" {
+		a.hostPort = a.host + ":" + port
+	}
+	if a.pages == nil {
+		if a.pages, err = web.Parse(); err != nil {
+			return nil, fmt.Errorf("app %s: %w", route.Name, err)
+		}
+	}
+	if a.logger == nil {
+		a.logger = slog.New(slog.DiscardHandler)
+	}
+	a.logger = a.logger.With("route", route.Name)
+	if a.now == nil {
+		a.now = time.Now
+	}
+	ttl := d.CacheTTL
+	if ttl == 0 {
+		ttl = DefaultAppCacheTTL
+	}
+	a.cache = newAppCache(ttl)
+	return a, nil
+}
+
+// askList names the admins for the denied page.
+func askList(a config.Allow) []string {
+	var out []string
+	for _, g := range a.Groups {
+		out = append(out, "members of the group "+g)
+	}
+	out = append(out, a.Emails...)
+	return out
+}
+
+// ServeHTTP admits or refuses one request.
+func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, reservedPrefix) {
+		a.reserved(w, r)
+		return
+	}
+	now := a.now()
+	e, ok, err := a.who(r, now)
+	if err != nil {
+		a.message(w, r, http.StatusServiceUnavailable, "Gatehouse is unavailable",
+			"Gatehouse cannot check your sign-in right now. Try again in a moment.", err)
+		return
+	}
+	if !ok {
+		http.Redirect(w, r, a.portal+"/auth/login?rd="+url.QueryEscape(a.returnURL(r)), http.StatusFound)
+		return
+	}
+	d := authz.DecideRoute(e.who, a.route, a.defaultMFA, r.URL.Path, now)
+	switch {
+	case d.Allow:
+		a.upstream.Serve(w, r, e.who)
+	case d.NeedMFA:
+		http.Redirect(w, r, a.portal+"/auth/stepup?rd="+url.QueryEscape(a.returnURL(r)), http.StatusFound)
+	default:
+		a.denied(w, r, e, d)
+	}
+}
+
+// who returns the session behind the request's host cookie. ok is false
+// when there is none or it is not valid (absent, malformed, forged,
+// tampered, sealed for another host, expired, revoked); err is set only
+// when the store cannot answer, so the caller fails closed.
+func (a *App) who(r *http.Request, now time.Time) (e cacheEntry, ok bool, err error) {
+	c, cerr := r.Cookie(SessionCookie)
+	if cerr != nil || c.Value == "" {
+		return e, false, nil
+	}
+	if e, ok := a.cache.get(c.Value, now); ok {
+		return e, true, nil
+	}
+	id, oerr := a.codec.Open(SessionCookie, a.host, c.Value)
+	if oerr != nil {
+		return e, false, nil
+	}
+	s, lerr := a.sessions.Lookup(r.Context(), id, a.host)
+	switch {
+	case lerr == nil:
+	case errors.Is(lerr, identity.ErrNotFound), errors.Is(lerr, identity.ErrForbidden), errors.Is(lerr, identity.ErrLocked):
+		return e, false, nil
+	default:
+		return e, false, lerr
+	}
+	e = cacheEntry{who: s.Subject(), handle: s.Handle, parent: s.Parent}
+	a.cache.put(c.Value, e.who, s.Handle, s.Parent, now, s.Expires)
+	return e, true, nil
+}
+
+// returnURL is the exact URL the person asked for, to come back to after
+// signing in. The host is the route's own (never the client's Host header).
+func (a *App) returnURL(r *http.Request) string {
+	uri := r.URL.RequestURI()
+	if len(uri) > maxReturnURI || !strings.HasPrefix(uri, "/") {
+		uri = "/"
+	}
+	return "https://" + a.hostPort + uri
+}
+
+// reserved serves Gatehouse's own paths on the app host.
+func (a *App) reserved(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == handoffPath && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		a.handoff(w, r)
+	case strings.HasPrefix(r.URL.Path, appStaticPath):
+		a.static.ServeHTTP(w, r)
+	default:
+		a.message(w, r, http.StatusNotFound, "Not found", "There is nothing here.", nil)
+	}
+}
+
+// handoff redeems a one-time code from the portal: it opens an app session
+// for this host, sets the host cookie and continues at the path stored with
+// the code (never a URL from the request). A bad, used or expired code
+// starts the sign-in again.
+func (a *App) handoff(w http.ResponseWriter, r *http.Request) {
+	code := r.URL.Query().Get("code")
+	if code == "" || len(code) > 256 {
+		http.Redirect(w, r, a.portal+"/auth/login?rd="+url.QueryEscape("https://"+a.hostPort+"/"), http.StatusFound)
+		return
+	}
+	s, path, err := a.sessions.RedeemHandoff(r.Context(), code, a.host)
+	if err != nil {
+		if !errors.Is(err, identity.ErrNotFound) && !errors.Is(err, identity.ErrForbidden) && !errors.Is(err, identity.ErrLocked) {
+			a.message(w, r, http.StatusServiceUnavailable, "Gatehouse is unavailable",
+				"Gatehouse cannot check your sign-in right now. Try again in a moment.", err)
+			return
+		}
+		a.logAudit(r, audit.Event{Type: "http.session", Resource: "route:" + a.route.Name, Action: "handoff",
+			Decision: audit.Deny, Reason: "handoff code unknown, used, expired or for another host", Source: r.RemoteAddr})
+		http.Redirect(w, r, a.portal+"/auth/login?rd="+url.QueryEscape("https://"+a.hostPort+"/"), http.StatusFound)
+		return
+	}
+	value, err := a.codec.Seal(SessionCookie, a.host, s.ID)
+	if err != nil {
+		a.message(w, r, http.StatusServiceUnavailable, "Gatehouse is unavailable",
+			"Gatehouse cannot sign you in right now. Try again in a moment.", err)
+		return
+	}
+	maxAge := time.Duration(0)
+	if !s.Expires.IsZero() {
+		maxAge = s.Expires.Sub(a.now())
+		if maxAge <= 0 {
+			maxAge = -1
+		}
+	}
+	setCookie(w, SessionCookie, value, maxAge)
+	a.logAudit(r, audit.Event{Type: "http.session", Actor: s.Email, Resource: "route:" + a.route.Name, Action: "handoff",
+		Decision: audit.Allow, Reason: "app session opened from portal session", Source: r.RemoteAddr, Session: s.Handle})
+	if !localPath(path) {
+		path = "/"
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	http.Redirect(w, r, path, http.StatusFound)
+}
+
+// localPath reports whether p is a path on this host: one leading slash,
+// not "//" or "/\", no control characters or backslashes.
+func localPath(p string) bool {
+	if p == "" || p[0] != '/' || (len(p) > 1 && (p[1] == '/' || p[1] == '\\')) {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// denied audits a policy refusal and shows who to ask, with a request ID.
+func (a *App) denied(w http.ResponseWriter, r *http.Request, e cacheEntry, d authz.Decision) {
+	rid := newRequestID()
+	a.logAudit(r, audit.Event{Type: "http.access", Actor: e.who.Email, Resource: "route:" + a.route.Name,
+		Action: r.Method + " " + truncate(r.URL.Path, 256), Decision: audit.Deny, Reason: d.Reason,
+		Source: r.RemoteAddr, Session: e.handle, Details: map[string]string{"request_id": rid, "rule": d.Rule}})
+	a.render(w, r, http.StatusForbidden, "denied", web.Page{Title: "Access denied", Email: e.who.Email, RequestID: rid,
+		Body: web.Denied{Resource: a.route.Name, Reason: d.Reason, Rule: d.Rule, Ask: a.admins}})
+}
+
+// message renders a notice or error page on the app host.
+func (a *App) message(w http.ResponseWriter, r *http.Request, status int, heading, text string, err error) {
+	rid := newRequestID()
+	if err != nil {
+		a.logger.WarnContext(r.Context(), "App request failed.", "request_id", rid, "status", status, "error", err)
+	}
+	a.render(w, r, status, "error", web.Page{Title: heading, RequestID: rid,
+		Body: web.Message{Status: status, Heading: heading, Text: text, Link: a.portal + "/", LinkText: "Go to Gatehouse"}})
+}
+
+// render writes one of Gatehouse's pages on the app host, with the
+// security headers of Gatehouse's own pages.
+func (a *App) render(w http.ResponseWriter, r *http.Request, status int, name string, pg web.Page) {
+	pg.Home = a.portal + "/"
+	pg.Assets = appStaticPath
+	b, err := a.pages.RenderBytes(name, pg)
+	if err != nil {
+		a.logger.ErrorContext(r.Context(), "Render failed.", "page", name, "error", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	SecurityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		if pg.RequestID != "" {
+			h.Set("X-Request-Id", pg.RequestID)
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write(b)
+	})).ServeHTTP(w, r)
+}
+
+func (a *App) logAudit(r *http.Request, e audit.Event) {
+	if err := a.audit.Log(r.Context(), e); err != nil {
+		a.logger.ErrorContext(r.Context(), "Audit log failed.", "type", e.Type, "error", err)
+	}
+}

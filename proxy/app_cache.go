@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"sync"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/authz"
+)
+
+// Session cache bounds.
+const (
+	// DefaultAppCacheTTL is how long an app host trusts a verified cookie
+	// without asking the store again.
+	DefaultAppCacheTTL = time.Second
+	// appCacheMax bounds the number of cached cookies per app host.
+	appCacheMax = 1 << 16
+)
+
+// appCache remembers, for a short TTL, which session a sealed cookie value
+// stands for, so that the hot path of an app host is one map lookup instead
+// of an AES-GCM open and a store read.
+//
+// The trade-off: a session revoked on the store (sign-out, lock, revoke)
+// keeps working on this replica for at most the TTL, because the cache
+// entry expires by then and the next request asks the store. Forget drops
+// an entry at once when this replica learns of a revocation. Only
+// successful lookups are cached: a forged or revoked cookie always reaches
+// the codec and the store, so the cache cannot be used to extend access.
+type appCache struct {
+	ttl time.Duration
+	mu  sync.RWMutex          // guards m
+	m   map[string]cacheEntry // sealed cookie value -> session
+}
+
+type cacheEntry struct {
+	who     authz.Subject
+	handle  string    // the session's handle, for forget
+	parent  string    // its portal session's handle, for forget
+	expires time.Time // entry's end: the sooner of now+ttl and the session's end
+}
+
+func newAppCache(ttl time.Duration) *appCache {
+	return &appCache{ttl: ttl, m: map[string]cacheEntry{}}
+}
+
+// get returns the cached session for the cookie value, if still valid.
+func (c *appCache) get(value string, now time.Time) (cacheEntry, bool) {
+	if c.ttl <= 0 {
+		return cacheEntry{}, false
+	}
+	c.mu.RLock()
+	e, ok := c.m[value]
+	c.mu.RUnlock()
+	if !ok || !now.Before(e.expires) {
+		return cacheEntry{}, false
+	}
+	return e, true
+}
+
+// put caches a verified session until the sooner of now+ttl and end.
+func (c *appCache) put(value string, who authz.Subject, handle, parent string, now, end time.Time) {
+	if c.ttl <= 0 {
+		return
+	}
+	exp := now.Add(c.ttl)
+	if !end.IsZero() && end.Before(exp) {
+		exp = end
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= appCacheMax {
+		for k, e := range c.m {
+			if !now.Before(e.expires) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= appCacheMax {
+			clear(c.m)
+		}
+	}
+	c.m[value] = cacheEntry{who: who, handle: handle, parent: parent, expires: exp}
+}
+
+// forget drops every entry of the session with handle, or made from the
+// portal session with that handle, and (when email is set) every entry of
+// that person: the revocation takes effect at once on this replica.
+func (c *appCache) forget(handle, email string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.m {
+		if (handle != "" && (e.handle == handle || e.parent == handle)) || (email != "" && e.who.Email == email) {
+			delete(c.m, k)
+		}
+	}
+}
