@@ -1,0 +1,300 @@
+package sshgw
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	glssh "github.com/gliderlabs/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/authz"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/identity"
+)
+
+// approvals is the subset of *identity.Approvals the gateway uses.
+type approvals interface {
+	Create(ctx context.Context, req identity.ApprovalRequest) (*identity.Approval, error)
+	Wait(ctx context.Context, id string, req identity.ApprovalRequest) (*identity.Approval, error)
+}
+
+// keyBindings is the subset of *identity.KeyBindings the gateway uses.
+type keyBindings interface {
+	Bind(ctx context.Context, fingerprint string, s authz.Subject, ttl time.Duration) error
+	Lookup(ctx context.Context, fingerprint string) (authz.Subject, error)
+}
+
+// locks is the subset of *identity.Locks the gateway uses.
+type locks interface {
+	Locked(ctx context.Context, email string) (bool, error)
+}
+
+// stateStore is the subset of store.Store the gateway uses: counters for
+// rate limits and the lock channel, on which a lock on any replica ends
+// that person's connections on every replica.
+type stateStore interface {
+	counter
+	Subscribe(ctx context.Context, channel string) (<-chan []byte, error)
+}
+
+// auditLog is the subset of *audit.Log the gateway uses.
+type auditLog interface {
+	Log(ctx context.Context, e audit.Event) error
+}
+
+var (
+	_ approvals   = (*identity.Approvals)(nil)
+	_ keyBindings = (*identity.KeyBindings)(nil)
+	_ locks       = (*identity.Locks)(nil)
+)
+
+// Config holds what New needs. Every interface field is required.
+type Config struct {
+	// Cfg is the validated configuration (targets, mfa, public_url).
+	Cfg *config.Config
+	// DataDir holds the host key and the CAs; empty means Cfg.DataDir.
+	DataDir string
+	// Store keeps rate-limit counters and carries lock notifications.
+	Store     stateStore
+	Approvals approvals
+	Keys      keyBindings
+	Locks     locks
+	Audit     auditLog
+	// Logger receives operational messages; nil discards them.
+	Logger *slog.Logger
+	// Limits are the authentication rate limits; zero fields take defaults.
+	Limits Limits
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// defaultMFAMaxAge applies when mfa.max_age is not set.
+const defaultMFAMaxAge = 12 * time.Hour
+
+// Server is the SSH bastion. Create it with New, run it with Serve and stop
+// it with Shutdown.
+type Server struct {
+	cfg        *config.Config
+	targets    map[string]*target
+	order      []*target // targets in config order, for listings
+	keys       *keys
+	defaultMFA time.Duration
+
+	approvals approvals
+	bindings  keyBindings
+	locks     locks
+	store     stateStore
+	audit     auditLog
+	limiter   *limiter
+	log       *slog.Logger
+	now       func() time.Time
+
+	gl   *glssh.Server
+	bufs bufPool // relay buffers
+	// ctx is the server's lifetime; Shutdown cancels it, which ends every
+	// pending approval wait and the lock watcher.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	watchOnce sync.Once
+	wg        sync.WaitGroup // the lock watcher
+
+	mu   sync.Mutex         // guards live
+	live map[*conn]struct{} // authenticated connections, outer and inner
+}
+
+// New checks cfg, loads (or creates) the host key and CAs in the data
+// directory and returns a Server ready to Serve.
+func New(c Config) (*Server, error) {
+	switch {
+	case c.Cfg == nil:
+		return nil, errors.New("sshgw: Config.Cfg is required")
+	case c.Store == nil, c.Approvals == nil, c.Keys == nil, c.Locks == nil, c.Audit == nil:
+		return nil, errors.New("sshgw: Config.Store, Approvals, Keys, Locks and Audit are required")
+	}
+	dataDir := c.DataDir
+	if dataDir == "" {
+		dataDir = c.Cfg.DataDir
+	}
+	k, err := loadKeys(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("sshgw: %w", err)
+	}
+	s := &Server{
+		cfg:        c.Cfg,
+		targets:    map[string]*target{},
+		keys:       k,
+		defaultMFA: c.Cfg.MFA.MaxAge.D(),
+		approvals:  c.Approvals,
+		bindings:   c.Keys,
+		locks:      c.Locks,
+		store:      c.Store,
+		audit:      c.Audit,
+		log:        c.Logger,
+		now:        c.Now,
+		live:       map[*conn]struct{}{},
+	}
+	if s.defaultMFA <= 0 {
+		s.defaultMFA = defaultMFAMaxAge
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.limiter = &limiter{c: c.Store, limits: c.Limits.withDefaults(), now: s.now}
+	for i := range c.Cfg.Targets {
+		t, err := newTarget(fmt.Sprintf("targets[%d]", i), &c.Cfg.Targets[i])
+		if err != nil {
+			return nil, fmt.Errorf("sshgw: %w", err)
+		}
+		if s.targets[t.cfg.Name] != nil {
+			return nil, fmt.Errorf("sshgw: targets[%d].name: %q is used twice", i, t.cfg.Name)
+		}
+		s.targets[t.cfg.Name] = t
+		s.order = append(s.order, t)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.gl = &glssh.Server{
+		Version:              "Gatehouse",
+		HostSigners:          []glssh.Signer{k.host},
+		ConnCallback:         s.connCallback,
+		ServerConfigCallback: s.serverConfig,
+		// gliderlabs sets NoClientAuth = true when none of its handlers is
+		// set. This handler keeps it false; it only vets the user name
+		// before the client signs. The decision is made after the
+		// signature is verified, in conn.verifiedKey, which can ask for
+		// keyboard-interactive (a PartialSuccessError) as gliderlabs'
+		// boolean handlers cannot.
+		PublicKeyHandler: func(ctx glssh.Context, _ glssh.PublicKey) bool {
+			_, _, err := ParseUser(ctx.User())
+			return err == nil
+		},
+		ConnectionFailedCallback: s.connFailed,
+		ChannelHandlers: map[string]glssh.ChannelHandler{
+			"session":      s.channelHandler,
+			"direct-tcpip": s.channelHandler,
+		},
+		RequestHandlers: map[string]glssh.RequestHandler{
+			"tcpip-forward":        s.globalRequest,
+			"cancel-tcpip-forward": s.globalRequest,
+		},
+		SubsystemHandlers: map[string]glssh.SubsystemHandler{},
+	}
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown. It returns nil after
+// Shutdown, or the listener's error.
+func (s *Server) Serve(ln net.Listener) error {
+	s.watchOnce.Do(func() {
+		s.wg.Add(1)
+		go s.watchLocks()
+	})
+	err := s.gl.Serve(ln)
+	if errors.Is(err, glssh.ErrServerClosed) || s.ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, ends pending approvals, and waits
+// for open connections to end until ctx is done; then it closes them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.cancel()
+	err := s.gl.Shutdown(ctx)
+	if err != nil {
+		// Deadline passed: cut the remaining connections.
+		_ = s.gl.Close()
+		s.closeAll(func(*conn) bool { return true })
+	}
+	s.wg.Wait()
+	return err
+}
+
+// watchLocks ends the connections of people who get locked, on any
+// replica, within a second of the lock.
+func (s *Server) watchLocks() {
+	defer s.wg.Done()
+	for s.ctx.Err() == nil {
+		msgs, err := s.store.Subscribe(s.ctx, identity.LockChannel)
+		if err != nil {
+			s.log.ErrorContext(s.ctx, "Cannot subscribe to lock notifications; retrying.", "error", err)
+			select {
+			case <-s.ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for m := range msgs {
+			email := string(m)
+			n := s.closeAll(func(c *conn) bool { return c.email() == email })
+			if n > 0 {
+				s.log.InfoContext(s.ctx, "Closed connections of a locked person.", "user", email, "connections", n)
+			}
+		}
+	}
+}
+
+// closeAll closes every live connection for which match is true and
+// returns how many.
+func (s *Server) closeAll(match func(*conn) bool) int {
+	s.mu.Lock()
+	var hit []*conn
+	for c := range s.live {
+		if match(c) {
+			hit = append(hit, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range hit {
+		c.close("locked or shutting down")
+	}
+	return len(hit)
+}
+
+func (s *Server) track(c *conn, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		s.live[c] = struct{}{}
+	} else {
+		delete(s.live, c)
+	}
+}
+
+// connFailed logs a handshake that did not complete (auth refused, client
+// gone, protocol error). Refusals are audited where they are decided.
+func (s *Server) connFailed(nc net.Conn, err error) {
+	s.log.Debug("SSH handshake ended without a session.", "remote", nc.RemoteAddr().String(), "error", err)
+}
+
+// serverConfig is gliderlabs' ServerConfigCallback: the SSH settings and
+// authentication callbacks for one connection.
+func (s *Server) serverConfig(ctx glssh.Context) *gossh.ServerConfig {
+	c, _ := ctx.Value(connKey).(*conn)
+	if c == nil {
+		// Cannot happen: connCallback always stores the conn. Refuse all.
+		return refuseAllConfig()
+	}
+	return c.serverConfig()
+}
+
+// refuseAllConfig is a server configuration under which no client can
+// authenticate.
+func refuseAllConfig() *gossh.ServerConfig {
+	return &gossh.ServerConfig{
+		Config:                    cryptoConfig(serverCiphers),
+		NoClientAuthCallback:      refuseNone,
+		PublicKeyCallback:         func(gossh.ConnMetadata, gossh.PublicKey) (*gossh.Permissions, error) { return nil, errRefused },
+		VerifiedPublicKeyCallback: func(gossh.ConnMetadata, gossh.PublicKey, *gossh.Permissions, string) (*gossh.Permissions, error) { return nil, errRefused },
+	}
+}
