@@ -292,9 +292,11 @@ func (s *Server) serverConfig(ctx glssh.Context) *gossh.ServerConfig {
 // authenticate.
 func refuseAllConfig() *gossh.ServerConfig {
 	return &gossh.ServerConfig{
-		Config:                    cryptoConfig(serverCiphers),
-		NoClientAuthCallback:      refuseNone,
-		PublicKeyCallback:         func(gossh.ConnMetadata, gossh.PublicKey) (*gossh.Permissions, error) { return nil, errRefused },
-		VerifiedPublicKeyCallback: func(gossh.ConnMetadata, gossh.PublicKey, *gossh.Permissions, string) (*gossh.Permissions, error) { return nil, errRefused },
+		Config:               cryptoConfig(serverCiphers),
+		NoClientAuthCallback: refuseNone,
+		PublicKeyCallback:    func(gossh.ConnMetadata, gossh.PublicKey) (*gossh.Permissions, error) { return nil, errRefused },
+		VerifiedPublicKeyCallback: func(gossh.ConnMetadata, gossh.PublicKey, *gossh.Permissions, string) (*gossh.Permissions, error) {
+			return nil, errRefused
+		},
 	}
 }
