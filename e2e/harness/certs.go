@@ -44,8 +44,9 @@ type CA struct {
 	dir string
 	key *ecdsa.PrivateKey
 
-	mu     sync.Mutex // guards serial
+	mu     sync.Mutex // guards serial and leaves
 	serial int64
+	leaves []string // SPKI hashes of the certificates issued so far
 }
 
 // NewCA creates a CA whose files live in a fresh t.TempDir(). It fails the
@@ -108,6 +109,14 @@ func (ca *CA) Pool() *x509.CertPool {
 func (ca *CA) SPKIHash() string {
 	sum := sha256.Sum256(ca.Cert.RawSubjectPublicKeyInfo)
 	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// spkiHashes returns the SPKI hashes of the CA and of every certificate it
+// has issued so far (see BrowserOptions.CA).
+func (ca *CA) spkiHashes() []string {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	return append([]string{ca.SPKIHash()}, ca.leaves...)
 }
 
 // Issue issues a server certificate for hosts (DNS names or IP addresses;
@@ -194,6 +203,12 @@ func (ca *CA) issuePEM(hosts []string) (certPEM, keyPEM []byte, serial int64, er
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("create certificate: %w", err)
+	}
+	if leaf, err := x509.ParseCertificate(der); err == nil {
+		sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+		ca.mu.Lock()
+		ca.leaves = append(ca.leaves, base64.StdEncoding.EncodeToString(sum[:]))
+		ca.mu.Unlock()
 	}
 	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {

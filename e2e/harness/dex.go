@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -251,4 +253,23 @@ func dexConfig(issuer, addr, certFile, keyFile string, opts DexOptions) ([]byte,
 		"staticClients":    clients,
 	}
 	return json.MarshalIndent(cfg, "", "  ")
+}
+
+// DexLogin fills Dex's password form in the tab of ctx (a chromedp
+// context) and submits it: it waits for the form (input id="login" and
+// id="password"), sets both fields and clicks id="submit-login". It does
+// not wait for the redirect that follows; wait for the next page with
+// WaitURL. A wrong password shows the form again with id="login-error".
+//
+//	err := harness.DexLogin(ctx, "ann@example.com", "pw-ann")
+func DexLogin(ctx context.Context, email, password string) error {
+	if err := chromedp.Do(ctx,
+		chromedp.WaitVisible(chromedp.ID("login")),
+		chromedp.SetValue(chromedp.ID("login"), email),
+		chromedp.SetValue(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.ID("submit-login"), chromedp.NodeVisible),
+	); err != nil {
+		return fmt.Errorf("Dex login form: %w", err)
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -265,6 +264,3 @@ func (l *daemonLog) tail() string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-// errNotReady is what probes return while a program is still starting.
-var errNotReady = errors.New("not ready yet")
