@@ -58,10 +58,19 @@ func SourceKey(addr string) string {
 	return p.String()
 }
 
-// randomToken returns n random bytes encoded as unpadded base64url.
-func randomToken(n int) (string, error) {
+// randomBytes returns n random bytes.
+func randomBytes(n int) ([]byte, error) {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// randomToken returns n random bytes encoded as unpadded base64url.
+func randomToken(n int) (string, error) {
+	b, err := randomBytes(n)
+	if err != nil {
 		return "", err
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil

@@ -103,6 +103,3 @@ var (
 	// session hash or key fingerprint differs from the one it was made for.
 	ErrApprovalMismatch = errors.New("identity: approval bound to another connection")
 )
-
-// errNotReady marks parts of the API whose implementation has not landed.
-var errNotReady = errors.New("identity: not implemented yet")

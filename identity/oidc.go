@@ -2,14 +2,40 @@ package identity
 
 import (
 	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/store"
 )
 
 // FlowTTL is how long a started OIDC login stays valid.
 const FlowTTL = 10 * time.Minute
+
+// Limits on what an IdP may hand us.
+const (
+	maxGroups     = 256
+	maxGroupLen   = 256
+	maxReturnTo   = maxReturnLen
+	maxStateLen   = 128
+	maxCodeLen    = 2048
+	maxSecretSize = 4096
+)
 
 // Login is the identity an OIDC login established.
 type Login struct {
@@ -26,21 +52,123 @@ type Login struct {
 // OIDC runs the authorization-code flow with PKCE (S256), state and nonce
 // against one issuer. It is safe for concurrent use.
 type OIDC struct {
-	d Deps
+	d           Deps
+	client      *http.Client
+	oauth       oauth2.Config
+	verifier    *oidc.IDTokenVerifier
+	groupsClaim string
 }
 
+// flow is the server-side state of one started login, keyed by the hash of
+// its state parameter.
+type flow struct {
+	Verifier string `json:"verifier"`
+	Nonce    string `json:"nonce"`
+	FlowHash string `json:"flow"` // hash of the browser's flow cookie
+	ReturnTo string `json:"return_to"`
+}
+
+func flowKey(state string) string { return "identity/oidcflow/" + hashToken(state) }
+
 // NewOIDC discovers the issuer cfg.Issuer with client (which should trust
-// cfg.CARoots; see SSOHTTPClient) and returns an OIDC for the redirect URL
-// (PUBLIC_URL + "/auth/callback"). The client secret is read from
-// cfg.ClientSecretFile; it is never logged.
+// cfg.CARoots; see SSOHTTPClient; nil means SSOHTTPClient(cfg)) and returns
+// an OIDC for the redirect URL (PUBLIC_URL + "/auth/callback"). The client
+// secret is read from cfg.ClientSecretFile; it is never logged.
 func NewOIDC(ctx context.Context, d Deps, cfg config.SSO, redirectURL string, client *http.Client) (*OIDC, error) {
-	return nil, errNotReady
+	d, err := d.check()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Issuer == "" || cfg.ClientID == "" || redirectURL == "" {
+		return nil, errors.New("identity: oidc: issuer, client_id and redirect URL are required")
+	}
+	if client == nil {
+		if client, err = SSOHTTPClient(cfg); err != nil {
+			return nil, err
+		}
+	}
+	secret, err := readSecret(cfg.ClientSecretFile)
+	if err != nil {
+		return nil, err
+	}
+	pctx := oidc.ClientContext(ctx, client)
+	provider, err := oidc.NewProvider(pctx, cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("discover oidc issuer %q: %w", cfg.Issuer, err)
+	}
+	scopes := cfg.Scopes
+	if len(scopes) == 0 {
+		scopes = []string{oidc.ScopeOpenID, "email", "profile", "groups"}
+	}
+	if !slices.Contains(scopes, oidc.ScopeOpenID) {
+		scopes = append([]string{oidc.ScopeOpenID}, scopes...)
+	}
+	claim := cfg.GroupsClaim
+	if claim == "" {
+		claim = "groups"
+	}
+	return &OIDC{
+		d:      d,
+		client: client,
+		oauth: oauth2.Config{
+			ClientID: cfg.ClientID, ClientSecret: secret, RedirectURL: redirectURL,
+			Endpoint: provider.Endpoint(), Scopes: scopes,
+		},
+		verifier:    provider.VerifierContext(pctx, &oidc.Config{ClientID: cfg.ClientID, Now: d.Now}),
+		groupsClaim: claim,
+	}, nil
+}
+
+// readSecret reads a secret file, trimming surrounding whitespace.
+func readSecret(path string) (string, error) {
+	if path == "" {
+		return "", errors.New("identity: oidc: client_secret_file is required")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("read client secret: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretSize+1))
+	if err != nil {
+		return "", fmt.Errorf("read client secret: %w", err)
+	}
+	if len(b) > maxSecretSize {
+		return "", errors.New("identity: oidc: client secret file too large")
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", errors.New("identity: oidc: client secret file is empty")
+	}
+	return s, nil
 }
 
 // SSOHTTPClient returns an HTTP client that trusts the system roots plus the
 // PEM files in cfg.CARoots, with bounded timeouts, for talking to the IdP.
 func SSOHTTPClient(cfg config.SSO) (*http.Client, error) {
-	return nil, errNotReady
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	for _, p := range cfg.CARoots {
+		pem, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read sso ca_roots: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("sso ca_roots %s: no PEM certificates", p)
+		}
+	}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 15 * time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   4,
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
 }
 
 // BeginLogin starts a login. It stores state, nonce and the PKCE verifier
@@ -49,7 +177,31 @@ func SSOHTTPClient(cfg config.SSO) (*http.Client, error) {
 // short-lived, HttpOnly cookie on the portal; FinishLogin requires it back,
 // which binds the callback to the browser that started the login.
 func (o *OIDC) BeginLogin(ctx context.Context, returnTo string) (authURL, flowCookie string, err error) {
-	return "", "", errNotReady
+	if len(returnTo) > maxReturnTo {
+		return "", "", errors.New("identity: oidc: return URL too long")
+	}
+	state, err := randomToken(32)
+	if err != nil {
+		return "", "", err
+	}
+	nonce, err := randomToken(32)
+	if err != nil {
+		return "", "", err
+	}
+	fc, err := randomToken(32)
+	if err != nil {
+		return "", "", err
+	}
+	f := flow{Verifier: oauth2.GenerateVerifier(), Nonce: nonce, FlowHash: hashToken(fc), ReturnTo: returnTo}
+	raw, err := json.Marshal(f)
+	if err != nil {
+		return "", "", err
+	}
+	if err := o.d.Store.Set(ctx, flowKey(state), raw, FlowTTL); err != nil {
+		return "", "", fmt.Errorf("store login flow: %w", err)
+	}
+	u := o.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(f.Verifier))
+	return u, fc, nil
 }
 
 // FinishLogin completes a login from the callback's state and code and the
@@ -60,5 +212,99 @@ func (o *OIDC) BeginLogin(ctx context.Context, returnTo string) (authURL, flowCo
 // failure is audited as "sso.login" deny and returned wrapping ErrForbidden
 // or ErrNotFound; the error text is for logs, not for the browser.
 func (o *OIDC) FinishLogin(ctx context.Context, state, code, flowCookie string) (*Login, error) {
-	return nil, errNotReady
+	l, err := o.finish(ctx, state, code, flowCookie)
+	if err != nil {
+		actor := ""
+		if l != nil {
+			actor = l.Email
+		}
+		o.d.deny(ctx, EventSSOLogin, actor, err.Error(), nil)
+		return nil, err
+	}
+	if err := o.d.record(ctx, audit.Event{Type: EventSSOLogin, Actor: l.Email, Decision: audit.Allow,
+		Details: map[string]string{"sub": l.Subject, "groups": strings.Join(l.Groups, ",")}}); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (o *OIDC) finish(ctx context.Context, state, code, flowCookie string) (*Login, error) {
+	if state == "" || code == "" || flowCookie == "" || len(state) > maxStateLen || len(code) > maxCodeLen || len(flowCookie) > maxStateLen {
+		return nil, fmt.Errorf("%w: missing or oversized state, code or flow cookie", ErrForbidden)
+	}
+	raw, err := o.d.Store.GetDel(ctx, flowKey(state))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: unknown, used or expired login state", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load login flow: %w", err)
+	}
+	var f flow
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, fmt.Errorf("decode login flow: %w", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(hashToken(flowCookie)), []byte(f.FlowHash)) != 1 {
+		return nil, fmt.Errorf("%w: login finished in another browser than it started", ErrForbidden)
+	}
+	cctx := oidc.ClientContext(ctx, o.client)
+	tok, err := o.oauth.Exchange(cctx, code, oauth2.VerifierOption(f.Verifier))
+	if err != nil {
+		return nil, fmt.Errorf("%w: exchange code: %w", ErrForbidden, err)
+	}
+	rawID, ok := tok.Extra("id_token").(string)
+	if !ok || rawID == "" {
+		return nil, fmt.Errorf("%w: token response has no id_token", ErrForbidden)
+	}
+	idt, err := o.verifier.Verify(cctx, rawID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: verify id token: %w", ErrForbidden, err)
+	}
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(f.Nonce)) != 1 {
+		return nil, fmt.Errorf("%w: id token nonce mismatch", ErrForbidden)
+	}
+	var claims map[string]json.RawMessage
+	if err := idt.Claims(&claims); err != nil {
+		return nil, fmt.Errorf("%w: decode claims: %w", ErrForbidden, err)
+	}
+	var email string
+	if err := json.Unmarshal(claims["email"], &email); err != nil || !plausibleEmail(email) {
+		return nil, fmt.Errorf("%w: id token has no usable email claim", ErrForbidden)
+	}
+	l := &Login{Email: email, Subject: idt.Subject, ReturnTo: f.ReturnTo, At: o.d.Now()}
+	if v, present := claims["email_verified"]; present {
+		var verified bool
+		if err := json.Unmarshal(v, &verified); err != nil || !verified {
+			return l, fmt.Errorf("%w: email not verified by the IdP", ErrForbidden)
+		}
+	}
+	if l.Groups, err = parseGroups(claims[o.groupsClaim]); err != nil {
+		return l, fmt.Errorf("%w: groups claim %q: %w", ErrForbidden, o.groupsClaim, err)
+	}
+	return l, nil
+}
+
+// parseGroups accepts a missing claim, a string or an array of strings.
+func parseGroups(raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		raw, _ = json.Marshal([]string{one})
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err != nil {
+		return nil, errors.New("not a string or a list of strings")
+	}
+	if len(many) > maxGroups {
+		return nil, fmt.Errorf("more than %d groups", maxGroups)
+	}
+	out := make([]string, 0, len(many))
+	for _, g := range many {
+		if g == "" || len(g) > maxGroupLen || strings.ContainsFunc(g, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return nil, errors.New("empty, oversized or control characters in a group")
+		}
+		out = append(out, g)
+	}
+	return out, nil
 }
