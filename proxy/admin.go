@@ -113,7 +113,9 @@ func NewAdmin(ac AdminConfig) (*Admin, error) {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    8 << 10,
-		ErrorLog:          log.New(&serverErrorLog{logger: logger}, "", 0),
+		// "OPTIONS *" reaches adminOnlyGet and is refused.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     log.New(&serverErrorLog{logger: logger}, "", 0),
 	}
 	return a, nil
 }

@@ -202,7 +202,10 @@ func (f *Front) newServer(h http.Handler, handshakeFailures prometheus.Counter) 
 		ReadHeaderTimeout: frontReadHeaderTimeout,
 		IdleTimeout:       frontIdleTimeout,
 		MaxHeaderBytes:    frontMaxHeaderBytes,
-		ErrorLog:          log.New(&serverErrorLog{logger: f.logger, handshakeFailures: handshakeFailures}, "", 0),
+		// "OPTIONS *" reaches ServeHTTP, which refuses it like any
+		// request target that is not a path.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     log.New(&serverErrorLog{logger: f.logger, handshakeFailures: handshakeFailures}, "", 0),
 	}
 }
 
