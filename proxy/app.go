@@ -251,15 +251,16 @@ func (a *App) handoff(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, a.portal+"/auth/login?rd="+url.QueryEscape("https://"+a.hostPort+"/"), http.StatusFound)
 		return
 	}
-	s, path, err := a.sessions.RedeemHandoff(r.Context(), code, a.host)
+	// identity audits the redemption (both ways) and records the client
+	// on the new app session.
+	ctx := identity.WithClient(r.Context(), identity.Client{Source: r.RemoteAddr, UserAgent: r.UserAgent()})
+	s, path, err := a.sessions.RedeemHandoff(ctx, code, a.host)
 	if err != nil {
 		if !errors.Is(err, identity.ErrNotFound) && !errors.Is(err, identity.ErrForbidden) && !errors.Is(err, identity.ErrLocked) {
 			a.message(w, r, http.StatusServiceUnavailable, "Gatehouse is unavailable",
 				"Gatehouse cannot check your sign-in right now. Try again in a moment.", err)
 			return
 		}
-		a.logAudit(r, audit.Event{Type: "http.session", Resource: "route:" + a.route.Name, Action: "handoff",
-			Decision: audit.Deny, Reason: "handoff code unknown, used, expired or for another host", Source: r.RemoteAddr})
 		http.Redirect(w, r, a.portal+"/auth/login?rd="+url.QueryEscape("https://"+a.hostPort+"/"), http.StatusFound)
 		return
 	}
@@ -277,8 +278,6 @@ func (a *App) handoff(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	setCookie(w, SessionCookie, value, maxAge)
-	a.logAudit(r, audit.Event{Type: "http.session", Actor: s.Email, Resource: "route:" + a.route.Name, Action: "handoff",
-		Decision: audit.Allow, Reason: "app session opened from portal session", Source: r.RemoteAddr, Session: s.Handle})
 	if !localPath(path) {
 		path = "/"
 	}
@@ -306,7 +305,7 @@ func (a *App) denied(w http.ResponseWriter, r *http.Request, e cacheEntry, d aut
 	rid := newRequestID()
 	a.logAudit(r, audit.Event{Type: "http.access", Actor: e.who.Email, Resource: "route:" + a.route.Name,
 		Action: r.Method + " " + truncate(r.URL.Path, 256), Decision: audit.Deny, Reason: d.Reason,
-		Source: r.RemoteAddr, Session: e.handle, Details: map[string]string{"request_id": rid, "rule": d.Rule}})
+		Source: r.RemoteAddr, Session: shortID16(e.handle), Details: map[string]string{"request_id": rid, "rule": d.Rule}})
 	a.render(w, r, http.StatusForbidden, "denied", web.Page{Title: "Access denied", Email: e.who.Email, RequestID: rid,
 		Body: web.Denied{Resource: a.route.Name, Reason: d.Reason, Rule: d.Rule, Ask: a.admins}})
 }
@@ -348,4 +347,12 @@ func (a *App) logAudit(r *http.Request, e audit.Event) {
 	if err := a.audit.Log(r.Context(), e); err != nil {
 		a.logger.ErrorContext(r.Context(), "Audit log failed.", "type", e.Type, "error", err)
 	}
+}
+
+// shortID16 shortens a session handle the way identity's audit events do.
+func shortID16(h string) string {
+	if len(h) > 16 {
+		return h[:16]
+	}
+	return h
 }

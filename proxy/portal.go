@@ -27,7 +27,7 @@ import (
 const (
 	// SessionCookie holds the sealed session ID on the portal and on every
 	// application host (each host its own cookie, sealed for that host).
-	SessionCookie = "__Host-gatehouse"
+	SessionCookie = CookiePrefix
 	// flowCookie binds an OIDC callback to the browser that started it.
 	flowCookie = "__Host-gatehouse-flow"
 )

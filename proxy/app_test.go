@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-dev/gatehouse/identity"
+)
+
+func TestAppWithoutSessionRedirectsToLogin(t *testing.T) {
+	e := newPTEnv(t)
+	c := e.client()
+	tests := []struct {
+		name, url, wantRD string
+	}{
+		{"root", "https://app.test/", "https://app.test/"},
+		{"path and query", "https://app.test/dash/x%2Fy?a=1&b=%C3%A9#frag", "https://app.test/dash/x%2Fy?a=1&b=%C3%A9"},
+		{"client host port ignored", "https://app.test:9999/q", "https://app.test/q"},
+		{"dot segments kept verbatim", "https://app.test/a/../b", "https://app.test/a/../b"},
+		{"too long", "https://app.test/" + strings.Repeat("a", 3000), "https://app.test/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := e.get(c, tt.url)
+			if res.StatusCode != http.StatusFound {
+				t.Fatalf("GET %s = %d, want 302", tt.url, res.StatusCode)
+			}
+			want := "https://gate.test/auth/login?rd=" + url.QueryEscape(tt.wantRD)
+			if got := res.Header.Get("Location"); got != want {
+				t.Errorf("GET %s Location = %q, want %q", tt.url, got, want)
+			}
+		})
+	}
+	if n := e.upHits.get(); n != 0 {
+		t.Errorf("upstream saw %d requests without a session, want 0", n)
+	}
+}
+
+func TestAppRefusesBadCookies(t *testing.T) {
+	e := newPTEnv(t)
+	ctx := t.Context()
+	// A real portal session's cookie, sealed for the portal host.
+	s, err := e.sessions.Start(ctx, &identity.Login{Email: "ann@example.com", Groups: []string{"eng"}}, "gate.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	portalCookie, err := e.codec.Seal(SessionCookie, "gate.test", s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pendingOnApp, err := e.codec.Seal(SessionCookie, "app.test", s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherName, err := e.codec.Seal(CookiePrefix+"-flow", "app.test", s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := []byte(pendingOnApp)
+	mid := len(tampered) / 2
+	if tampered[mid] == 'A' {
+		tampered[mid] = 'B'
+	} else {
+		tampered[mid] = 'A'
+	}
+	forgedID, err := e.codec.Seal(SessionCookie, "app.test", "not-a-session-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, value string }{
+		{"garbage", "garbage"},
+		{"empty-ish", "."},
+		{"huge", strings.Repeat("A", 4000)},
+		{"non-ascii", "\u00e9\u00e9\u00e9"},
+		{"tampered", string(tampered)},
+		{"truncated", pendingOnApp[:len(pendingOnApp)-3]},
+		{"sealed for the portal host", portalCookie},
+		{"sealed under another cookie name", otherName},
+		{"unknown session id", forgedID},
+		{"pending session (no security key yet)", pendingOnApp},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, "https://app.test/secret", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Cookie", SessionCookie+"="+tt.value)
+			c := e.client()
+			res, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Header.Get("Location"), "https://gate.test/auth/login?rd=") {
+				t.Errorf("cookie %s: got %d Location %q, want 302 to the login", tt.name, res.StatusCode, res.Header.Get("Location"))
+			}
+		})
+	}
+	if n := e.upHits.get(); n != 0 {
+		t.Errorf("upstream saw %d requests, want 0", n)
+	}
+}
+
+func TestAppHandoffRefusals(t *testing.T) {
+	e := newPTEnv(t)
+	c := e.client()
+	tests := []struct{ name, query string }{
+		{"no code", ""},
+		{"unknown code", "?code=bogus"},
+		{"huge code", "?code=" + strings.Repeat("x", 1000)},
+		{"redirect parameter ignored", "?code=bogus&rd=https://evil.example/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := e.get(c, "https://app.test/.gatehouse/handoff"+tt.query)
+			want := "https://gate.test/auth/login?rd=" + url.QueryEscape("https://app.test/")
+			if res.StatusCode != http.StatusFound || res.Header.Get("Location") != want {
+				t.Errorf("handoff%s = %d to %q, want 302 to %q", tt.query, res.StatusCode, res.Header.Get("Location"), want)
+			}
+			if e.cookie(c, "app.test") != "" {
+				t.Errorf("handoff%s set a session cookie", tt.query)
+			}
+		})
+	}
+}
+
+func TestAppReservedPathsNeverReachUpstream(t *testing.T) {
+	e := newPTEnv(t)
+	c := e.client()
+	tests := []struct {
+		path string
+		code int
+	}{
+		{"/.gatehouse/", 404},
+		{"/.gatehouse/nope", 404},
+		{"/.gatehouse/static/style.css", 200},
+		{"/.gatehouse/static/../../etc/passwd", 404},
+	}
+	for _, tt := range tests {
+		res := e.get(c, "https://app.test"+tt.path)
+		if res.StatusCode != tt.code {
+			t.Errorf("GET %s = %d, want %d", tt.path, res.StatusCode, tt.code)
+		}
+	}
+	if n := e.upHits.get(); n != 0 {
+		t.Errorf("upstream saw %d requests, want 0", n)
+	}
+}
+
+func TestLocalPath(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"/", true},
+		{"/a?b=c", true},
+		{"", false},
+		{"//evil.example", false},
+		{"/\\evil.example", false},
+		{"https://evil.example", false},
+		{"/a\nb", false},
+		{"/a\\b", false},
+		{"evil", false},
+	}
+	for _, tt := range tests {
+		if got := localPath(tt.in); got != tt.want {
+			t.Errorf("localPath(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,383 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+
+	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/store"
+)
+
+// ptAudit records audit events for assertions.
+type ptAudit struct {
+	mu     sync.Mutex
+	events []audit.Event
+}
+
+func (a *ptAudit) Log(_ context.Context, e audit.Event) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.events = append(a.events, e)
+	return nil
+}
+
+// find returns the recorded events of type typ with decision dec.
+func (a *ptAudit) find(typ, dec string) []audit.Event {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []audit.Event
+	for _, e := range a.events {
+		if e.Type == typ && (dec == "" || e.Decision == dec) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// ptOIDC stands in for the IdP: BeginLogin hands out a state, FinishLogin
+// accepts code "ok:<email>:<group,group>" with the right flow cookie.
+type ptOIDC struct {
+	mu    sync.Mutex
+	flows map[string]ptFlow // state -> flow
+	n     int
+	// begun records every return URL BeginLogin was given.
+	begun []string
+}
+
+type ptFlow struct{ flow, returnTo string }
+
+func (o *ptOIDC) BeginLogin(_ context.Context, returnTo string) (string, string, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.n++
+	state := fmt.Sprintf("state%d", o.n)
+	flow := fmt.Sprintf("flow%d", o.n)
+	if o.flows == nil {
+		o.flows = map[string]ptFlow{}
+	}
+	o.flows[state] = ptFlow{flow: flow, returnTo: returnTo}
+	o.begun = append(o.begun, returnTo)
+	return "https://idp.test/auth?state=" + state, flow, nil
+}
+
+func (o *ptOIDC) FinishLogin(_ context.Context, state, code, flow string) (*identity.Login, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	f, ok := o.flows[state]
+	delete(o.flows, state)
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown state", identity.ErrNotFound)
+	}
+	if f.flow != flow {
+		return nil, fmt.Errorf("%w: flow cookie mismatch", identity.ErrForbidden)
+	}
+	parts := strings.SplitN(code, ":", 3)
+	if len(parts) != 3 || parts[0] != "ok" {
+		return nil, fmt.Errorf("%w: bad code", identity.ErrForbidden)
+	}
+	var groups []string
+	if parts[2] != "" {
+		groups = strings.Split(parts[2], ",")
+	}
+	return &identity.Login{Email: parts[1], Subject: "sub-" + parts[1], Groups: groups, ReturnTo: f.returnTo, At: time.Now()}, nil
+}
+
+func (o *ptOIDC) lastBegun() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.begun) == 0 {
+		return ""
+	}
+	return o.begun[len(o.begun)-1]
+}
+
+// ptEnv is a portal and its app gates over real identity components, a
+// real store, real upstream proxies and an echoing upstream, served over
+// TLS on loopback for every host name.
+type ptEnv struct {
+	t        *testing.T
+	cfg      *config.Config
+	st       *store.Bolt
+	audit    *ptAudit
+	oidc     *ptOIDC
+	deps     identity.Deps
+	codec    *identity.Codec
+	sessions *identity.Sessions
+	portal   *Portal
+	limiter  *identity.Limiter
+	apps     map[string]*App
+	srv      *httptest.Server
+	upHits   *ptCounter
+}
+
+type ptCounter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *ptCounter) add() { c.mu.Lock(); c.n++; c.mu.Unlock() }
+func (c *ptCounter) get() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// ptEcho is the upstream: it answers with what it received as JSON.
+type ptEcho struct {
+	Method  string              `json:"method"`
+	URI     string              `json:"uri"`
+	Headers map[string][]string `json:"headers"`
+}
+
+func ptConfig(upstream string) *config.Config {
+	return &config.Config{
+		PublicURL: "https://gate.test",
+		MFA:       config.MFA{MaxAge: config.Duration(12 * time.Hour)},
+		Routes: []config.Route{
+			{Name: "app", Host: "app.test", Upstream: upstream, Allow: config.Allow{Groups: []string{"eng"}}},
+			{Name: "other", Host: "other.test", Upstream: upstream, Allow: config.Allow{Groups: []string{"ops"}}},
+			{Name: "fresh", Host: "fresh.test", Upstream: upstream, Allow: config.Allow{Groups: []string{"eng"}},
+				MFAMaxAge: config.Duration(time.Minute)},
+		},
+		Admins: config.Allow{Groups: []string{"security"}, Emails: []string{"root@example.com"}},
+	}
+}
+
+func newPTEnv(t *testing.T) *ptEnv {
+	t.Helper()
+	e := &ptEnv{t: t, audit: &ptAudit{}, oidc: &ptOIDC{}, apps: map[string]*App{}, upHits: &ptCounter{}}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.upHits.add()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(ptEcho{Method: r.Method, URI: r.RequestURI, Headers: r.Header})
+	}))
+	t.Cleanup(up.Close)
+	e.cfg = ptConfig(up.URL)
+
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e.st = st
+	ctx := context.Background()
+	e.deps = identity.Deps{Store: st, Audit: e.audit, Logger: upTestLogger(t)}
+	if e.codec, err = identity.NewCodec(ctx, e.deps, 0); err != nil {
+		t.Fatal(err)
+	}
+	if e.sessions, err = identity.NewSessions(e.deps, identity.SessionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lim, err := identity.NewLimiter(e.deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Tests make many requests from one address; TestPortalRateLimits
+	// checks the limiter with its defaults.
+	lim.PerSource = identity.Limit{N: 10000, Window: time.Minute}
+	lim.PerUser = identity.Limit{N: 10000, Window: time.Minute}
+	e.limiter = lim
+	signer, err := NewAssertionSigner(ctx, AssertionConfig{Store: st, Issuer: e.cfg.PublicURL, Logger: upTestLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.portal, err = NewPortal(PortalConfig{
+		Config: e.cfg, OIDC: e.oidc, Sessions: e.sessions, WebAuthn: ptNoWebAuthn{}, Limiter: lim,
+		Codec: e.codec, Audit: e.audit, JWKS: signer.JWKS(), Logger: upTestLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range e.cfg.Routes {
+		u, err := NewUpstream(rt, signer, upTestLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := NewApp(rt, u, AppDeps{Config: e.cfg, Codec: e.codec, Sessions: e.sessions, Audit: e.audit,
+			Logger: upTestLogger(t), CacheTTL: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.apps[rt.Host] = a
+	}
+	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := canonicalHost(r.Host)
+		if host == "gate.test" {
+			SecurityHeaders(e.portal).ServeHTTP(w, r)
+			return
+		}
+		if a := e.apps[host]; a != nil {
+			a.ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "unknown host", http.StatusMisdirectedRequest)
+	}))
+	e.srv.StartTLS()
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// client returns a browser-like client: a cookie jar, every host name
+// dialled to the test server, redirects not followed.
+func (e *ptEnv) client() *http.Client {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	addr := e.srv.Listener.Addr().String()
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // test server's own certificate
+	}
+	e.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{
+		Jar:           jar,
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       10 * time.Second,
+	}
+}
+
+// ptResp is a response with its body read.
+type ptResp struct {
+	*http.Response
+	body string
+}
+
+func (e *ptEnv) do(c *http.Client, method, rawURL string, body io.Reader, hdr map[string]string) ptResp {
+	e.t.Helper()
+	req, err := http.NewRequest(method, rawURL, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, rawURL, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ptResp{Response: res, body: string(b)}
+}
+
+func (e *ptEnv) get(c *http.Client, rawURL string) ptResp {
+	e.t.Helper()
+	return e.do(c, http.MethodGet, rawURL, nil, nil)
+}
+
+// postForm posts form values from the portal's origin.
+func (e *ptEnv) postForm(c *http.Client, rawURL string, v url.Values, origin string) ptResp {
+	e.t.Helper()
+	hdr := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	if origin != "" {
+		hdr["Origin"] = origin
+	}
+	return e.do(c, http.MethodPost, rawURL, strings.NewReader(v.Encode()), hdr)
+}
+
+// cookie returns the value of the session cookie the client holds for
+// host, or "".
+func (e *ptEnv) cookie(c *http.Client, host string) string {
+	for _, ck := range c.Jar.Cookies(&url.URL{Scheme: "https", Host: host, Path: "/"}) {
+		if ck.Name == SessionCookie {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// signIn runs the (fake) SSO part of a login for email in groups, starting
+// at startURL (an app URL or a portal URL), and returns the last response:
+// the redirect to the security key step.
+func (e *ptEnv) signIn(c *http.Client, startURL, email string, groups ...string) ptResp {
+	e.t.Helper()
+	res := e.get(c, startURL)
+	for i := 0; i < 3 && res.StatusCode == http.StatusFound && !strings.HasPrefix(res.Header.Get("Location"), "https://idp.test/"); i++ {
+		res = e.get(c, ptAbs(res.Request.URL, res.Header.Get("Location")))
+	}
+	loc := res.Header.Get("Location")
+	if !strings.HasPrefix(loc, "https://idp.test/auth?state=") {
+		e.t.Fatalf("sign-in from %s: got %d to %q, want a redirect to the IdP", startURL, res.StatusCode, loc)
+	}
+	state := strings.TrimPrefix(loc, "https://idp.test/auth?state=")
+	code := "ok:" + email + ":" + strings.Join(groups, ",")
+	return e.get(c, "https://gate.test/auth/callback?state="+url.QueryEscape(state)+"&code="+url.QueryEscape(code))
+}
+
+// ptAbs resolves a Location against the request URL.
+func ptAbs(base *url.URL, loc string) string {
+	u, err := base.Parse(loc)
+	if err != nil {
+		return loc
+	}
+	return u.String()
+}
+
+// ptNoWebAuthn answers every ceremony with an error; tests that need
+// ceremonies use the real identity.WebAuthn with a virtual authenticator.
+type ptNoWebAuthn struct{}
+
+var errPTNoWebAuthn = errors.New("no webauthn in this test")
+
+func (ptNoWebAuthn) HasCredentials(context.Context, string) (bool, error) { return false, nil }
+func (ptNoWebAuthn) BeginRegistration(context.Context, *identity.Session, string) (*protocol.CredentialCreation, error) {
+	return nil, errPTNoWebAuthn
+}
+func (ptNoWebAuthn) FinishRegistration(context.Context, *identity.Session, string, io.Reader) (*identity.Session, error) {
+	return nil, errPTNoWebAuthn
+}
+func (ptNoWebAuthn) BeginAssertion(context.Context, *identity.Session) (*protocol.CredentialAssertion, error) {
+	return nil, errPTNoWebAuthn
+}
+func (ptNoWebAuthn) FinishAssertion(context.Context, *identity.Session, io.Reader) (*identity.Session, error) {
+	return nil, errPTNoWebAuthn
+}
+func (ptNoWebAuthn) Credentials(context.Context, string) ([]identity.Credential, error) {
+	return nil, nil
+}
+func (ptNoWebAuthn) RemoveCredential(context.Context, *identity.Session, []byte) error {
+	return errPTNoWebAuthn
+}
+func (ptNoWebAuthn) RenameCredential(context.Context, *identity.Session, []byte, string) error {
+	return errPTNoWebAuthn
+}
+
+// sessionID returns the session ID sealed in the client's portal cookie.
+func (e *ptEnv) sessionID(c *http.Client) string {
+	e.t.Helper()
+	v := e.cookie(c, "gate.test")
+	if v == "" {
+		e.t.Fatal("no portal session cookie")
+	}
+	id, err := e.codec.Open(SessionCookie, "gate.test", v)
+	if err != nil {
+		e.t.Fatalf("open portal cookie: %v", err)
+	}
+	return id
+}
