@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/store"
@@ -44,7 +45,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		<-ctx.Done()
 		stop()
 	}()
-	s := &server{path: *path, logger: logger, level: &level}
+	s := &server{path: *path, logger: logger, level: &level, stdout: stdout, started: make(chan struct{})}
 	s.cfg.Store(cfg)
 	if err := s.run(ctx); err != nil {
 		logger.Error("Gatehouse stopped with an error.", "error", err)
@@ -59,9 +60,13 @@ type server struct {
 	path   string
 	logger *slog.Logger
 	level  *slog.LevelVar
+	stdout io.Writer                     // audit.stdout sink
 	cfg    atomic.Pointer[config.Config] // the config in force; SIGHUP swaps it
 
+	started chan struct{} // closed once the listeners are up (for tests)
+
 	store store.Store
+	audit auditLog
 	front *proxy.Front // nil when listen.https is off
 	admin *proxy.Admin
 }
@@ -83,8 +88,19 @@ func (s *server) run(ctx context.Context) error {
 		}
 	}()
 
+	al, err := openAudit(cfg, s.stdout, s.logger.With("component", "audit"))
+	if err != nil {
+		return err
+	}
+	s.audit = al
+	defer func() {
+		if err := al.Close(); err != nil {
+			s.logger.Error("Closing the audit log failed.", "error", err)
+		}
+	}()
+
 	reg := prometheus.NewRegistry()
-	d := deps{cfg: cfg, store: st, logger: s.logger, metrics: reg}
+	d := deps{cfg: cfg, store: st, audit: al, logger: s.logger, metrics: reg}
 	ready := []proxy.ReadyCheck{{Name: "store", Check: s.storeReady}}
 	if cfg.Listen.HTTPS != "" {
 		s.front, err = proxy.NewFront(proxy.FrontConfig{
@@ -93,6 +109,7 @@ func (s *server) run(ctx context.Context) error {
 			Apps:    buildApps(d),
 			Logger:  s.logger.With("component", "front"),
 			Metrics: reg,
+			Version: version(),
 		})
 		if err != nil {
 			return err
@@ -106,9 +123,7 @@ func (s *server) run(ctx context.Context) error {
 		Logger:  s.logger.With("component", "admin"),
 	})
 	if err != nil {
-		if s.front != nil {
-			_ = s.front.Shutdown(ctx)
-		}
+		s.shutdownEarly(ctx)
 		return err
 	}
 	attrs := []any{"admin", s.admin.Addr().String(), "config", s.path}
@@ -118,17 +133,57 @@ func (s *server) run(ctx context.Context) error {
 			attrs = append(attrs, "http", a.String())
 		}
 	}
+	if err := s.auditEvent(ctx, "gatehouse.start", audit.Allow, ""); err != nil {
+		// Fail closed: a gatehouse that cannot record must not run.
+		s.shutdownEarly(ctx)
+		return err
+	}
 	s.logger.Info("Gatehouse started.", attrs...)
+
+	// Catch SIGHUP before announcing the start: its default action kills
+	// the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	close(s.started)
 
 	g, gctx := errgroup.WithContext(ctx)
 	if s.front != nil {
 		g.Go(func() error { return s.front.Serve(gctx) })
 	}
 	g.Go(func() error { return s.admin.Serve(gctx) })
-	g.Go(func() error { s.reloadOnHUP(gctx); return nil })
+	g.Go(func() error { s.reloadOnHUP(gctx, hup); return nil })
 	err = g.Wait()
+	reason := "signal"
+	if err != nil {
+		reason = err.Error()
+	}
+	if aerr := s.auditEvent(context.WithoutCancel(ctx), "gatehouse.stop", "", reason); aerr != nil {
+		s.logger.Error("Recording the stop in the audit log failed.", "error", aerr)
+	}
 	s.logger.Info("Gatehouse stopped.")
 	return err
+}
+
+// shutdownEarly stops listeners built before a start failure.
+func (s *server) shutdownEarly(ctx context.Context) {
+	if s.front != nil {
+		_ = s.front.Shutdown(ctx)
+	}
+	if s.admin != nil {
+		_ = s.admin.Shutdown(ctx)
+	}
+}
+
+// auditEvent records a lifecycle event of this process.
+func (s *server) auditEvent(ctx context.Context, typ, decision, reason string) error {
+	return s.audit.Log(ctx, audit.Event{
+		Type:     typ,
+		Resource: "gatehouse",
+		Decision: decision,
+		Reason:   reason,
+		Details:  map[string]string{"config": s.path, "version": version()},
+	})
 }
 
 // storeReady checks that the store answers.
@@ -139,18 +194,21 @@ func (s *server) storeReady(ctx context.Context) error {
 	return nil
 }
 
-// reloadOnHUP reloads the config on every SIGHUP until ctx ends.
-func (s *server) reloadOnHUP(ctx context.Context) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// reloadOnHUP reloads the config on every signal from hup until ctx ends.
+func (s *server) reloadOnHUP(ctx context.Context, hup <-chan os.Signal) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			if err := s.reload(); err != nil {
+			err := s.reload()
+			decision, reason := audit.Allow, ""
+			if err != nil {
+				decision, reason = audit.Deny, err.Error()
 				s.logger.Error("Config reload refused; the previous config stays in force.", "error", err)
+			}
+			if aerr := s.auditEvent(ctx, "config.reload", decision, reason); aerr != nil {
+				s.logger.Error("Recording the reload in the audit log failed.", "error", aerr)
 			}
 		}
 	}
@@ -165,7 +223,7 @@ func (s *server) reload() error {
 		return errors.New(strings.TrimSpace(buf.String()))
 	}
 	if s.front != nil {
-		d := deps{cfg: cfg, store: s.store, logger: s.logger, metrics: s.front.Metrics()}
+		d := deps{cfg: cfg, store: s.store, audit: s.audit, logger: s.logger, metrics: s.front.Metrics()}
 		if err := s.front.Reload(cfg, buildPortal(d), buildApps(d)); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -14,8 +15,17 @@ import (
 type deps struct {
 	cfg     *config.Config
 	store   store.Store
+	audit   auditLog
 	logger  *slog.Logger
 	metrics *prometheus.Registry
+}
+
+// version is this build's module version, or "devel".
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
 }
 
 // buildPortal returns the handler for the public_url host. Seam for the

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse-dev/gatehouse/audit"
+)
+
+type tLogWriter struct{ t *testing.T }
+
+func (w tLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// httpsStatus returns the status of GET https://host/ sent to addr, without
+// verifying the (self-signed) certificate.
+func httpsStatus(t *testing.T, addr, host string) int {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	}}
+	resp, err := c.Get("https://" + host + "/")
+	if err != nil {
+		t.Fatalf("GET https://%s/: %v", host, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// sighup sends SIGHUP to this process and waits until the reload it causes
+// has been audited (the audit log grows by one line).
+func sighup(t *testing.T, auditFile string) {
+	t.Helper()
+	before := countLines(t, auditFile)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for countLines(t, auditFile) == before {
+		if time.Now().After(deadline) {
+			t.Fatal("no audit event after SIGHUP")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func countLines(t *testing.T, file string) int {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(b, []byte("\n"))
+}
+
+func TestServeReloadAndStop(t *testing.T) {
+	// Keep SIGHUP from killing the test binary whatever happens.
+	guard := make(chan os.Signal, 4)
+	signal.Notify(guard, syscall.SIGHUP)
+	defer signal.Stop(guard)
+
+	dataDir := filepath.Join(t.TempDir(), "data")
+	path := writeConfig(t, validYAML(dataDir))
+	cfg, ok := loadConfig(path, io.Discard)
+	if !ok {
+		t.Fatal("test config invalid")
+	}
+	var level slog.LevelVar
+	s := &server{path: path, level: &level, stdout: io.Discard, started: make(chan struct{}),
+		logger: newLogger(cfg.Log, tLogWriter{t}, &level)}
+	s.cfg.Store(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- s.run(ctx) }()
+	select {
+	case <-s.started:
+	case err := <-ran:
+		t.Fatalf("run = %v before start", err)
+	}
+	https, admin := s.front.HTTPSAddr().String(), s.admin.Addr().String()
+
+	resp, err := http.Get("http://" + admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/readyz = %d, want 200", resp.StatusCode)
+	}
+	if code := httpsStatus(t, https, "gate.test"); code != 200 {
+		t.Errorf("portal = %d, want 200", code)
+	}
+	if code := httpsStatus(t, https, "app.test"); code != 421 {
+		t.Errorf("app.test before reload = %d, want 421", code)
+	}
+	auditFile := filepath.Join(dataDir, "audit", "audit.log")
+
+	// An invalid config is refused and the old one stays in force.
+	if err := os.WriteFile(path, []byte(validYAML(dataDir)+"routes: [{name: app, host: app.test, upstream: 'ftp://x'}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sighup(t, auditFile)
+	if s.cfg.Load() != cfg {
+		t.Errorf("config replaced by an invalid one")
+	}
+	if code := httpsStatus(t, https, "app.test"); code != 421 {
+		t.Errorf("app.test after refused reload = %d, want 421", code)
+	}
+
+	// A valid config adding a route is applied (no handler yet: 503).
+	if err := os.WriteFile(path, []byte(validYAML(dataDir)+`sso: {issuer: "https://idp.test", client_id: gh, client_secret_file: /etc/secret}
+routes: [{name: app, host: app.test, upstream: "http://127.0.0.1:9", allow: {groups: [eng]}}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sighup(t, auditFile)
+	if code := httpsStatus(t, https, "app.test"); code != 503 {
+		t.Errorf("app.test after reload = %d, want 503", code)
+	}
+
+	cancel() // as SIGTERM does
+	if err := <-ran; err != nil {
+		t.Fatalf("run = %v", err)
+	}
+
+	// The audit log holds the lifecycle, and its chain verifies.
+	b, err := os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type rec struct{ Type, Decision string }
+	var got []rec
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var ev audit.Event
+		if err := json.Unmarshal(line, &ev); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		got = append(got, rec{ev.Type, ev.Decision})
+	}
+	want := []rec{{"gatehouse.start", "allow"}, {"config.reload", "deny"}, {"config.reload", "allow"}, {"gatehouse.stop", ""}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("audit events (-want +got):\n%s", diff)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"audit", "verify", "--config", path}, &stdout, &stderr); code != 0 || stdout.String() != "4 lines, chain intact\n" {
+		t.Errorf("audit verify = %d %q %q, want 0 \"4 lines, chain intact\"", code, &stdout, &stderr)
+	}
+
+	// An edited line is found.
+	edited := bytes.Replace(b, []byte(`"decision":"deny"`), []byte(`"decision":"allow"`), 1)
+	if bytes.Equal(edited, b) {
+		t.Fatal("test did not edit the audit log")
+	}
+	if err := os.WriteFile(auditFile, edited, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"audit", "verify", "--config", path}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "line 3") {
+		t.Errorf("audit verify of an edited log = %d %q %q, want 1 naming line 3", code, &stdout, &stderr)
+	}
+}
+
+func TestServeRefusesLooseDataDir(t *testing.T) {
+	dataDir := t.TempDir()
+	if err := os.Chmod(dataDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, validYAML(dataDir))
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"serve", "--config", path}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "has mode 0750") {
+		t.Errorf("serve with a 0750 data_dir = %d, stderr %q; want 1 and the mode named", code, &stderr)
+	}
+}
