@@ -13,7 +13,10 @@ const (
 )
 
 // Event is one audit record. Callers fill the descriptive fields; the Log
-// sets Time (if zero), Replica, Seq and Prev.
+// sets Time (if zero; always stored in UTC), Replica, Seq and Prev. A
+// refusal or a failure (a failed login, an unknown key) is recorded with
+// Decision Deny, which is what the Alerter counts. The Log itself records
+// events of Type AlertType and RepairType.
 type Event struct {
 	Time     time.Time         `json:"time"`
 	Type     string            `json:"type"`               // e.g. "http.access", "ssh.auth", "sso.login", "webauthn.assert", "approval", "lock"

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -137,7 +138,7 @@ func newWebhook(logPath string, opts WebhookOptions, size int64, logger *slog.Lo
 
 func setDefaults(o *WebhookOptions, logPath string) {
 	if o.SpoolDir == "" {
-		o.SpoolDir = dirOf(logPath)
+		o.SpoolDir = filepath.Dir(logPath)
 	}
 	if o.Client == nil {
 		o.Client = &http.Client{

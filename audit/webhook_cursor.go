@@ -17,8 +17,6 @@ type cursor struct {
 	Hash   string `json:"hash"`   // hash of the line ending at Offset ("" at 0)
 }
 
-func dirOf(path string) string { return filepath.Dir(path) }
-
 // cursorPath names the cursor after the log file, so that one spool
 // directory can serve several logs.
 func cursorPath(spoolDir, logPath string) string {

@@ -232,3 +232,43 @@ func TestCorruptValueIsAnError(t *testing.T) {
 		t.Errorf("List(corrupt) = %v, want errCorrupt", err)
 	}
 }
+
+func TestPublishWaitsForSlowSubscriber(t *testing.T) {
+	b := openTest(t, filepath.Join(t.TempDir(), "store.db"), BoltOptions{})
+	subCtx, unsubscribe := context.WithCancel(t.Context())
+	ch, err := b.Subscribe(subCtx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range subBuffer {
+		if err := b.Publish(t.Context(), "c", []byte{byte(i)}); err != nil {
+			t.Fatalf("Publish %d into the buffer = %v", i, err)
+		}
+	}
+	// The buffer is full: Publish waits rather than drop, bounded by ctx.
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := b.Publish(ctx, "c", []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish to a full subscriber = %v, want DeadlineExceeded", err)
+	}
+	// Once the subscriber reads, the next Publish goes through.
+	if m := <-ch; len(m) != 1 || m[0] != 0 {
+		t.Fatalf("first message = %v, want [0]", m)
+	}
+	if err := b.Publish(t.Context(), "c", []byte("y")); err != nil {
+		t.Fatalf("Publish after a read = %v", err)
+	}
+	// A Publish blocked on a subscriber that leaves returns.
+	done := make(chan error, 1)
+	go func() { done <- b.Publish(t.Context(), "c", []byte("z")) }()
+	time.Sleep(20 * time.Millisecond)
+	unsubscribe()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Publish to a leaving subscriber = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Publish stayed blocked after the subscriber left")
+	}
+}
