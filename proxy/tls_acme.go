@@ -25,7 +25,6 @@ type acmeCerts struct {
 	magic      *certmagic.Config
 	issuer     *certmagic.ACMEIssuer
 	publicHost string
-	logger     *slog.Logger
 }
 
 var _ frontCerts = (*acmeCerts)(nil)
@@ -49,8 +48,8 @@ func newACMECerts(cfg *config.Config, dataDir string, ls acmeListeners, logger *
 	if err != nil {
 		return nil, err
 	}
-	zl := newZapToSlog(logger.With("component", "certmagic"))
-	a := &acmeCerts{publicHost: pub, logger: logger}
+	zl := newZapToSlog(logger.With("library", "certmagic"))
+	a := &acmeCerts{publicHost: pub}
 	a.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return a.magic, nil },
 		Logger:           zl,

@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse-dev/gatehouse/config"
+)
+
+// TestACMEChallengesOnOwnListeners checks that certmagic is pointed at
+// Gatehouse's own listeners, so that it never opens one of its own, and that
+// HTTP-01 is off without a plain HTTP listener. (Issuance against a real
+// ACME server is the e2e Pebble test.)
+func TestACMEChallengesOnOwnListeners(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.TLS = config.TLS{Mode: config.TLSModeACME, ACME: config.ACME{Email: "ops@example.com", Directory: "https://acme.test/dir"}}
+	https := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8443}
+	plain := &net.TCPAddr{IP: net.IPv4zero, Port: 8080}
+	type got struct {
+		CA                   string
+		ListenHost           string
+		TLSALPNPort          int
+		HTTPPort             int
+		DisableHTTPChallenge bool
+		DisableTLSALPN       bool
+	}
+	tests := []struct {
+		name string
+		ls   acmeListeners
+		want got
+	}{
+		{"https and http", acmeListeners{https: https, http: plain}, got{"https://acme.test/dir", "127.0.0.1", 8443, 8080, false, false}},
+		{"https only", acmeListeners{https: https}, got{"https://acme.test/dir", "127.0.0.1", 8443, 0, true, false}},
+		{"any address", acmeListeners{https: &net.TCPAddr{IP: net.IPv6unspecified, Port: 443}}, got{"https://acme.test/dir", "", 443, 0, true, false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := newACMECerts(cfg, t.TempDir(), tt.ls, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.stop()
+			i := a.issuer
+			g := got{i.CA, i.ListenHost, i.AltTLSALPNPort, i.AltHTTPPort, i.DisableHTTPChallenge, i.DisableTLSALPNChallenge}
+			if diff := cmp.Diff(tt.want, g); diff != "" {
+				t.Errorf("issuer (-want +got):\n%s", diff)
+			}
+			if err := a.ready(); err == nil || !strings.Contains(err.Error(), "no certificate yet for gate.test") {
+				t.Errorf("ready() before issuance = %v, want no certificate", err)
+			}
+		})
+	}
+}
+
+func TestCheckTLSFiles(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "root.txt")
+	if err := os.WriteFile(notPEM, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := writeKeyPair(t, dir, []string{"gate.test"}, time.Now())
+	tests := []struct {
+		name string
+		tls  config.TLS
+		want []string // Problem paths
+	}{
+		{"files ok", config.TLS{Mode: config.TLSModeFiles, CertFile: certFile, KeyFile: keyFile}, nil},
+		{"files missing", config.TLS{Mode: config.TLSModeFiles, CertFile: "/nonexistent/c", KeyFile: keyFile}, []string{""}},
+		{"key does not match", config.TLS{Mode: config.TLSModeFiles, CertFile: certFile, KeyFile: certFile}, []string{""}},
+		{"acme roots", config.TLS{Mode: config.TLSModeACME, ACME: config.ACME{CARoots: []string{"/nonexistent/r.pem", notPEM}}},
+			[]string{"tls.acme.ca_roots[0]", "tls.acme.ca_roots[1]"}},
+		{"self signed", config.TLS{Mode: config.TLSModeSelfSigned}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.TLS = tt.tls
+			var paths []string
+			for _, p := range CheckTLSFiles(cfg) {
+				paths = append(paths, p.Path)
+			}
+			if diff := cmp.Diff(tt.want, paths); diff != "" {
+				t.Errorf("CheckTLSFiles problem paths (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
