@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,8 +16,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/go-webauthn/webauthn/protocol"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/config"
@@ -113,19 +110,25 @@ func (o *ptOIDC) lastBegun() string {
 // real store, real upstream proxies and an echoing upstream, served over
 // TLS on loopback for every host name.
 type ptEnv struct {
-	t        *testing.T
-	cfg      *config.Config
-	st       *store.Bolt
-	audit    *ptAudit
-	oidc     *ptOIDC
-	deps     identity.Deps
-	codec    *identity.Codec
-	sessions *identity.Sessions
-	portal   *Portal
-	limiter  *identity.Limiter
-	apps     map[string]*App
-	srv      *httptest.Server
-	upHits   *ptCounter
+	t         *testing.T
+	cfg       *config.Config
+	st        *store.Bolt
+	audit     *ptAudit
+	oidc      *ptOIDC
+	deps      identity.Deps
+	codec     *identity.Codec
+	sessions  *identity.Sessions
+	portal    *Portal
+	limiter   *identity.Limiter
+	apps      map[string]*App
+	srv       *httptest.Server
+	upHits    *ptCounter
+	clock     *ptClock
+	webauthn  *identity.WebAuthn
+	approvals *identity.Approvals
+	invites   *identity.Invites
+	// lastAssertion is the last assertion response sent, for replays.
+	lastAssertion string
 }
 
 type ptCounter struct {
@@ -161,9 +164,32 @@ func ptConfig(upstream string) *config.Config {
 	}
 }
 
-func newPTEnv(t *testing.T) *ptEnv {
+// ptOptions vary the environment.
+type ptOptions struct {
+	enrollment string        // webauthn.enrollment
+	cacheTTL   time.Duration // app gates' session cache; zero: off
+}
+
+// ptClock is a settable clock shared by identity, the portal and the app
+// gates, starting at the real time.
+type ptClock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *ptClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *ptClock) Advance(d time.Duration) { c.mu.Lock(); c.off += d; c.mu.Unlock() }
+
+func newPTEnv(t *testing.T) *ptEnv { return newPTEnvWith(t, ptOptions{}) }
+
+func newPTEnvWith(t *testing.T, opt ptOptions) *ptEnv {
 	t.Helper()
-	e := &ptEnv{t: t, audit: &ptAudit{}, oidc: &ptOIDC{}, apps: map[string]*App{}, upHits: &ptCounter{}}
+	e := &ptEnv{t: t, audit: &ptAudit{}, oidc: &ptOIDC{}, apps: map[string]*App{}, upHits: &ptCounter{}, clock: &ptClock{}}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.upHits.add()
 		w.Header().Set("Content-Type", "application/json")
@@ -171,6 +197,7 @@ func newPTEnv(t *testing.T) *ptEnv {
 	}))
 	t.Cleanup(up.Close)
 	e.cfg = ptConfig(up.URL)
+	e.cfg.WebAuthn.Enrollment = opt.enrollment
 
 	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
@@ -179,7 +206,7 @@ func newPTEnv(t *testing.T) *ptEnv {
 	t.Cleanup(func() { st.Close() })
 	e.st = st
 	ctx := context.Background()
-	e.deps = identity.Deps{Store: st, Audit: e.audit, Logger: upTestLogger(t)}
+	e.deps = identity.Deps{Store: st, Audit: e.audit, Logger: upTestLogger(t), Now: e.clock.Now}
 	if e.codec, err = identity.NewCodec(ctx, e.deps, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -195,16 +222,35 @@ func newPTEnv(t *testing.T) *ptEnv {
 	lim.PerSource = identity.Limit{N: 10000, Window: time.Minute}
 	lim.PerUser = identity.Limit{N: 10000, Window: time.Minute}
 	e.limiter = lim
+	users, err := identity.NewUsers(e.deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.invites, err = identity.NewInvites(e.deps); err != nil {
+		t.Fatal(err)
+	}
+	e.webauthn, err = identity.NewWebAuthn(e.deps, identity.WebAuthnConfig{PublicURL: e.cfg.PublicURL, Enrollment: opt.enrollment},
+		users, e.sessions, e.invites)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.approvals, err = identity.NewApprovals(e.deps, e.cfg.PublicURL); err != nil {
+		t.Fatal(err)
+	}
 	signer, err := NewAssertionSigner(ctx, AssertionConfig{Store: st, Issuer: e.cfg.PublicURL, Logger: upTestLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.portal, err = NewPortal(PortalConfig{
-		Config: e.cfg, OIDC: e.oidc, Sessions: e.sessions, WebAuthn: ptNoWebAuthn{}, Limiter: lim,
-		Codec: e.codec, Audit: e.audit, JWKS: signer.JWKS(), Logger: upTestLogger(t),
+		Config: e.cfg, OIDC: e.oidc, Sessions: e.sessions, WebAuthn: e.webauthn, Approvals: e.approvals, Limiter: lim,
+		Codec: e.codec, Audit: e.audit, JWKS: signer.JWKS(), Logger: upTestLogger(t), Now: e.clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	cacheTTL := opt.cacheTTL
+	if cacheTTL == 0 {
+		cacheTTL = -1
 	}
 	for _, rt := range e.cfg.Routes {
 		u, err := NewUpstream(rt, signer, upTestLogger(t))
@@ -212,7 +258,7 @@ func newPTEnv(t *testing.T) *ptEnv {
 			t.Fatal(err)
 		}
 		a, err := NewApp(rt, u, AppDeps{Config: e.cfg, Codec: e.codec, Sessions: e.sessions, Audit: e.audit,
-			Logger: upTestLogger(t), CacheTTL: -1})
+			Logger: upTestLogger(t), CacheTTL: cacheTTL, Now: e.clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -337,35 +383,6 @@ func ptAbs(base *url.URL, loc string) string {
 		return loc
 	}
 	return u.String()
-}
-
-// ptNoWebAuthn answers every ceremony with an error; tests that need
-// ceremonies use the real identity.WebAuthn with a virtual authenticator.
-type ptNoWebAuthn struct{}
-
-var errPTNoWebAuthn = errors.New("no webauthn in this test")
-
-func (ptNoWebAuthn) HasCredentials(context.Context, string) (bool, error) { return false, nil }
-func (ptNoWebAuthn) BeginRegistration(context.Context, *identity.Session, string) (*protocol.CredentialCreation, error) {
-	return nil, errPTNoWebAuthn
-}
-func (ptNoWebAuthn) FinishRegistration(context.Context, *identity.Session, string, io.Reader) (*identity.Session, error) {
-	return nil, errPTNoWebAuthn
-}
-func (ptNoWebAuthn) BeginAssertion(context.Context, *identity.Session) (*protocol.CredentialAssertion, error) {
-	return nil, errPTNoWebAuthn
-}
-func (ptNoWebAuthn) FinishAssertion(context.Context, *identity.Session, io.Reader) (*identity.Session, error) {
-	return nil, errPTNoWebAuthn
-}
-func (ptNoWebAuthn) Credentials(context.Context, string) ([]identity.Credential, error) {
-	return nil, nil
-}
-func (ptNoWebAuthn) RemoveCredential(context.Context, *identity.Session, []byte) error {
-	return errPTNoWebAuthn
-}
-func (ptNoWebAuthn) RenameCredential(context.Context, *identity.Session, []byte, string) error {
-	return errPTNoWebAuthn
 }
 
 // sessionID returns the session ID sealed in the client's portal cookie.
