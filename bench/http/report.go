@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// medians of one target's samples.
+type medians struct {
+	rps float64
+	p99 time.Duration
+	cpu time.Duration
+}
+
+func medianOf(t *target) medians {
+	var rps []float64
+	var p99, cpu []time.Duration
+	for _, s := range t.results {
+		rps = append(rps, s.rps)
+		p99 = append(p99, s.p99)
+		cpu = append(cpu, s.cpuPerReq)
+	}
+	slices.Sort(rps)
+	slices.Sort(p99)
+	slices.Sort(cpu)
+	return medians{rps: rps[len(rps)/2], p99: p99[len(p99)/2], cpu: cpu[len(cpu)/2]}
+}
+
+// report prints the medians and their ratios to nginx, then the targets.
+func report(targets []*target) {
+	m := map[string]medians{}
+	var ngx, gh, o2p medians
+	for _, t := range targets {
+		m[t.name] = medianOf(t)
+		switch {
+		case t.name == "nginx":
+			ngx = m[t.name]
+		case t.name == "oauth2-proxy":
+			o2p = m[t.name]
+		case strings.HasPrefix(t.name, "gatehouse"):
+			gh = m[t.name]
+		}
+	}
+	fmt.Printf("\nmedians of %d rounds (CPU: the server process tree; for \"upstream direct\" the upstream nginx itself)\n", len(targets[0].results))
+	fmt.Printf("%-26s %10s %10s %12s | %10s %10s %10s\n", "", "req/s", "p99", "CPU µs/req", "rps/nginx", "p99/nginx", "CPU/nginx")
+	for _, t := range targets {
+		x := m[t.name]
+		fmt.Printf("%-26s %10.0f %10s %12.1f | %9.2fx %9.2fx %9.2fx\n", t.name, x.rps, x.p99.Round(time.Microsecond),
+			us(x.cpu), x.rps/ngx.rps, float64(x.p99)/float64(ngx.p99), float64(x.cpu)/float64(ngx.cpu))
+	}
+	fmt.Println("\ntargets:")
+	check := func(ok bool, format string, args ...any) {
+		mark := "MISS"
+		if ok {
+			mark = "ok  "
+		}
+		fmt.Printf("  %s "+format+"\n", append([]any{mark}, args...)...)
+	}
+	check(gh.rps >= 0.6*ngx.rps, "gatehouse rps >= 0.6x nginx: %.2fx", gh.rps/ngx.rps)
+	check(float64(gh.p99) <= 1.5*float64(ngx.p99), "gatehouse p99 <= 1.5x nginx: %.2fx", float64(gh.p99)/float64(ngx.p99))
+	check(gh.rps >= 3*o2p.rps, "gatehouse rps >= 3x oauth2-proxy: %.2fx", gh.rps/o2p.rps)
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// wrkResult is one wrk run.
+type wrkResult struct {
+	rps      float64
+	p99      time.Duration
+	requests int64
+	errors   string // socket errors or non-2xx/3xx lines, if any
+}
+
+// runWrk runs wrk against url with the given headers and parses its
+// summary.
+func runWrk(url string, headers []string, threads, conns int, d time.Duration) (wrkResult, error) {
+	args := []string{"-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", d.String(), "--latency", "--timeout", "5s"}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	args = append(args, url)
+	out, err := exec.Command("wrk", args...).CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk: %v\n%s", err, out)
+	}
+	return parseWrk(out)
+}
+
+func parseWrk(out []byte) (wrkResult, error) {
+	var r wrkResult
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	var errs []string
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		f := strings.Fields(line)
+		switch {
+		case strings.HasPrefix(line, "Requests/sec:") && len(f) == 2:
+			r.rps, _ = strconv.ParseFloat(f[1], 64)
+		case strings.HasPrefix(line, "99%") && len(f) == 2:
+			d, err := parseWrkDuration(f[1])
+			if err != nil {
+				return r, err
+			}
+			r.p99 = d
+		case len(f) > 3 && f[1] == "requests" && f[2] == "in":
+			r.requests, _ = strconv.ParseInt(f[0], 10, 64)
+		case strings.HasPrefix(line, "Socket errors:"), strings.HasPrefix(line, "Non-2xx or 3xx"):
+			errs = append(errs, line)
+		}
+	}
+	r.errors = strings.Join(errs, "; ")
+	if r.rps == 0 || r.p99 == 0 || r.requests == 0 {
+		return r, fmt.Errorf("cannot parse wrk output:\n%s", out)
+	}
+	return r, nil
+}
+
+// parseWrkDuration parses wrk's "812.00us", "1.23ms", "2.00s".
+func parseWrkDuration(s string) (time.Duration, error) {
+	for _, u := range []struct {
+		suffix string
+		unit   time.Duration
+	}{{"us", time.Microsecond}, {"ms", time.Millisecond}, {"m", time.Minute}, {"s", time.Second}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, fmt.Errorf("wrk duration %q: %w", s, err)
+			}
+			return time.Duration(f * float64(u.unit)), nil
+		}
+	}
+	return 0, fmt.Errorf("wrk duration %q: unknown unit", s)
+}
