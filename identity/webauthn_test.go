@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-dev/gatehouse/config"
 	vw "github.com/descope/virtualwebauthn"
+	"github.com/gatehouse-dev/gatehouse/config"
 )
 
 var testRP = vw.RelyingParty{ID: "gate.example.com", Name: "Gatehouse", Origin: "https://gate.example.com"}
