@@ -99,13 +99,21 @@ func TestServeReloadAndStop(t *testing.T) {
 	}
 	https, admin := s.front.HTTPSAddr().String(), s.admin.Addr().String()
 
-	resp, err := http.Get("http://" + admin + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("/readyz = %d, want 200", resp.StatusCode)
+	// Ready once the listeners serve (Serve runs just after start).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d, want 200", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if code := httpsStatus(t, https, "gate.test"); code != 200 {
 		t.Errorf("portal = %d, want 200", code)
