@@ -171,9 +171,21 @@ func TestFrontGracefulShutdown(t *testing.T) {
 	}()
 	<-started
 	cancel() // as SIGTERM does
-	time.Sleep(100 * time.Millisecond)
-	if err := f.Ready(context.Background()); err == nil {
-		t.Errorf("Ready during shutdown = nil, want error")
+	for deadline := time.Now().Add(5 * time.Second); f.Ready(context.Background()) == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Ready during shutdown = nil, want error")
+		}
+	}
+	// New connections are refused while the in-flight request drains.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		c, err := tlsDial(f, &tls.Config{ServerName: "gate.test", RootCAs: selfSignedPool(t, f.dataDir)})
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("new connections still accepted during shutdown")
+		}
 	}
 	close(release)
 	r := <-got
