@@ -281,7 +281,9 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.message(w, r, code, http.StatusText(code), "There is nothing here.", nil)
 		return
 	}
-	h.ServeHTTP(w, r)
+	// The mux serves matched requests itself: Handler does not set the
+	// request's path values.
+	p.mux.ServeHTTP(w, r)
 }
 
 // statusOnly captures the status and headers of the mux's own 404/405

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -110,7 +111,7 @@ func (o *ptOIDC) lastBegun() string {
 // real store, real upstream proxies and an echoing upstream, served over
 // TLS on loopback for every host name.
 type ptEnv struct {
-	t         *testing.T
+	t         testing.TB
 	cfg       *config.Config
 	st        *store.Bolt
 	audit     *ptAudit
@@ -168,6 +169,7 @@ func ptConfig(upstream string) *config.Config {
 type ptOptions struct {
 	enrollment string        // webauthn.enrollment
 	cacheTTL   time.Duration // app gates' session cache; zero: off
+	quiet      bool          // discard logs (fuzzing: no t.Log from handlers)
 }
 
 // ptClock is a settable clock shared by identity, the portal and the app
@@ -185,10 +187,14 @@ func (c *ptClock) Now() time.Time {
 
 func (c *ptClock) Advance(d time.Duration) { c.mu.Lock(); c.off += d; c.mu.Unlock() }
 
-func newPTEnv(t *testing.T) *ptEnv { return newPTEnvWith(t, ptOptions{}) }
+func newPTEnv(t testing.TB) *ptEnv { return newPTEnvWith(t, ptOptions{}) }
 
-func newPTEnvWith(t *testing.T, opt ptOptions) *ptEnv {
+func newPTEnvWith(t testing.TB, opt ptOptions) *ptEnv {
 	t.Helper()
+	logger := upTestLogger(t)
+	if opt.quiet {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	e := &ptEnv{t: t, audit: &ptAudit{}, oidc: &ptOIDC{}, apps: map[string]*App{}, upHits: &ptCounter{}, clock: &ptClock{}}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.upHits.add()
@@ -206,7 +212,7 @@ func newPTEnvWith(t *testing.T, opt ptOptions) *ptEnv {
 	t.Cleanup(func() { st.Close() })
 	e.st = st
 	ctx := context.Background()
-	e.deps = identity.Deps{Store: st, Audit: e.audit, Logger: upTestLogger(t), Now: e.clock.Now}
+	e.deps = identity.Deps{Store: st, Audit: e.audit, Logger: logger, Now: e.clock.Now}
 	if e.codec, err = identity.NewCodec(ctx, e.deps, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -237,13 +243,13 @@ func newPTEnvWith(t *testing.T, opt ptOptions) *ptEnv {
 	if e.approvals, err = identity.NewApprovals(e.deps, e.cfg.PublicURL); err != nil {
 		t.Fatal(err)
 	}
-	signer, err := NewAssertionSigner(ctx, AssertionConfig{Store: st, Issuer: e.cfg.PublicURL, Logger: upTestLogger(t)})
+	signer, err := NewAssertionSigner(ctx, AssertionConfig{Store: st, Issuer: e.cfg.PublicURL, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.portal, err = NewPortal(PortalConfig{
 		Config: e.cfg, OIDC: e.oidc, Sessions: e.sessions, WebAuthn: e.webauthn, Approvals: e.approvals, Limiter: lim,
-		Codec: e.codec, Audit: e.audit, JWKS: signer.JWKS(), Logger: upTestLogger(t), Now: e.clock.Now,
+		Codec: e.codec, Audit: e.audit, JWKS: signer.JWKS(), Logger: logger, Now: e.clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -253,12 +259,12 @@ func newPTEnvWith(t *testing.T, opt ptOptions) *ptEnv {
 		cacheTTL = -1
 	}
 	for _, rt := range e.cfg.Routes {
-		u, err := NewUpstream(rt, signer, upTestLogger(t))
+		u, err := NewUpstream(rt, signer, logger)
 		if err != nil {
 			t.Fatal(err)
 		}
 		a, err := NewApp(rt, u, AppDeps{Config: e.cfg, Codec: e.codec, Sessions: e.sessions, Audit: e.audit,
-			Logger: upTestLogger(t), CacheTTL: cacheTTL, Now: e.clock.Now})
+			Logger: logger, CacheTTL: cacheTTL, Now: e.clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
