@@ -1,0 +1,326 @@
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse-dev/gatehouse/config"
+)
+
+// testIdP is a minimal OIDC provider on an httptest TLS server. Its token
+// endpoint checks the client secret and the PKCE verifier, then returns an
+// ID token built by claims.
+type testIdP struct {
+	srv    *httptest.Server
+	key    *rsa.PrivateKey
+	other  *rsa.PrivateKey // a key not in the JWKS
+	clk    *clock
+	secret string
+
+	mu sync.Mutex // guards the fields below
+	// codes maps an issued code to the authorization request's query.
+	codes map[string]url.Values
+	// claims edits the default claims of the next ID token.
+	claims func(c map[string]any, now time.Time)
+	// signWith overrides the signing key.
+	signWith *rsa.PrivateKey
+	// verifiers records every code_verifier the token endpoint saw.
+	verifiers []string
+}
+
+// idpKeys generates the IdP's signing key and a foreign key once per test
+// binary: RSA key generation is slow under the race detector.
+var idpKeys = sync.OnceValues(func() (*rsa.PrivateKey, *rsa.PrivateKey) {
+	k1, err1 := rsa.GenerateKey(rand.Reader, 2048)
+	k2, err2 := rsa.GenerateKey(rand.Reader, 2048)
+	if err1 != nil || err2 != nil {
+		panic("rsa.GenerateKey failed")
+	}
+	return k1, k2
+})
+
+func newTestIdP(t *testing.T, clk *clock) *testIdP {
+	t.Helper()
+	key, other := idpKeys()
+	p := &testIdP{key: key, other: other, clk: clk, secret: "s3cret", codes: map[string]url.Values{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{
+			"issuer": p.srv.URL, "authorization_endpoint": p.srv.URL + "/auth", "token_endpoint": p.srv.URL + "/token",
+			"jwks_uri": p.srv.URL + "/keys", "id_token_signing_alg_values_supported": []string{"RS256"},
+			"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
+		})
+	})
+	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	})
+	mux.HandleFunc("POST /token", p.token)
+	p.srv = httptest.NewTLSServer(mux)
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// authorize plays the browser and the IdP's login page: it takes the
+// authorization URL and returns the callback's state and a code.
+func (p *testIdP) authorize(t *testing.T, authURL string) (state, code string) {
+	t.Helper()
+	u, err := url.Parse(authURL)
+	if err != nil || !strings.HasPrefix(authURL, p.srv.URL+"/auth?") {
+		t.Fatalf("auth URL %q", authURL)
+	}
+	q := u.Query()
+	for _, k := range []string{"state", "nonce", "code_challenge", "redirect_uri", "client_id"} {
+		if q.Get(k) == "" {
+			t.Fatalf("auth URL lacks %s: %s", k, authURL)
+		}
+	}
+	if q.Get("code_challenge_method") != "S256" || q.Get("response_type") != "code" {
+		t.Fatalf("auth URL is not code+S256: %s", authURL)
+	}
+	code, _ = randomToken(16)
+	p.mu.Lock()
+	p.codes[code] = q
+	p.mu.Unlock()
+	return q.Get("state"), code
+}
+
+func (p *testIdP) token(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", 400)
+		return
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if id != "gatehouse" || secret != p.secret {
+		w.WriteHeader(401)
+		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client"})
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q, ok := p.codes[r.PostForm.Get("code")]
+	delete(p.codes, r.PostForm.Get("code"))
+	ver := r.PostForm.Get("code_verifier")
+	p.verifiers = append(p.verifiers, ver)
+	sum := sha256.Sum256([]byte(ver))
+	if !ok || r.PostForm.Get("grant_type") != "authorization_code" || r.PostForm.Get("redirect_uri") != q.Get("redirect_uri") ||
+		base64.RawURLEncoding.EncodeToString(sum[:]) != q.Get("code_challenge") {
+		w.WriteHeader(400)
+		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant"})
+		return
+	}
+	now := p.clk.Now()
+	claims := map[string]any{
+		"iss": p.srv.URL, "aud": "gatehouse", "sub": "user-1", "nonce": q.Get("nonce"),
+		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+		"email": "ann@example.com", "email_verified": true, "groups": []string{"eng", "sre"},
+	}
+	if p.claims != nil {
+		p.claims(claims, now)
+	}
+	key := p.key
+	if p.signWith != nil {
+		key = p.signWith
+	}
+	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
+	payload, _ := json.Marshal(claims)
+	jws, _ := signer.Sign(payload)
+	idt, _ := jws.CompactSerialize()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 300, "id_token": idt})
+}
+
+func newTestOIDC(t *testing.T, e *env, p *testIdP, groupsClaim string) *OIDC {
+	t.Helper()
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secretFile, []byte(p.secret+"\n"), 0o600)
+	cfg := config.SSO{Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: secretFile, GroupsClaim: groupsClaim}
+	o, err := NewOIDC(e.ctx(), e.d, cfg, "https://gate.example.com/auth/callback", p.srv.Client())
+	if err != nil {
+		t.Fatalf("NewOIDC: %v", err)
+	}
+	return o
+}
+
+func TestOIDCLogin(t *testing.T) {
+	e := newEnv(t)
+	p := newTestIdP(t, e.clk)
+	o := newTestOIDC(t, e, p, "")
+	ctx := e.ctx()
+
+	authURL, flowCookie, err := o.BeginLogin(ctx, "https://grafana.example.com/d/1?x=y")
+	if err != nil {
+		t.Fatalf("BeginLogin: %v", err)
+	}
+	state, code := p.authorize(t, authURL)
+	l, err := o.FinishLogin(ctx, state, code, flowCookie)
+	if err != nil {
+		t.Fatalf("FinishLogin: %v", err)
+	}
+	want := &Login{Email: "ann@example.com", Subject: "user-1", Groups: []string{"eng", "sre"}, ReturnTo: "https://grafana.example.com/d/1?x=y", At: e.clk.Now()}
+	if diff := cmp.Diff(want, l); diff != "" {
+		t.Errorf("FinishLogin (-want +got):\n%s", diff)
+	}
+	// The PKCE verifier went to the token endpoint (and matched, or the
+	// IdP would have refused).
+	if len(p.verifiers) != 1 || len(p.verifiers[0]) < 43 {
+		t.Errorf("token endpoint saw verifiers %q", p.verifiers)
+	}
+	if ev := e.audit.find(EventSSOLogin, "allow"); len(ev) != 1 || ev[0].Actor != "ann@example.com" || ev[0].Source != "192.0.2.7:51000" {
+		t.Errorf("login audit = %+v", ev)
+	}
+	// The state is single-use.
+	if _, err := o.FinishLogin(ctx, state, code, flowCookie); !errors.Is(err, ErrNotFound) {
+		t.Errorf("replayed callback = %v, want ErrNotFound", err)
+	}
+}
+
+func TestOIDCRefusals(t *testing.T) {
+	cases := []struct {
+		name    string
+		claims  func(c map[string]any, now time.Time)
+		wrongFC bool // send another flow cookie
+		badKey  bool // sign with a key not in the JWKS
+		state   string
+		wait    time.Duration
+		want    error
+	}{
+		{name: "state mismatch", state: "not-the-state", want: ErrNotFound},
+		{name: "flow cookie from another browser", wrongFC: true, want: ErrForbidden},
+		{name: "nonce mismatch", claims: func(c map[string]any, _ time.Time) { c["nonce"] = "other" }, want: ErrForbidden},
+		{name: "no nonce", claims: func(c map[string]any, _ time.Time) { delete(c, "nonce") }, want: ErrForbidden},
+		{name: "wrong audience", claims: func(c map[string]any, _ time.Time) { c["aud"] = "someone-else" }, want: ErrForbidden},
+		{name: "wrong issuer", claims: func(c map[string]any, _ time.Time) { c["iss"] = "https://evil.example" }, want: ErrForbidden},
+		{name: "expired token", claims: func(c map[string]any, now time.Time) { c["exp"] = now.Add(-time.Minute).Unix() }, want: ErrForbidden},
+		{name: "bad signature", badKey: true, want: ErrForbidden},
+		{name: "email not verified", claims: func(c map[string]any, _ time.Time) { c["email_verified"] = false }, want: ErrForbidden},
+		{name: "email_verified not a bool", claims: func(c map[string]any, _ time.Time) { c["email_verified"] = "yes" }, want: ErrForbidden},
+		{name: "no email", claims: func(c map[string]any, _ time.Time) { delete(c, "email") }, want: ErrForbidden},
+		{name: "email with control chars", claims: func(c map[string]any, _ time.Time) { c["email"] = "ann\n@example.com" }, want: ErrForbidden},
+		{name: "groups not strings", claims: func(c map[string]any, _ time.Time) { c["groups"] = []any{1, 2} }, want: ErrForbidden},
+		{name: "flow expired", wait: FlowTTL, want: ErrNotFound},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			p := newTestIdP(t, e.clk)
+			o := newTestOIDC(t, e, p, "")
+			ctx := e.ctx()
+			p.claims = tc.claims
+			if tc.badKey {
+				p.signWith = p.other
+			}
+			authURL, fc, err := o.BeginLogin(ctx, "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			state, code := p.authorize(t, authURL)
+			if tc.state != "" {
+				state = tc.state
+			}
+			if tc.wrongFC {
+				fc, _ = randomToken(32)
+			}
+			e.clk.Advance(tc.wait)
+			l, err := o.FinishLogin(ctx, state, code, fc)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("FinishLogin = %+v, %v; want %v", l, err, tc.want)
+			}
+			if len(e.audit.find(EventSSOLogin, "deny")) != 1 || len(e.audit.find(EventSSOLogin, "allow")) != 0 {
+				t.Errorf("audit = %+v", e.audit.events)
+			}
+		})
+	}
+}
+
+func TestOIDCGroupsClaim(t *testing.T) {
+	cases := []struct {
+		name, claim string
+		value       any
+		want        []string
+	}{
+		{"list", "groups", []string{"a", "b"}, []string{"a", "b"}},
+		{"single string", "groups", "admins", []string{"admins"}},
+		{"custom claim", "roles", []string{"ops"}, []string{"ops"}},
+		{"absent", "groups", nil, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			p := newTestIdP(t, e.clk)
+			o := newTestOIDC(t, e, p, tc.claim)
+			p.claims = func(c map[string]any, _ time.Time) {
+				delete(c, "groups")
+				if tc.value != nil {
+					c[tc.claim] = tc.value
+				}
+			}
+			authURL, fc, _ := o.BeginLogin(e.ctx(), "/")
+			state, code := p.authorize(t, authURL)
+			l, err := o.FinishLogin(e.ctx(), state, code, fc)
+			if err != nil {
+				t.Fatalf("FinishLogin: %v", err)
+			}
+			if diff := cmp.Diff(tc.want, l.Groups); diff != "" {
+				t.Errorf("groups (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestOIDCSetup(t *testing.T) {
+	e := newEnv(t)
+	p := newTestIdP(t, e.clk)
+	ctx := context.Background()
+	empty := filepath.Join(t.TempDir(), "empty")
+	os.WriteFile(empty, []byte(" \n"), 0o600)
+	cases := map[string]config.SSO{
+		"no secret file":    {Issuer: p.srv.URL, ClientID: "gatehouse"},
+		"empty secret file": {Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: empty},
+		"missing file":      {Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: "/nonexistent"},
+		"no client id":      {Issuer: p.srv.URL, ClientSecretFile: empty},
+	}
+	for name, cfg := range cases {
+		if _, err := NewOIDC(ctx, e.d, cfg, "https://gate.example.com/auth/callback", p.srv.Client()); err == nil {
+			t.Errorf("NewOIDC(%s) succeeded", name)
+		}
+	}
+	// Without the test CA the issuer is not trusted.
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("x"), 0o600)
+	cfg := config.SSO{Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: secret}
+	if _, err := NewOIDC(ctx, e.d, cfg, "https://gate.example.com/auth/callback", nil); err == nil {
+		t.Errorf("NewOIDC trusted an unknown CA")
+	}
+	// With ca_roots it is.
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, pemCert(p.srv.Certificate().Raw), 0o600)
+	cfg.CARoots = []string{caFile}
+	if _, err := NewOIDC(ctx, e.d, cfg, "https://gate.example.com/auth/callback", nil); err != nil {
+		t.Errorf("NewOIDC with ca_roots: %v", err)
+	}
+}
+
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
