@@ -15,7 +15,7 @@ import (
 func runAdmin(t *testing.T, ac AdminConfig) *Admin {
 	t.Helper()
 	ac.Addr = "127.0.0.1:0"
-	ac.Logger = testLogger(t)
+	ac.Logger = frontTestLogger(t)
 	a, err := NewAdmin(ac)
 	if err != nil {
 		t.Fatalf("NewAdmin: %v", err)
@@ -48,8 +48,8 @@ func adminDo(t *testing.T, a *Admin, method, path string) (int, string) {
 }
 
 func TestAdmin(t *testing.T) {
-	cfg := testConfig(t)
-	f, err := NewFront(FrontConfig{Config: cfg, Logger: testLogger(t)})
+	cfg := frontTestConfig(t)
+	f, err := NewFront(FrontConfig{Config: cfg, Logger: frontTestLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestAdmin(t *testing.T) {
 	check("all ready", "GET", "/readyz", 200, "ready")
 
 	// One request through the front shows up in /metrics.
-	resp, err := httpsClient(f, selfSignedPool(t, f.dataDir), "").Get("https://gate.test/")
+	resp, err := frontClient(f, selfSignedPool(t, f.dataDir), "").Get("https://gate.test/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestAdminNoChecksNotReady(t *testing.T) {
 }
 
 func TestHandshakeFailuresCounted(t *testing.T) {
-	f := runFront(t, FrontConfig{Config: testConfig(t)})
+	f := runFront(t, FrontConfig{Config: frontTestConfig(t)})
 	for range 3 {
 		c, err := tlsDial(f, &tlsConfigTLS11)
 		if err == nil {
@@ -131,7 +131,7 @@ func TestHandshakeFailuresCounted(t *testing.T) {
 	// net/http logs the failure after the client has seen it; wait a bit.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		n := counterValue(t, f.metrics.handshakeFailures)
+		n := frontCounterValue(t, f.metrics.handshakeFailures)
 		if n == 3 {
 			return
 		}

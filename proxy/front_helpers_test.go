@@ -20,22 +20,22 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 )
 
-// tLogWriter sends log output to t.Log while the test runs.
-type tLogWriter struct{ t testing.TB }
+// frontLogWriter sends log output to t.Log while the test runs.
+type frontLogWriter struct{ t testing.TB }
 
-func (w tLogWriter) Write(p []byte) (int, error) {
+func (w frontLogWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+func frontTestLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(frontLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// testConfig is a valid self-signed config with two routes; app.test gets a
+// frontTestConfig is a valid self-signed config with two routes; app.test gets a
 // handler in the tests, noapp.test does not.
-func testConfig(t testing.TB) *config.Config {
+func frontTestConfig(t testing.TB) *config.Config {
 	return &config.Config{
 		PublicURL: "https://gate.test",
 		Listen:    config.Listen{HTTPS: "127.0.0.1:0"},
@@ -64,7 +64,7 @@ func (a *countingApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func runFront(t *testing.T, fc FrontConfig) *Front {
 	t.Helper()
 	if fc.Logger == nil {
-		fc.Logger = testLogger(t)
+		fc.Logger = frontTestLogger(t)
 	}
 	f, err := NewFront(fc)
 	if err != nil {
@@ -117,9 +117,9 @@ func selfSignedPool(t testing.TB, dataDir string) *x509.CertPool {
 	return pool
 }
 
-// httpsClient returns a client that dials the front whatever the URL's
+// frontClient returns a client that dials the front whatever the URL's
 // host, trusts roots and uses serverName as SNI (empty: the URL's host).
-func httpsClient(f *Front, roots *x509.CertPool, serverName string) *http.Client {
+func frontClient(f *Front, roots *x509.CertPool, serverName string) *http.Client {
 	addr := f.HTTPSAddr().String()
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -149,8 +149,8 @@ func tlsDial(f *Front, conf *tls.Config) (*tls.Conn, error) {
 
 var tlsConfigTLS11 = tls.Config{ServerName: "gate.test", MinVersion: tls.VersionTLS11, MaxVersion: tls.VersionTLS11, InsecureSkipVerify: true}
 
-// counterValue reads a counter's current value.
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
+// frontCounterValue reads a counter's current value.
+func frontCounterValue(t *testing.T, c prometheus.Counter) float64 {
 	t.Helper()
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {

@@ -10,7 +10,7 @@ import (
 )
 
 func TestHTTPRedirect(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := frontTestConfig(t)
 	cfg.PublicURL = "https://gate.test:8443"
 	cfg.Listen.HTTP = "127.0.0.1:0"
 	f := runFront(t, FrontConfig{Config: cfg})

@@ -15,10 +15,10 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 )
 
-// getStatus returns the status of GET https://host/ through the front.
-func getStatus(t *testing.T, f *Front, roots *x509.CertPool, host string) int {
+// frontGetStatus returns the status of GET https://host/ through the front.
+func frontGetStatus(t *testing.T, f *Front, roots *x509.CertPool, host string) int {
 	t.Helper()
-	c := httpsClient(f, roots, "")
+	c := frontClient(f, roots, "")
 	if roots == nil { // a client that ignores the certificate's names
 		c.Transport.(*http.Transport).TLSClientConfig.InsecureSkipVerify = true
 	}
@@ -31,7 +31,7 @@ func getStatus(t *testing.T, f *Front, roots *x509.CertPool, host string) int {
 }
 
 func TestReloadRouting(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := frontTestConfig(t)
 	app := &countingApp{}
 	f := runFront(t, FrontConfig{Config: cfg, Apps: map[string]http.Handler{"app.test": app}})
 	roots := selfSignedPool(t, f.dataDir)
@@ -63,7 +63,7 @@ func TestReloadRouting(t *testing.T) {
 			}
 			// The old routing still serves.
 			before := app.hits.Load()
-			if code := getStatus(t, f, roots, "app.test"); code != 200 || app.hits.Load() != before+1 {
+			if code := frontGetStatus(t, f, roots, "app.test"); code != 200 || app.hits.Load() != before+1 {
 				t.Errorf("after refused reload: app.test status %d, hits %d; want 200 and one hit", code, app.hits.Load()-before)
 			}
 		})
@@ -82,7 +82,7 @@ func TestReloadRouting(t *testing.T) {
 		if host == "app.test" {
 			r = nil // no longer named by the certificate
 		}
-		if code := getStatus(t, f, r, host); code != want {
+		if code := frontGetStatus(t, f, r, host); code != want {
 			t.Errorf("after reload: %s status %d, want %d", host, code, want)
 		}
 	}
@@ -91,9 +91,9 @@ func TestReloadRouting(t *testing.T) {
 	}
 }
 
-// writeKeyPair writes a self-signed pair for hosts to dir and returns the
+// frontWriteKeyPair writes a self-signed pair for hosts to dir and returns the
 // paths.
-func writeKeyPair(t *testing.T, dir string, hosts []string, now time.Time) (certFile, keyFile string) {
+func frontWriteKeyPair(t *testing.T, dir string, hosts []string, now time.Time) (certFile, keyFile string) {
 	t.Helper()
 	certPEM, keyPEM, err := makeSelfSigned(hosts, now)
 	if err != nil {
@@ -122,8 +122,8 @@ func servedCert(t *testing.T, f *Front) []byte {
 func TestReloadCertificateFiles(t *testing.T) {
 	dir := t.TempDir()
 	hosts := []string{"gate.test", "app.test", "noapp.test"}
-	certFile, keyFile := writeKeyPair(t, dir, hosts, time.Now())
-	cfg := testConfig(t)
+	certFile, keyFile := frontWriteKeyPair(t, dir, hosts, time.Now())
+	cfg := frontTestConfig(t)
 	cfg.TLS = config.TLS{Mode: config.TLSModeFiles, CertFile: certFile, KeyFile: keyFile}
 	f := runFront(t, FrontConfig{Config: cfg})
 	first := servedCert(t, f)
@@ -140,13 +140,13 @@ func TestReloadCertificateFiles(t *testing.T) {
 	}
 
 	// An expired certificate is refused too.
-	writeKeyPair(t, dir, hosts, time.Now().Add(-2*selfSignedValidity))
+	frontWriteKeyPair(t, dir, hosts, time.Now().Add(-2*selfSignedValidity))
 	if err := f.Reload(cfg, nil, nil); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("Reload with an expired certificate = %v, want an expiry error", err)
 	}
 
 	// A new valid pair at the same paths is picked up.
-	writeKeyPair(t, dir, hosts, time.Now())
+	frontWriteKeyPair(t, dir, hosts, time.Now())
 	if err := f.Reload(cfg, nil, nil); err != nil {
 		t.Fatalf("Reload = %v", err)
 	}
@@ -157,7 +157,7 @@ func TestReloadCertificateFiles(t *testing.T) {
 
 func TestNewFrontErrors(t *testing.T) {
 	dir := t.TempDir()
-	expiredCert, expiredKey := writeKeyPair(t, dir, []string{"gate.test"}, time.Now().Add(-2*selfSignedValidity))
+	expiredCert, expiredKey := frontWriteKeyPair(t, dir, []string{"gate.test"}, time.Now().Add(-2*selfSignedValidity))
 	tests := []struct {
 		name    string
 		mutate  func(*config.Config)
@@ -177,14 +177,14 @@ func TestNewFrontErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := testConfig(t)
+			cfg := frontTestConfig(t)
 			if tt.mutate != nil {
 				tt.mutate(cfg)
 			} else {
-				busy := runFront(t, FrontConfig{Config: testConfig(t)})
+				busy := runFront(t, FrontConfig{Config: frontTestConfig(t)})
 				cfg.Listen.HTTPS = busy.HTTPSAddr().String()
 			}
-			f, err := NewFront(FrontConfig{Config: cfg, Apps: tt.apps, Logger: testLogger(t)})
+			f, err := NewFront(FrontConfig{Config: cfg, Apps: tt.apps, Logger: frontTestLogger(t)})
 			if err == nil {
 				_ = f.Shutdown(t.Context())
 				t.Fatalf("NewFront succeeded, want error containing %q", tt.wantErr)

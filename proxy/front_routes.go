@@ -33,7 +33,7 @@ type frontRoutes struct {
 }
 
 // publicHost returns the lowercased host of public_url.
-func publicHost(cfg *config.Config) (string, error) {
+func frontPublicHost(cfg *config.Config) (string, error) {
 	u, err := url.Parse(cfg.PublicURL)
 	if err != nil || u.Hostname() == "" {
 		return "", fmt.Errorf("public_url %q: not a URL with a host", cfg.PublicURL)
@@ -42,7 +42,7 @@ func publicHost(cfg *config.Config) (string, error) {
 }
 
 func newFrontRoutes(cfg *config.Config, portal http.Handler, apps map[string]http.Handler) (*frontRoutes, error) {
-	pub, err := publicHost(cfg)
+	pub, err := frontPublicHost(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -13,9 +13,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// rawRequest sends req verbatim over a TLS connection with the given SNI and
+// frontRawRequest sends req verbatim over a TLS connection with the given SNI and
 // returns the response.
-func rawRequest(t *testing.T, f *Front, sni, req string) (*http.Response, string) {
+func frontRawRequest(t *testing.T, f *Front, sni, req string) (*http.Response, string) {
 	t.Helper()
 	conf := &tls.Config{ServerName: sni, RootCAs: selfSignedPool(t, f.dataDir), NextProtos: []string{"http/1.1"}}
 	if sni == "evil.test" {
@@ -43,7 +43,7 @@ func rawRequest(t *testing.T, f *Front, sni, req string) (*http.Response, string
 
 func TestFrontRouting(t *testing.T) {
 	app := &countingApp{}
-	f := runFront(t, FrontConfig{Config: testConfig(t), Apps: map[string]http.Handler{"app.test": app}})
+	f := runFront(t, FrontConfig{Config: frontTestConfig(t), Apps: map[string]http.Handler{"app.test": app}})
 	own := map[string]string{ // headers on Gatehouse's own pages
 		"Content-Security-Policy": cspValue,
 		"X-Content-Type-Options":  "nosniff",
@@ -77,7 +77,7 @@ func TestFrontRouting(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := app.hits.Load()
-			resp, body := rawRequest(t, f, tt.sni, tt.req)
+			resp, body := frontRawRequest(t, f, tt.sni, tt.req)
 			if resp.StatusCode != tt.wantCode {
 				t.Errorf("status = %d, want %d (body %q)", resp.StatusCode, tt.wantCode, body)
 			}
@@ -110,8 +110,8 @@ func TestFrontRouting(t *testing.T) {
 // coalescing onto another route's connection is refused with 421.
 func TestFrontHTTP2(t *testing.T) {
 	app := &countingApp{}
-	f := runFront(t, FrontConfig{Config: testConfig(t), Apps: map[string]http.Handler{"app.test": app}})
-	c := httpsClient(f, selfSignedPool(t, f.dataDir), "gate.test")
+	f := runFront(t, FrontConfig{Config: frontTestConfig(t), Apps: map[string]http.Handler{"app.test": app}})
+	c := frontClient(f, selfSignedPool(t, f.dataDir), "gate.test")
 	for _, tt := range []struct {
 		url      string
 		wantCode int
@@ -137,14 +137,14 @@ func TestFrontHTTP2(t *testing.T) {
 }
 
 func TestFrontGracefulShutdown(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := frontTestConfig(t)
 	started, release := make(chan struct{}), make(chan struct{})
 	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
 		<-release
 		_, _ = io.WriteString(w, "done")
 	})
-	f, err := NewFront(FrontConfig{Config: cfg, Apps: map[string]http.Handler{"app.test": slow}, Logger: testLogger(t)})
+	f, err := NewFront(FrontConfig{Config: cfg, Apps: map[string]http.Handler{"app.test": slow}, Logger: frontTestLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestFrontGracefulShutdown(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- f.Serve(ctx) }()
 	waitReady(t, f)
-	c := httpsClient(f, selfSignedPool(t, f.dataDir), "")
+	c := frontClient(f, selfSignedPool(t, f.dataDir), "")
 	type result struct {
 		code int
 		body string

@@ -44,7 +44,7 @@ func newACMECerts(cfg *config.Config, dataDir string, ls acmeListeners, logger *
 	if err != nil {
 		return nil, err
 	}
-	pub, err := publicHost(cfg)
+	pub, err := frontPublicHost(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ import (
 // HTTP-01 is off without a plain HTTP listener. (Issuance against a real
 // ACME server is the e2e Pebble test.)
 func TestACMEChallengesOnOwnListeners(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := frontTestConfig(t)
 	cfg.TLS = config.TLS{Mode: config.TLSModeACME, ACME: config.ACME{Email: "ops@example.com", Directory: "https://acme.test/dir"}}
 	https := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8443}
 	plain := &net.TCPAddr{IP: net.IPv4zero, Port: 8080}
@@ -41,7 +41,7 @@ func TestACMEChallengesOnOwnListeners(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := newACMECerts(cfg, t.TempDir(), tt.ls, testLogger(t))
+			a, err := newACMECerts(cfg, t.TempDir(), tt.ls, frontTestLogger(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +64,7 @@ func TestCheckTLSFiles(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("hello"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile := writeKeyPair(t, dir, []string{"gate.test"}, time.Now())
+	certFile, keyFile := frontWriteKeyPair(t, dir, []string{"gate.test"}, time.Now())
 	tests := []struct {
 		name string
 		tls  config.TLS
@@ -79,7 +79,7 @@ func TestCheckTLSFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := testConfig(t)
+			cfg := frontTestConfig(t)
 			cfg.TLS = tt.tls
 			var paths []string
 			for _, p := range CheckTLSFiles(cfg) {

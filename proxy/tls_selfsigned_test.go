@@ -78,10 +78,10 @@ func TestSelfSignedPersisted(t *testing.T) {
 // TestSelfSignedStableAcrossRestarts runs two fronts one after the other on
 // the same data directory and compares the certificates they serve.
 func TestSelfSignedStableAcrossRestarts(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := frontTestConfig(t)
 	var served [][]byte
 	for i := range 2 {
-		f, err := NewFront(FrontConfig{Config: cfg, Logger: testLogger(t)})
+		f, err := NewFront(FrontConfig{Config: cfg, Logger: frontTestLogger(t)})
 		if err != nil {
 			t.Fatalf("NewFront #%d: %v", i, err)
 		}

@@ -48,7 +48,7 @@ func TestTLSPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := testConfig(t)
+			cfg := frontTestConfig(t)
 			cfg.TLS.MinVersion = tt.minVersion
 			f := runFront(t, FrontConfig{Config: cfg})
 			conf := &tls.Config{}
