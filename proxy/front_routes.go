@@ -32,7 +32,7 @@ type frontRoutes struct {
 	apps         map[string]http.Handler // route host -> handler
 }
 
-// publicHost returns the lowercased host of public_url.
+// frontPublicHost returns the lowercased host of public_url.
 func frontPublicHost(cfg *config.Config) (string, error) {
 	u, err := url.Parse(cfg.PublicURL)
 	if err != nil || u.Hostname() == "" {
