@@ -74,15 +74,12 @@ test: deps
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o gatehouse ./cmd/gatehouse
 
-## demo: PLACEHOLDER owned by the "harness" helper, who replaces this recipe
-## with the full demo (Dex, demo upstream, sshd target). Until then it runs
-## Gatehouse alone on configs/demo.yaml with its data in a temporary directory.
+## demo: Dex with a demo user, the demo web app, an sshd target and Gatehouse
+## (configs/demo.yaml, self-signed TLS, embedded store), all on loopback with
+## free ports and a temporary directory; prints what to open. Ctrl-C stops it.
 .PHONY: demo
-demo: build
-	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	sed "s#^data_dir:.*#data_dir: $$tmp/data#" configs/demo.yaml > "$$tmp/demo.yaml"; \
-	echo "demo: data in $$tmp (removed on exit); Ctrl-C stops"; \
-	./gatehouse serve --config "$$tmp/demo.yaml"
+demo:
+	@bash scripts/demo.sh
 
 .PHONY: clean
 clean:

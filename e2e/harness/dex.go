@@ -112,7 +112,7 @@ func StartDex(t testing.TB, opts DexOptions) *Dex {
 		ConfigFile: filepath.Join(dir, "dex.json"),
 		clients:    map[string]DexClient{},
 	}
-	cfg, err := dexConfig(x.Issuer, addr, certFile, keyFile, opts)
+	cfg, err := DexConfig(x.Issuer, addr, certFile, keyFile, opts)
 	if err != nil {
 		t.Fatalf("StartDex: %v", err)
 	}
@@ -190,10 +190,13 @@ func dexBinary() (string, error) {
 	return p, nil
 }
 
-// dexConfig renders Dex's config as JSON. Key names follow the pinned Dex
-// version's cmd/dex/config.go: staticPasswords[].groups is what puts groups
-// in the ID token for the password connector.
-func dexConfig(issuer, addr, certFile, keyFile string, opts DexOptions) ([]byte, error) {
+// DexConfig renders a Dex config (JSON, which Dex reads as YAML) for an
+// HTTPS listener on addr with the given certificate, memory storage and
+// opts' users and clients; StartDex and the demo use it. Key names follow
+// the pinned Dex version's cmd/dex/config.go: staticPasswords[].groups is
+// what puts groups in the ID token for the password connector. Passwords
+// are stored as bcrypt hashes (cost 10, Dex's minimum).
+func DexConfig(issuer, addr, certFile, keyFile string, opts DexOptions) ([]byte, error) {
 	type password struct {
 		Email    string   `json:"email"`
 		Hash     string   `json:"hash"`

@@ -138,27 +138,63 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 		authKeys = filepath.Join(dir, "authorized_keys")
 		writeFile(t, authKeys, []byte(strings.TrimSpace(opts.AuthorizedKeys)+"\n"), 0o644)
 	}
+	cfg := SSHDConfigText(SSHDConfigParams{
+		Port: port, HostKeyFile: hostKeyFile, PidFile: filepath.Join(dir, "sshd.pid"),
+		TrustedUserCAKeysFile: caFile, AuthorizedKeysFile: authKeys, User: login,
+		AllowTCPForwarding: opts.AllowTCPForwarding, Extra: opts.ExtraConfig,
+	})
+	writeFile(t, s.ConfigFile, []byte(cfg), 0o644)
+
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil && os.Geteuid() == 0 {
+		t.Fatalf("StartSSHD: privilege separation directory: %v", err)
+	}
+	s.d = startDaemon(t, "sshd", exec.Command(sshdBin, "-D", "-e", "-f", s.ConfigFile))
+	s.d.waitReady(t, 15*time.Second, func() error { return sshBanner(s.Addr) })
+	return s
+}
+
+// SSHDConfigParams are the inputs of SSHDConfigText.
+type SSHDConfigParams struct {
+	Port                  int
+	HostKeyFile           string
+	PidFile               string
+	TrustedUserCAKeysFile string
+	// AuthorizedKeysFile is a path, or "none".
+	AuthorizedKeysFile string
+	// User is the only login allowed (AllowUsers).
+	User               string
+	AllowTCPForwarding bool
+	// Extra is appended verbatim.
+	Extra string
+}
+
+// SSHDConfigText returns the sshd_config that StartSSHD (and the demo)
+// use: 127.0.0.1 only, public keys and certificates only (no password, no
+// keyboard-interactive, no PAM), one allowed user, no agent or X11
+// forwarding, local TCP forwarding only if asked, the sftp subsystem, and
+// LogLevel VERBOSE.
+func SSHDConfigText(p SSHDConfigParams) string {
 	fwd := "no"
-	if opts.AllowTCPForwarding {
+	if p.AllowTCPForwarding {
 		fwd = "local"
 	}
 	sftp := "internal-sftp"
 	if _, err := os.Stat("/usr/lib/openssh/sftp-server"); err == nil {
 		sftp = "/usr/lib/openssh/sftp-server"
 	}
-	cfg := strings.Join([]string{
+	return strings.Join([]string{
 		"ListenAddress 127.0.0.1",
-		fmt.Sprintf("Port %d", port),
-		"HostKey " + hostKeyFile,
-		"PidFile " + filepath.Join(dir, "sshd.pid"),
+		fmt.Sprintf("Port %d", p.Port),
+		"HostKey " + p.HostKeyFile,
+		"PidFile " + p.PidFile,
 		"UsePAM no",
 		"PasswordAuthentication no",
 		"KbdInteractiveAuthentication no",
 		"PubkeyAuthentication yes",
 		"PermitRootLogin no",
-		"TrustedUserCAKeys " + caFile,
-		"AuthorizedKeysFile " + authKeys,
-		"AllowUsers " + login,
+		"TrustedUserCAKeys " + p.TrustedUserCAKeysFile,
+		"AuthorizedKeysFile " + p.AuthorizedKeysFile,
+		"AllowUsers " + p.User,
 		"StrictModes no",
 		"AllowTcpForwarding " + fwd,
 		"AllowAgentForwarding no",
@@ -169,16 +205,8 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 		"PrintMotd no",
 		"MaxStartups 100:30:200",
 		"MaxSessions 50",
-		opts.ExtraConfig,
+		p.Extra,
 	}, "\n") + "\n"
-	writeFile(t, s.ConfigFile, []byte(cfg), 0o644)
-
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil && os.Geteuid() == 0 {
-		t.Fatalf("StartSSHD: privilege separation directory: %v", err)
-	}
-	s.d = startDaemon(t, "sshd", exec.Command(sshdBin, "-D", "-e", "-f", s.ConfigFile))
-	s.d.waitReady(t, 15*time.Second, func() error { return sshBanner(s.Addr) })
-	return s
 }
 
 // Stop stops sshd now (existing sessions keep running until their clients
