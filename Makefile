@@ -81,6 +81,16 @@ build:
 demo:
 	@bash scripts/demo.sh
 
+## bench-http: wrk over HTTPS on loopback, 3 interleaved rounds (medians):
+## the upstream directly, Gatehouse with a real session, nginx and
+## oauth2-proxy; req/s, p99, CPU µs/req and ratios to nginx, then a CPU
+## profile of Gatehouse. About 4 minutes; BENCH_HTTP_FLAGS adds flags
+## (e.g. -rounds 5 -d 20s -keep).
+.PHONY: bench-http
+bench-http: deps build
+	$(GO) build -o .tools/bench-http ./bench/http
+	.tools/bench-http -gatehouse ./gatehouse $(BENCH_HTTP_FLAGS)
+
 .PHONY: clean
 clean:
 	rm -f gatehouse

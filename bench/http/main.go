@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -42,6 +44,7 @@ type options struct {
 	inproc      bool
 	profile     bool
 	keep        bool
+	only        string
 }
 
 func run() int {
@@ -57,6 +60,7 @@ func run() int {
 	flag.BoolVar(&o.inproc, "inproc", false, "measure the in-process composition instead of the gatehouse binary")
 	flag.BoolVar(&o.profile, "profile", true, "take a CPU profile of Gatehouse under load after the rounds")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, profile)")
+	flag.StringVar(&o.only, "only", "", "measure only targets whose name contains this (development; no ratios)")
 	flag.Parse()
 	if err := bench(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-http:", err)
@@ -183,6 +187,9 @@ func bench(o options) (err error) {
 		{name: "nginx", url: ngxURL, proc: ngx},
 		{name: "oauth2-proxy", url: o2pURL, headers: []string{"Cookie: " + o2pCookie}, proc: o2p},
 	}
+	if o.only != "" {
+		targets = slices.DeleteFunc(targets, func(t *target) bool { return !strings.Contains(t.name, o.only) })
+	}
 	fmt.Printf("wrk -t%d -c%d -d%s --latency over HTTPS keep-alive; %d interleaved rounds; upstream: nginx static page (%d bytes)\n",
 		o.threads, o.conns, o.duration, o.rounds, len(upstreamBody))
 	for _, t := range targets {
@@ -204,7 +211,9 @@ func bench(o options) (err error) {
 				s.p99.Round(time.Microsecond), float64(s.cpuPerReq.Nanoseconds())/1e3, errNote(s.errors))
 		}
 	}
-	report(targets)
+	if o.only == "" {
+		report(targets)
+	}
 
 	if o.profile {
 		// The profile needs a process of our own: stop the measured one

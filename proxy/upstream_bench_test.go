@@ -1,0 +1,158 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/descope/virtualwebauthn"
+	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/identity"
+)
+
+// upNopAudit discards audit events.
+type upNopAudit struct{}
+
+func (upNopAudit) Log(context.Context, audit.Event) error { return nil }
+
+// upMinted is a real session for an app host, made through the same
+// ceremonies a browser goes through (SSO login, WebAuthn enrolment with a
+// virtual authenticator, handoff), with the sealed cookie value.
+type upMinted struct {
+	codec    *identity.Codec
+	sessions *identity.Sessions
+	cookie   string
+	id       string
+}
+
+func upMint(tb testing.TB, publicURL, appHost string) *upMinted {
+	tb.Helper()
+	ctx := identity.WithClient(context.Background(), identity.Client{Source: "127.0.0.1", UserAgent: "bench"})
+	d := identity.Deps{Store: upBolt(tb), Audit: upNopAudit{}, Logger: slog.New(slog.DiscardHandler)}
+	must := func(err error) {
+		tb.Helper()
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	sessions, err := identity.NewSessions(d, identity.SessionOptions{})
+	must(err)
+	users, err := identity.NewUsers(d)
+	must(err)
+	invites, err := identity.NewInvites(d)
+	must(err)
+	wa, err := identity.NewWebAuthn(d, identity.WebAuthnConfig{PublicURL: publicURL}, users, sessions, invites)
+	must(err)
+	codec, err := identity.NewCodec(ctx, d, 0)
+	must(err)
+	pub, _ := url.Parse(publicURL)
+	s, err := sessions.Start(ctx, &identity.Login{Email: "alice@example.com", Subject: "a", Groups: []string{"eng"}, At: time.Now()}, pub.Hostname())
+	must(err)
+	cc, err := wa.BeginRegistration(ctx, s, "")
+	must(err)
+	ccJSON, _ := json.Marshal(cc)
+	opts, err := virtualwebauthn.ParseAttestationOptions(string(ccJSON))
+	must(err)
+	resp := virtualwebauthn.CreateAttestationResponse(
+		virtualwebauthn.RelyingParty{Name: "Gatehouse", ID: pub.Hostname(), Origin: publicURL},
+		virtualwebauthn.NewAuthenticator(), virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2), *opts)
+	s, err = wa.FinishRegistration(ctx, s, "key", strings.NewReader(resp))
+	must(err)
+	code, err := sessions.IssueHandoff(ctx, s.ID, appHost, "/")
+	must(err)
+	app, _, err := sessions.RedeemHandoff(ctx, code, appHost)
+	must(err)
+	v, err := codec.Seal(SessionCookie, appHost, app.ID)
+	must(err)
+	return &upMinted{codec: codec, sessions: sessions, cookie: v, id: app.ID}
+}
+
+// BenchmarkSessionCheck is the uncached session check of an app host:
+// open the sealed cookie (AES-GCM) and look the session up in the
+// embedded store. The app gate does this once per cookie per cache TTL.
+func BenchmarkSessionCheck(b *testing.B) {
+	m := upMint(b, "https://gate.example.test", "app.example.test")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		id, err := m.codec.Open(SessionCookie, "app.example.test", m.cookie)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := m.sessions.Lookup(ctx, id, "app.example.test"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// upCannedTransport answers every upstream request with a small page
+// without any network, so that the benchmark measures Gatehouse's own
+// work per request.
+type upCannedTransport struct{ body string }
+
+func (c upCannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get(HeaderAssertion) == "" || r.Header.Get("Cookie") != "app=1" {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return &http.Response{
+		StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        http.Header{"Content-Type": {"text/html"}, "Content-Length": {strconv.Itoa(len(c.body))}},
+		ContentLength: int64(len(c.body)),
+		Body:          io.NopCloser(strings.NewReader(c.body)),
+		Request:       r,
+	}, nil
+}
+
+// upDiscardWriter is a minimal ResponseWriter.
+type upDiscardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *upDiscardWriter) Header() http.Header         { return w.h }
+func (w *upDiscardWriter) WriteHeader(code int)        { w.code = code }
+func (w *upDiscardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkAppRequest is one allowed request through the app gate as a
+// browser sends it: session cookie check (cached, as for every request
+// after the first in a second), authz.DecideRoute, the cached JWT
+// assertion, header and cookie rewriting and ReverseProxy, with the
+// upstream replaced by a canned in-memory response.
+func BenchmarkAppRequest(b *testing.B) {
+	m := upMint(b, "https://gate.example.test", "app.example.test")
+	route := config.Route{Name: "app", Host: "app.example.test", Upstream: "http://127.0.0.1:9", Allow: config.Allow{Groups: []string{"eng"}}}
+	cfg := &config.Config{PublicURL: "https://gate.example.test", MFA: config.MFA{MaxAge: config.Duration(12 * time.Hour)}, Routes: []config.Route{route}}
+	up, err := NewUpstream(route, upSigner(b, upBolt(b), time.Now), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	up.rp.Transport = upCannedTransport{body: strings.Repeat("x", 132)}
+	app, err := NewApp(route, up, AppDeps{Config: cfg, Codec: m.codec, Sessions: m.sessions, Audit: upNopAudit{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "https://app.example.test/api/dashboards?x=1", nil)
+	req.Host = "app.example.test"
+	req.RemoteAddr = "127.0.0.1:5555"
+	req.Header.Set("Cookie", SessionCookie+"="+m.cookie+"; app=1")
+	req.Header.Set("User-Agent", "wrk")
+	req.Header.Set("Accept", "*/*")
+	w := &upDiscardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		w.code = 0
+		app.ServeHTTP(w, req)
+		if w.code != http.StatusOK {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}
