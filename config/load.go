@@ -91,19 +91,37 @@ func Load(data []byte) (*Config, error) {
 			probs = append(probs, idx.fromDecodeError(m))
 		}
 	}
-	if len(probs) == 0 {
-		for _, p := range c.validate() {
-			if p.Line == 0 {
-				p.Line = idx.line(p.Path)
-			}
-			probs = append(probs, p)
+	// Validate even when keys were unknown or mistyped, so that one pass
+	// reports everything; but skip a validation problem under a path that
+	// already failed to decode, since its value is missing rather than wrong.
+	failed := map[string]bool{}
+	for _, p := range probs {
+		failed[p.Path] = true
+	}
+	for _, p := range c.validate() {
+		if underFailed(p.Path, failed) {
+			continue
 		}
+		if p.Line == 0 {
+			p.Line = idx.line(p.Path)
+		}
+		probs = append(probs, p)
 	}
 	if len(probs) > 0 {
 		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
 		return nil, probs
 	}
 	return &c, nil
+}
+
+// underFailed reports whether path or one of its parents is in failed.
+func underFailed(path string, failed map[string]bool) bool {
+	for p := path; p != ""; p = parentPath(p) {
+		if failed[p] {
+			return true
+		}
+	}
+	return false
 }
 
 // pathIndex maps a YAML path to the line where its value starts.
