@@ -195,14 +195,14 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // tampered, sealed for another host, expired, revoked); err is set only
 // when the store cannot answer, so the caller fails closed.
 func (a *App) who(r *http.Request, now time.Time) (e cacheEntry, ok bool, err error) {
-	c, cerr := r.Cookie(SessionCookie)
-	if cerr != nil || c.Value == "" {
+	value := sessionCookieValue(r.Header)
+	if value == "" {
 		return e, false, nil
 	}
-	if e, ok := a.cache.get(c.Value, now); ok {
+	if e, ok := a.cache.get(value, now); ok {
 		return e, true, nil
 	}
-	id, oerr := a.codec.Open(SessionCookie, a.host, c.Value)
+	id, oerr := a.codec.Open(SessionCookie, a.host, value)
 	if oerr != nil {
 		return e, false, nil
 	}
@@ -215,7 +215,7 @@ func (a *App) who(r *http.Request, now time.Time) (e cacheEntry, ok bool, err er
 		return e, false, lerr
 	}
 	e = cacheEntry{who: s.Subject(), handle: s.Handle, parent: s.Parent}
-	a.cache.put(c.Value, e.who, s.Handle, s.Parent, now, s.Expires)
+	a.cache.put(value, e.who, s.Handle, s.Parent, now, s.Expires)
 	return e, true, nil
 }
 
@@ -355,4 +355,33 @@ func shortID16(h string) string {
 		return h[:16]
 	}
 	return h
+}
+
+// sessionCookieValue returns the value of the first SessionCookie in the
+// request's Cookie headers, or "". Unlike http.Request.Cookie it parses
+// only as far as it must and allocates nothing: it runs on every proxied
+// request. A value that is not a plain cookie value is treated as absent.
+func sessionCookieValue(h http.Header) string {
+	for _, line := range h["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimLeft(part, " \t")
+			name, val, ok := strings.Cut(part, "=")
+			if !ok || name != SessionCookie {
+				continue
+			}
+			val = strings.TrimRight(val, " \t")
+			if len(val) > 1 && val[0] == '"' && val[len(val)-1] == '"' {
+				val = val[1 : len(val)-1]
+			}
+			for i := 0; i < len(val); i++ {
+				if c := val[i]; c <= 0x20 || c >= 0x7f || c == '"' || c == ';' || c == '\\' || c == ',' {
+					return ""
+				}
+			}
+			return val
+		}
+	}
+	return ""
 }

@@ -171,3 +171,39 @@ func TestLocalPath(t *testing.T) {
 		}
 	}
 }
+
+func TestSessionCookieValue(t *testing.T) {
+	tests := []struct {
+		name string
+		hdr  []string
+		want string
+	}{
+		{"absent", nil, ""},
+		{"only", []string{SessionCookie + "=abc"}, "abc"},
+		{"among others", []string{"a=1; " + SessionCookie + "=abc; b=2"}, "abc"},
+		{"second header (HTTP/2)", []string{"a=1", SessionCookie + "=abc"}, "abc"},
+		{"first wins", []string{SessionCookie + "=one; " + SessionCookie + "=two"}, "one"},
+		{"quoted", []string{SessionCookie + `="abc"`}, "abc"},
+		{"prefix of another name", []string{SessionCookie + "-flow=x"}, ""},
+		{"name case differs", []string{"__host-gatehouse=abc"}, ""},
+		{"space around", []string{"a=1;  " + SessionCookie + "=abc  "}, "abc"},
+		{"bad byte", []string{SessionCookie + "=a\x01b"}, ""},
+		{"empty value", []string{SessionCookie + "="}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			for _, v := range tt.hdr {
+				h.Add("Cookie", v)
+			}
+			if got := sessionCookieValue(h); got != tt.want {
+				t.Errorf("sessionCookieValue(%q) = %q, want %q", tt.hdr, got, tt.want)
+			}
+			// It agrees with net/http wherever net/http finds a value.
+			r := &http.Request{Header: h}
+			if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" && tt.want != "" && c.Value != tt.want {
+				t.Errorf("net/http says %q, sessionCookieValue %q", c.Value, tt.want)
+			}
+		})
+	}
+}
