@@ -1,19 +1,17 @@
 package harness
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/storage"
-	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 )
@@ -69,8 +67,9 @@ type Browser struct {
 	ctx     context.Context // the browser's first tab; parent of every Tab
 	timeout time.Duration
 
-	mu   sync.Mutex // guards tabs
-	tabs []*Tab
+	mu    sync.Mutex // guards tabs and saved
+	tabs  []*Tab
+	saved []*webauthn.Credential // credentials of tabs already closed
 }
 
 // NewBrowser starts Chromium with a fresh --user-data-dir in t.TempDir()
@@ -131,7 +130,8 @@ func NewBrowser(t testing.TB, opts BrowserOptions) *Browser {
 }
 
 // NewTab opens a tab in the browser's default profile: it shares cookies
-// with the other tabs that NewTab opened.
+// with the other tabs that NewTab opened. Like NewContext, it gets its own
+// virtual authenticator with copies of the browser's keys (see there).
 func (b *Browser) NewTab(t testing.TB) *Tab {
 	t.Helper()
 	return b.newTab(t, false)
@@ -139,9 +139,9 @@ func (b *Browser) NewTab(t testing.TB) *Tab {
 
 // NewContext opens a tab in a new incognito-like browser context: no
 // cookies or storage from any other tab, but (unless NoAuthenticator) a
-// virtual authenticator holding copies of the credentials of every open
-// tab of this browser — the same person with the same security key in a
-// fresh browser. Note that a copy is a clone: the signature counter
+// virtual authenticator holding copies of the credentials of every tab of
+// this browser, open or closed — the same person with the same security
+// key in a fresh browser. Note that a copy is a clone: the signature counter
 // continues from the copied value, so after a NewContext keep using only
 // the new tab for WebAuthn (or the relying party sees a counter go back,
 // which is how a cloned-key test is built on purpose).
@@ -166,6 +166,15 @@ func (b *Browser) newTab(t testing.TB, fresh bool) *Tab {
 		t.Fatalf("open tab: %v", err)
 	}
 	tab.close = sync.OnceFunc(func() {
+		// Keep the tab's keys for later tabs (a subtest's tab closes when
+		// the subtest ends, but the person keeps their security key).
+		if tab.AuthenticatorID != "" {
+			if creds, err := tab.credentials(); err == nil {
+				b.mu.Lock()
+				b.saved = mergeCredentials(b.saved, creds)
+				b.mu.Unlock()
+			}
+		}
 		cancel()
 		<-tab.consoleDone
 	})
@@ -182,15 +191,15 @@ func (b *Browser) newTab(t testing.TB, fresh bool) *Tab {
 	return tab
 }
 
-// credentials collects the credentials of every open tab's authenticator;
-// for a credential in several tabs, the copy with the highest counter wins.
+// credentials collects the credentials of every open tab's authenticator
+// and of the closed tabs; for a credential held in several places, the copy
+// with the highest counter wins.
 func (b *Browser) credentials(t testing.TB) []*webauthn.Credential {
 	t.Helper()
 	b.mu.Lock()
 	tabs := append([]*Tab(nil), b.tabs...)
+	all := append([]*webauthn.Credential(nil), b.saved...)
 	b.mu.Unlock()
-	byID := map[string]*webauthn.Credential{}
-	var order []string
 	for _, tab := range tabs {
 		if tab.AuthenticatorID == "" || tab.Ctx.Err() != nil {
 			continue
@@ -199,19 +208,23 @@ func (b *Browser) credentials(t testing.TB) []*webauthn.Credential {
 		if err != nil {
 			t.Fatalf("read credentials of an earlier tab: %v", err)
 		}
-		for _, c := range creds {
-			id := string(c.CredentialID)
-			if old, ok := byID[id]; !ok {
-				order = append(order, id)
-				byID[id] = c
-			} else if c.SignCount > old.SignCount {
-				byID[id] = c
-			}
-		}
+		all = mergeCredentials(all, creds)
 	}
-	out := make([]*webauthn.Credential, 0, len(order))
-	for _, id := range order {
-		out = append(out, byID[id])
+	return all
+}
+
+// mergeCredentials adds add to have; for the same credential ID it keeps
+// the copy with the higher signature counter, in have's order.
+func mergeCredentials(have, add []*webauthn.Credential) []*webauthn.Credential {
+	out := append([]*webauthn.Credential(nil), have...)
+	for _, c := range add {
+		i := slices.IndexFunc(out, func(o *webauthn.Credential) bool { return bytes.Equal(o.CredentialID, c.CredentialID) })
+		switch {
+		case i < 0:
+			out = append(out, c)
+		case c.SignCount > out[i].SignCount:
+			out[i] = c
+		}
 	}
 	return out
 }
@@ -331,33 +344,6 @@ func (tab *Tab) AddCredential(c *webauthn.Credential) error {
 	return nil
 }
 
-// Cookies returns the cookies of the tab's browser context (all hosts).
-func (tab *Tab) Cookies() []*network.Cookie {
-	tab.t.Helper()
-	ctx, cancel := context.WithTimeout(tab.Ctx, tab.b.timeout)
-	defer cancel()
-	res, err := chromedp.CallBrowser(ctx, storage.GetCookies, storage.GetCookiesParams{BrowserContextID: tab.browserContextID()})
-	if err != nil {
-		tab.Fatalf("Storage.getCookies: %v", err)
-	}
-	return res.Cookies
-}
-
-// ClearCookies deletes every cookie of the tab's browser context and keeps
-// the authenticator and its credentials: "sign in again with the same key".
-func (tab *Tab) ClearCookies() {
-	tab.t.Helper()
-	ctx, cancel := context.WithTimeout(tab.Ctx, tab.b.timeout)
-	defer cancel()
-	if _, err := chromedp.CallBrowser(ctx, storage.ClearCookies, storage.ClearCookiesParams{BrowserContextID: tab.browserContextID()}); err != nil {
-		tab.Fatalf("Storage.clearCookies: %v", err)
-	}
-}
-
-func (tab *Tab) browserContextID() cdp.BrowserContextID {
-	return chromedp.FromContext(tab.Ctx).BrowserContextID
-}
-
 // Close closes the tab (and its browser context, for NewContext tabs). The
 // test's cleanup calls it too; it is idempotent.
 func (tab *Tab) Close() { tab.close() }
@@ -371,60 +357,5 @@ func (tab *Tab) logConsole() {
 			return
 		}
 		tab.t.Logf("[chromium console %s] %s (%s:%d)", m.Type, m.Text, m.URL, m.Line+1)
-	}
-}
-
-// URL returns the tab's current URL from the browser (no JavaScript, so it
-// works on error pages and during a navigation).
-func URL(ctx context.Context) (string, error) {
-	c := chromedp.FromContext(ctx)
-	if c == nil || c.Target == nil {
-		return "", errors.New("not a chromedp tab context")
-	}
-	res, err := chromedp.CallBrowser(ctx, target.GetTargetInfo, target.GetTargetInfoParams{TargetID: c.Target.TargetID})
-	if err != nil {
-		return "", err
-	}
-	return res.TargetInfo.URL, nil
-}
-
-// WaitURL polls the tab's URL until match returns true and returns that
-// URL, or returns ctx's error with the last URL seen.
-//
-//	u, err := harness.WaitURL(ctx, func(u string) bool { return strings.HasPrefix(u, want) })
-func WaitURL(ctx context.Context, match func(string) bool) (string, error) {
-	var last string
-	for {
-		if u, err := URL(ctx); err == nil {
-			last = u
-			if match(u) {
-				return u, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return last, fmt.Errorf("URL is %q: %w", last, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// PageText returns document.body.innerText ("" before there is a body).
-func PageText(ctx context.Context) (string, error) {
-	return chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-}
-
-// WaitText polls until the page's visible text contains text. Navigations
-// in between are fine.
-func WaitText(ctx context.Context, text string) error {
-	for {
-		if s, err := PageText(ctx); err == nil && strings.Contains(s, text) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("page text never contained %q: %w", text, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 }

@@ -175,6 +175,17 @@ func TestBrowserWebAuthn(t *testing.T) {
 	if diff := cmp.Diff([]string{id}, credIDs(tab2)); diff != "" {
 		t.Errorf("new context's credentials (-want +got):\n%s", diff)
 	}
+
+	// Closed tabs hand their keys on: with every tab closed, a new one
+	// still has the key, with the latest counter.
+	latest := tab2.Credentials()[0].SignCount
+	tab.Close()
+	tab2.Close()
+	tab3 := b.NewContext(t)
+	creds = tab3.Credentials()
+	if len(creds) != 1 || b64url(creds[0].CredentialID) != id || creds[0].SignCount != latest {
+		t.Errorf("after closing all tabs: credentials %+v, want %s with count %v", creds, id, latest)
+	}
 }
 
 func credIDs(tab *Tab) []string {

@@ -174,6 +174,9 @@ func (x *Dex) AuthURL(clientID, redirectURI, state string) string {
 	return x.Issuer + "/auth?" + q.Encode()
 }
 
+// Logs returns everything Dex has logged so far (logins, failures).
+func (x *Dex) Logs() string { return x.d.out.String() }
+
 // Stop stops Dex now. It is idempotent; the test's cleanup calls it too.
 func (x *Dex) Stop() { x.d.stop() }
 

@@ -132,6 +132,9 @@ func TestSSHD(t *testing.T) {
 			}
 		})
 	}
+	if logs := s.Logs(); !strings.Contains(logs, `Accepted certificate ID "harness-test"`) {
+		t.Errorf("sshd log lacks the accepted certificate ID:\n%s", logs)
+	}
 	// The known_hosts file names the host key for the real ssh client.
 	kh, err := os.ReadFile(s.KnownHostsFile)
 	if err != nil || !strings.Contains(string(kh), s.HostKeyLine) {

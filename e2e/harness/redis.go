@@ -2,7 +2,6 @@ package harness
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -127,12 +126,12 @@ func redisPing(addr, password string) error {
 
 // daemon is a long-running program that a harness Start function started
 // for one test. Its output goes to t.Log, line by line, prefixed with its
-// name, until the test's cleanup stops it; the last lines are kept for
+// name, until the test's cleanup stops it; the last lines appear in
 // failure messages.
 type daemon struct {
 	name string
 	cmd  *exec.Cmd
-	out  *daemonLog
+	out  *lineLog
 	done chan struct{} // closed when the process has exited
 	err  error         // Wait's result; read only after done is closed
 
@@ -143,7 +142,7 @@ type daemon struct {
 // with t.Cleanup. It fails the test if the program cannot start.
 func startDaemon(t testing.TB, name string, cmd *exec.Cmd) *daemon {
 	t.Helper()
-	d := &daemon{name: name, cmd: cmd, out: &daemonLog{t: t, name: name}, done: make(chan struct{})}
+	d := &daemon{name: name, cmd: cmd, out: newLineLog(t, name), done: make(chan struct{})}
 	cmd.Stdout = d.out
 	cmd.Stderr = d.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -197,70 +196,14 @@ func (d *daemon) waitReady(t testing.TB, timeout time.Duration, probe func() err
 	var last error
 	for {
 		if d.exited() {
-			t.Fatalf("%s exited before it was ready (%v); last output:\n%s", d.name, d.err, d.out.tail())
+			t.Fatalf("%s exited before it was ready (%v); last output:\n%s", d.name, d.err, d.out.tail(40))
 		}
 		if last = probe(); last == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after %v: %v; last output:\n%s", d.name, timeout, last, d.out.tail())
+			t.Fatalf("%s not ready after %v: %v; last output:\n%s", d.name, timeout, last, d.out.tail(40))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// daemonLog is an io.Writer that sends complete lines to t.Log and keeps
-// the last few for failure messages.
-type daemonLog struct {
-	t    testing.TB
-	name string
-
-	mu     sync.Mutex // guards the fields below
-	buf    []byte     // incomplete last line
-	last   []string   // ring of recent lines, oldest first
-	closed bool       // no more t.Log: the test may be over
-}
-
-const daemonLogTail = 40
-
-func (l *daemonLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			break
-		}
-		line := string(bytes.TrimRight(l.buf[:i], "\r"))
-		l.buf = l.buf[i+1:]
-		l.last = append(l.last, line)
-		if len(l.last) > daemonLogTail {
-			l.last = l.last[1:]
-		}
-		if !l.closed {
-			l.t.Logf("[%s] %s", l.name, line)
-		}
-	}
-	return len(p), nil
-}
-
-func (l *daemonLog) close() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.closed = true
-}
-
-// tail returns the last lines of output, including an unterminated one.
-func (l *daemonLog) tail() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lines := append([]string(nil), l.last...)
-	if len(l.buf) > 0 {
-		lines = append(lines, string(l.buf))
-	}
-	if len(lines) == 0 {
-		return "(no output)"
-	}
-	return strings.Join(lines, "\n")
 }

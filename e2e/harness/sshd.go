@@ -209,6 +209,11 @@ func SSHDConfigText(p SSHDConfigParams) string {
 	}, "\n") + "\n"
 }
 
+// Logs returns everything sshd has logged so far (LogLevel VERBOSE), e.g.
+// to check `Accepted certificate ID "..."` for the key ID Gatehouse wrote
+// into its certificate.
+func (s *SSHD) Logs() string { return s.d.out.String() }
+
 // Stop stops sshd now (existing sessions keep running until their clients
 // leave). It is idempotent; the test's cleanup calls it too.
 func (s *SSHD) Stop() { s.d.stop() }

@@ -2,12 +2,17 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/storage"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
@@ -159,4 +164,86 @@ func (tab *Tab) Fatalf(format string, args ...any) {
 		text = text[:2000] + "..."
 	}
 	tab.t.Fatalf("%s\n  at URL %s\n  page text:\n%s", fmt.Sprintf(format, args...), u, text)
+}
+
+// Cookies returns the cookies of the tab's browser context (all hosts).
+func (tab *Tab) Cookies() []*network.Cookie {
+	tab.t.Helper()
+	ctx, cancel := context.WithTimeout(tab.Ctx, tab.b.timeout)
+	defer cancel()
+	res, err := chromedp.CallBrowser(ctx, storage.GetCookies, storage.GetCookiesParams{BrowserContextID: tab.browserContextID()})
+	if err != nil {
+		tab.Fatalf("Storage.getCookies: %v", err)
+	}
+	return res.Cookies
+}
+
+// ClearCookies deletes every cookie of the tab's browser context and keeps
+// the authenticator and its credentials: "sign in again with the same key".
+func (tab *Tab) ClearCookies() {
+	tab.t.Helper()
+	ctx, cancel := context.WithTimeout(tab.Ctx, tab.b.timeout)
+	defer cancel()
+	if _, err := chromedp.CallBrowser(ctx, storage.ClearCookies, storage.ClearCookiesParams{BrowserContextID: tab.browserContextID()}); err != nil {
+		tab.Fatalf("Storage.clearCookies: %v", err)
+	}
+}
+
+func (tab *Tab) browserContextID() cdp.BrowserContextID {
+	return chromedp.FromContext(tab.Ctx).BrowserContextID
+}
+
+// URL returns the tab's current URL from the browser (no JavaScript, so it
+// works on error pages and during a navigation).
+func URL(ctx context.Context) (string, error) {
+	c := chromedp.FromContext(ctx)
+	if c == nil || c.Target == nil {
+		return "", errors.New("not a chromedp tab context")
+	}
+	res, err := chromedp.CallBrowser(ctx, target.GetTargetInfo, target.GetTargetInfoParams{TargetID: c.Target.TargetID})
+	if err != nil {
+		return "", err
+	}
+	return res.TargetInfo.URL, nil
+}
+
+// WaitURL polls the tab's URL until match returns true and returns that
+// URL, or returns ctx's error with the last URL seen.
+//
+//	u, err := harness.WaitURL(ctx, func(u string) bool { return strings.HasPrefix(u, want) })
+func WaitURL(ctx context.Context, match func(string) bool) (string, error) {
+	var last string
+	for {
+		if u, err := URL(ctx); err == nil {
+			last = u
+			if match(u) {
+				return u, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return last, fmt.Errorf("URL is %q: %w", last, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// PageText returns document.body.innerText ("" before there is a body).
+func PageText(ctx context.Context) (string, error) {
+	return chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+}
+
+// WaitText polls until the page's visible text contains text. Navigations
+// in between are fine.
+func WaitText(ctx context.Context, text string) error {
+	for {
+		if s, err := PageText(ctx); err == nil && strings.Contains(s, text) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("page text never contained %q: %w", text, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
