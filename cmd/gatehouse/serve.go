@@ -103,10 +103,14 @@ func (s *server) run(ctx context.Context) error {
 	d := deps{cfg: cfg, store: st, audit: al, logger: s.logger, metrics: reg}
 	ready := []proxy.ReadyCheck{{Name: "store", Check: s.storeReady}}
 	if cfg.Listen.HTTPS != "" {
+		web, err := buildWeb(ctx, d)
+		if err != nil {
+			return err
+		}
 		s.front, err = proxy.NewFront(proxy.FrontConfig{
 			Config:  cfg,
-			Portal:  buildPortal(d),
-			Apps:    buildApps(d),
+			Portal:  web.Portal,
+			Apps:    web.Apps,
 			Logger:  s.logger.With("component", "front"),
 			Metrics: reg,
 			Version: version(),
@@ -224,7 +228,11 @@ func (s *server) reload() error {
 	}
 	if s.front != nil {
 		d := deps{cfg: cfg, store: s.store, audit: s.audit, logger: s.logger, metrics: s.front.Metrics()}
-		if err := s.front.Reload(cfg, buildPortal(d), buildApps(d)); err != nil {
+		web, err := buildWeb(context.Background(), d)
+		if err != nil {
+			return err
+		}
+		if err := s.front.Reload(cfg, web.Portal, web.Apps); err != nil {
 			return err
 		}
 	}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -38,7 +40,7 @@ func httpsStatus(t *testing.T, addr, host string) int {
 			return (&net.Dialer{}).DialContext(ctx, network, addr)
 		},
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-	}}
+	}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Get("https://" + host + "/")
 	if err != nil {
 		t.Fatalf("GET https://%s/: %v", host, err)
@@ -135,15 +137,16 @@ func TestServeReloadAndStop(t *testing.T) {
 		t.Errorf("app.test after refused reload = %d, want 421", code)
 	}
 
-	// A valid config adding a route is applied (no handler yet: 503).
-	if err := os.WriteFile(path, []byte(validYAML(dataDir)+`sso: {issuer: "https://idp.test", client_id: gh, client_secret_file: /etc/secret}
-routes: [{name: app, host: app.test, upstream: "http://127.0.0.1:9", allow: {groups: [eng]}}]
+	// A valid config adding a route is applied: a request without a session
+	// is sent to sign in.
+	idp := fakeIssuer(t)
+	if err := os.WriteFile(path, []byte(validYAML(dataDir)+idp.ssoYAML+`routes: [{name: app, host: app.test, upstream: "http://127.0.0.1:9", allow: {groups: [eng]}}]
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	sighup(t, auditFile)
-	if code := httpsStatus(t, https, "app.test"); code != 503 {
-		t.Errorf("app.test after reload = %d, want 503", code)
+	if code := httpsStatus(t, https, "app.test"); code != http.StatusFound {
+		t.Errorf("app.test after reload = %d, want 302 to sign in", code)
 	}
 
 	cancel() // as SIGTERM does
@@ -199,4 +202,39 @@ func TestServeRefusesLooseDataDir(t *testing.T) {
 	if code := run([]string{"serve", "--config", path}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "has mode 0750") {
 		t.Errorf("serve with a 0750 data_dir = %d, stderr %q; want 1 and the mode named", code, &stderr)
 	}
+}
+
+// issuer is an OIDC issuer that answers discovery, enough for serve to
+// build its portal; sign-in itself is covered by the e2e tests with Dex.
+type issuer struct{ ssoYAML string }
+
+func fakeIssuer(t *testing.T) issuer {
+	t.Helper()
+	var url string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/openid-configuration" {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{
+			"issuer":                                url,
+			"authorization_endpoint":                url + "/auth",
+			"token_endpoint":                        url + "/token",
+			"jwks_uri":                              url + "/keys",
+			"id_token_signing_alg_values_supported": []string{"RS256"},
+		})
+	}))
+	t.Cleanup(srv.Close)
+	url = srv.URL
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "idp-ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secretFile := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secretFile, []byte("s3cret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return issuer{ssoYAML: "sso: {issuer: \"" + url + "\", client_id: gh, client_secret_file: " + secretFile + ", ca_roots: [" + caFile + "]}\n"}
 }

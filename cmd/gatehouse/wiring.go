@@ -1,13 +1,14 @@
 package main
 
 import (
+	"context"
 	"log/slog"
-	"net/http"
 	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -28,12 +29,15 @@ func version() string {
 	return "devel"
 }
 
-// buildPortal returns the handler for the public_url host. Seam for the
-// identity/portal wiring: until it is wired, nil, and the front shows its
-// placeholder page.
-func buildPortal(d deps) http.Handler { return nil }
-
-// buildApps returns one handler per route host. Seam for the upstream
-// reverse proxy wiring: until it is wired, no handler, and every configured
-// route answers 503 "route not available" from Gatehouse (never a hop).
-func buildApps(d deps) map[string]http.Handler { return nil }
+// buildWeb builds the portal for the public_url host and one gate per
+// route host. It discovers the OIDC issuer, so the IdP must answer; on
+// failure serve refuses to start (fail closed) and a reload keeps the old
+// handlers.
+func buildWeb(ctx context.Context, d deps) (*proxy.Web, error) {
+	return proxy.BuildWeb(ctx, proxy.WebConfig{
+		Config: d.cfg,
+		Store:  d.store,
+		Audit:  d.audit,
+		Logger: d.logger,
+	})
+}
