@@ -61,6 +61,12 @@ func (s *upSeen) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ok")
 }
 
+func (s *upSeen) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.reqs)
+}
+
 func (s *upSeen) last(t *testing.T) *http.Request {
 	t.Helper()
 	s.mu.Lock()
@@ -333,8 +339,8 @@ func TestUpstreamErrors(t *testing.T) {
 		f := upStart(t, "", 0, seen)
 		rec := httptest.NewRecorder()
 		f.u.Serve(rec, httptest.NewRequest(http.MethodGet, "/", nil), authz.Subject{})
-		if rec.Code != http.StatusForbidden || len(seen.reqs) != 0 {
-			t.Errorf("empty identity: status %d, upstream requests %d", rec.Code, len(seen.reqs))
+		if rec.Code != http.StatusForbidden || seen.count() != 0 {
+			t.Errorf("empty identity: status %d, upstream requests %d", rec.Code, seen.count())
 		}
 	})
 	t.Run("bad config", func(t *testing.T) {
