@@ -130,7 +130,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusNotFound, response{Error: fmt.Sprintf("unknown command %q", req.Op)})
 		return
 	}
-	out, err := op(r.Context(), req.Args)
+	p, _ := r.Context().Value(peerKey{}).(peer)
+	out, err := op(WithCaller(r.Context(), CallerForUID(p.uid)), req.Args)
 	if s.Logger != nil {
 		s.Logger.InfoContext(r.Context(), "Admin command.", "op", req.Op, "ok", err == nil)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/user"
+	"strconv"
 	"syscall"
 )
 
@@ -52,4 +54,28 @@ func peerAllowed(ctx context.Context) error {
 		return fmt.Errorf("uid %d may not use the control socket", p.uid)
 	}
 	return nil
+}
+
+type callerKey struct{}
+
+// WithCaller returns ctx naming who runs a command, for the audit log.
+func WithCaller(ctx context.Context, who string) context.Context {
+	return context.WithValue(ctx, callerKey{}, who)
+}
+
+// Caller names who runs the command in ctx: "cli:<user>" for a command
+// that came over the socket (from the peer's uid) or ran in-process.
+func Caller(ctx context.Context) string {
+	if who, ok := ctx.Value(callerKey{}).(string); ok {
+		return who
+	}
+	return "cli:unknown"
+}
+
+// CallerForUID names a local user for the audit log.
+func CallerForUID(uid uint32) string {
+	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
+		return "cli:" + u.Username
+	}
+	return fmt.Sprintf("cli:uid-%d", uid)
 }

@@ -26,6 +26,9 @@ func commands() []command {
 		{"serve", "serve --config FILE", "run everything FILE configures", cmdServe},
 		{"check-config", "check-config --config FILE", "validate FILE and print every problem", cmdCheckConfig},
 		{"audit", "audit verify --config FILE", "verify the audit log's hash chain", cmdAudit},
+		{"lock", "lock --config FILE [--reason R] USER", "lock USER out: revoke sessions, unbind keys, cut live connections", adminCommand("lock")},
+		{"unlock", "unlock --config FILE USER", "lift the lock on USER", adminCommand("unlock")},
+		{"enroll-link", "enroll-link --config FILE USER", "print a one-time link for USER's first security key", adminCommand("enroll-link")},
 		{"help", "help", "list the commands", nil},
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -99,6 +100,11 @@ func (s *server) run(ctx context.Context) error {
 		}
 	}()
 
+	ctl, serveCtl, err := serveControl(cfg, st, al, s.logger.With("component", "control"))
+	if err != nil {
+		return err
+	}
+
 	reg := prometheus.NewRegistry()
 	d := deps{cfg: cfg, store: st, audit: al, logger: s.logger, metrics: reg}
 	ready := []proxy.ReadyCheck{{Name: "store", Check: s.storeReady}}
@@ -156,6 +162,13 @@ func (s *server) run(ctx context.Context) error {
 		g.Go(func() error { return s.front.Serve(gctx) })
 	}
 	g.Go(func() error { return s.admin.Serve(gctx) })
+	g.Go(serveCtl)
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return ctl.Shutdown(sctx)
+	})
 	g.Go(func() error { s.reloadOnHUP(gctx, hup); return nil })
 	err = g.Wait()
 	reason := "signal"

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/control"
+	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/store"
+)
+
+// controlPath is the admin socket inside data_dir.
+func controlPath(cfg *config.Config) string {
+	return filepath.Join(cfg.DataDir, control.SocketName)
+}
+
+// adminOps builds the admin commands over live state. serve offers them on
+// the control socket; with no server running, the CLI runs the same ops on
+// the store itself.
+func adminOps(cfg *config.Config, st store.Store, al auditLog, logger *slog.Logger) (map[string]control.Op, error) {
+	d := identity.Deps{Store: st, Audit: al, Logger: logger}
+	sessions, err := identity.NewSessions(d, identity.SessionOptions{})
+	if err != nil {
+		return nil, err
+	}
+	keys, err := identity.NewKeyBindings(d)
+	if err != nil {
+		return nil, err
+	}
+	locks, err := identity.NewLocks(d, sessions, keys)
+	if err != nil {
+		return nil, err
+	}
+	invites, err := identity.NewInvites(d)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]control.Op{
+		"lock": func(ctx context.Context, args []string) (string, error) {
+			if len(args) != 2 {
+				return "", errors.New("lock takes USER and a reason")
+			}
+			if err := locks.Lock(ctx, args[0], control.Caller(ctx), args[1]); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("locked %s: sessions revoked, SSH keys unbound, live connections told to close\n", args[0]), nil
+		},
+		"unlock": func(ctx context.Context, args []string) (string, error) {
+			if len(args) != 1 {
+				return "", errors.New("unlock takes USER")
+			}
+			if err := locks.Unlock(ctx, args[0], control.Caller(ctx)); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("unlocked %s\n", args[0]), nil
+		},
+		"enroll-link": func(ctx context.Context, args []string) (string, error) {
+			if len(args) != 1 {
+				return "", errors.New("enroll-link takes USER")
+			}
+			tok, err := invites.Create(ctx, args[0])
+			if err != nil {
+				return "", err
+			}
+			base := strings.TrimSuffix(cfg.PublicURL, "/")
+			return fmt.Sprintf("%s/enroll/%s\n(single use, valid for %s; send it to %s only)\n", base, tok, identity.InviteTTL, args[0]), nil
+		},
+	}, nil
+}
+
+// runAdmin runs op on the deployment cfg describes: through the running
+// server when there is one, otherwise directly on the store.
+func runAdmin(ctx context.Context, cfg *config.Config, op string, args []string, stderr io.Writer) (string, error) {
+	out, err := control.Call(ctx, controlPath(cfg), op, args)
+	if !errors.Is(err, control.ErrNoServer) {
+		return out, err
+	}
+	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, "state.db"))
+	if err != nil {
+		if errors.Is(err, store.ErrInUse) {
+			return "", fmt.Errorf("the store is held by a server that does not answer on %s: %w", controlPath(cfg), err)
+		}
+		return "", err
+	}
+	defer st.Close()
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	al, err := openAudit(cfg, io.Discard, logger)
+	if err != nil {
+		return "", err
+	}
+	defer al.Close()
+	ops, err := adminOps(cfg, st, al, logger)
+	if err != nil {
+		return "", err
+	}
+	who := "cli:unknown"
+	if u, err := user.Current(); err == nil {
+		who = "cli:" + u.Username
+	}
+	return ops[op](control.WithCaller(ctx, who), args)
+}
+
+// adminCommand returns the function of an admin subcommand that takes
+// --config and exactly one USER argument (flags before it, as Go's flag
+// package parses them).
+func adminCommand(op string) func(args []string, stdout, stderr io.Writer) int {
+	return func(args []string, stdout, stderr io.Writer) int {
+		fs := flag.NewFlagSet(op, flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		path := fs.String("config", "", "config `FILE` of the deployment")
+		var reason *string
+		if op == "lock" {
+			reason = fs.String("reason", "locked by an administrator", "why, for the audit log")
+		}
+		synopsis := fmt.Sprintf("usage: gatehouse %s --config FILE USER", op)
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if *path == "" || fs.NArg() != 1 {
+			fmt.Fprintln(stderr, synopsis)
+			return 2
+		}
+		cfg, ok := loadConfig(*path, stderr)
+		if !ok {
+			return 1
+		}
+		opArgs := []string{fs.Arg(0)}
+		if reason != nil {
+			opArgs = append(opArgs, *reason)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := runAdmin(ctx, cfg, op, opArgs, stderr)
+		fmt.Fprint(stdout, out)
+		if err != nil {
+			fmt.Fprintf(stderr, "gatehouse %s: %v\n", op, err)
+			return 1
+		}
+		return 0
+	}
+}
+
+// serveControl starts the control socket for a running server.
+func serveControl(cfg *config.Config, st store.Store, al auditLog, logger *slog.Logger) (*control.Server, func() error, error) {
+	ops, err := adminOps(cfg, st, al, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := control.Listen(controlPath(cfg))
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := &control.Server{Ops: ops, Logger: logger}
+	return srv, func() error { return srv.Serve(ln) }, nil
+}
