@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
@@ -101,13 +102,20 @@ func (m *Sessions) RedeemHandoff(ctx context.Context, code, host string) (*Sessi
 	}
 	c := clientFrom(ctx)
 	s := &Session{
-		Parent: p.Handle, Host: h.Host, Created: now, LastSeen: now, Expires: p.Expires,
+		Parent: p.Handle, Host: h.Host, Email: p.Email, Sub: p.Sub, Groups: slices.Clone(p.Groups),
+		SSOAt: p.SSOAt, MFAAt: p.MFAAt, Created: now, LastSeen: now, Expires: p.Expires,
 		UserAgent: truncate(c.UserAgent, maxUserAgent), Source: c.Source,
 	}
 	if err := m.create(ctx, s, now); err != nil {
 		return nil, "", err
 	}
-	s.inherit(p)
+	// Revoke deletes the portal session before it lists its app sessions,
+	// and we indexed ours before looking at the portal session again: one of
+	// us sees the other, so a revocation racing with us always wins.
+	if _, _, err := m.load(ctx, p.Handle); err != nil {
+		_ = m.Revoke(ctx, s.Handle)
+		return nil, "", ErrNotFound
+	}
 	if err := m.d.record(ctx, audit.Event{Type: EventHandoff, Actor: s.Email, Resource: "host:" + h.Host, Session: s.Handle[:16], Decision: audit.Allow}); err != nil {
 		_ = m.Revoke(ctx, s.Handle)
 		return nil, "", err

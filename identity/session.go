@@ -2,14 +2,12 @@ package identity
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
@@ -37,9 +35,9 @@ const (
 // Session is one server-side session. A portal session is created by an SSO
 // login and becomes full once a WebAuthn assertion (or first enrolment)
 // completes; an app session belongs to one route host and is created from a
-// portal session by a handoff code. App sessions take their identity and
-// MFA time from their portal session at every lookup and end the moment it
-// is revoked.
+// portal session by a handoff code. An app session carries a copy of its
+// portal session's identity; a step-up on the portal updates it, and
+// revoking the portal session revokes it.
 type Session struct {
 	// ID is the secret session ID (the cookie's content). It is set only on
 	// sessions returned by Start, Lookup and RedeemHandoff; it is never
@@ -110,6 +108,8 @@ func NewSessions(d Deps, opt SessionOptions) (*Sessions, error) {
 func sessionKey(handle string) string { return "identity/session/" + handle }
 
 func userIndexPrefix(email string) string { return "identity/usersession/" + emailKey(email) + "/" }
+
+func childPrefix(parent string) string { return "identity/child/" + parent + "/" }
 
 // validHandle reports whether h looks like a handle (hex SHA-256).
 func validHandle(h string) bool {
@@ -186,18 +186,17 @@ func (m *Sessions) create(ctx context.Context, s *Session, now time.Time) error 
 		return err
 	}
 	s.ID, s.Handle = id, hashToken(id)
-	raw, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
+	raw := marshalSession(s)
 	ttl := m.ttlFor(s, now)
 	if ttl <= 0 {
 		return fmt.Errorf("%w: session would already be expired", ErrNotFound)
 	}
-	if s.Parent == "" {
-		if err := m.d.Store.Set(ctx, userIndexPrefix(s.Email)+s.Handle, nil, s.Expires.Sub(now)); err != nil {
-			return fmt.Errorf("index session: %w", err)
-		}
+	index := userIndexPrefix(s.Email) + s.Handle
+	if s.Parent != "" {
+		index = childPrefix(s.Parent) + s.Handle
+	}
+	if err := m.d.Store.Set(ctx, index, nil, s.Expires.Sub(now)); err != nil {
+		return fmt.Errorf("index session: %w", err)
 	}
 	ok, err := m.d.Store.SetNX(ctx, sessionKey(s.Handle), raw, ttl)
 	if err != nil {
@@ -221,8 +220,8 @@ func (m *Sessions) load(ctx context.Context, handle string) (*Session, []byte, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("load session: %w", err)
 	}
-	var s Session
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s := Session{Handle: handle}
+	if err := unmarshalSession(raw, &s); err != nil {
 		return nil, nil, fmt.Errorf("decode session: %w", err)
 	}
 	return &s, raw, nil
@@ -230,8 +229,9 @@ func (m *Sessions) load(ctx context.Context, handle string) (*Session, []byte, e
 
 // Lookup returns the live session with the given ID for host. It refuses
 // (ErrNotFound) a session that is absent, revoked, expired, idle too long,
-// or belongs to another host, and an app session whose portal session is
-// gone. It refreshes LastSeen at most once a minute.
+// or belongs to another host. It costs one store read; at most once a
+// minute it also refreshes LastSeen (and, for an app session, its portal
+// session's, which must still exist).
 func (m *Sessions) Lookup(ctx context.Context, id, host string) (*Session, error) {
 	if id == "" || len(id) > maxSessionID {
 		return nil, ErrNotFound
@@ -244,47 +244,29 @@ func (m *Sessions) Lookup(ctx context.Context, id, host string) (*Session, error
 	if !strings.EqualFold(s.Host, host) || !m.live(s, now) {
 		return nil, ErrNotFound
 	}
-	var parent *Session
-	var parentRaw []byte
-	if s.Parent != "" {
-		parent, parentRaw, err = m.load(ctx, s.Parent)
-		if err != nil {
-			return nil, err
-		}
-		if parent.Parent != "" || parent.Pending() || !m.live(parent, now) {
-			return nil, ErrNotFound
-		}
-	}
 	if now.Sub(s.LastSeen) >= touchEvery {
-		if s, err = m.touch(ctx, s, raw, now); err != nil {
-			return nil, err
-		}
-	}
-	if parent != nil {
-		if now.Sub(parent.LastSeen) >= touchEvery {
-			if parent, err = m.touch(ctx, parent, parentRaw, now); err != nil {
+		if s.Parent != "" {
+			// Keep the portal session alive while its app is used; if it is
+			// gone, this app session must go too.
+			if _, err := m.update(ctx, s.Parent, nil, func(p *Session) error {
+				p.LastSeen = now
+				return nil
+			}); errors.Is(err, ErrNotFound) {
+				_ = m.Revoke(ctx, s.Handle)
+				return nil, ErrNotFound
+			} else if err != nil {
 				return nil, err
 			}
 		}
-		s.inherit(parent)
+		if s, err = m.update(ctx, s.Handle, raw, func(rec *Session) error {
+			rec.LastSeen = now
+			return nil
+		}); err != nil {
+			return nil, err
+		}
 	}
 	s.ID = id
 	return s, nil
-}
-
-// inherit copies the identity of the portal session p into the app session.
-func (s *Session) inherit(p *Session) {
-	s.Email, s.Sub, s.Groups = p.Email, p.Sub, slices.Clone(p.Groups)
-	s.SSOAt, s.MFAAt = p.SSOAt, p.MFAAt
-}
-
-// touch stores s with LastSeen = now unless it changed (or was revoked)
-// since raw was read.
-func (m *Sessions) touch(ctx context.Context, s *Session, raw []byte, now time.Time) (*Session, error) {
-	return m.update(ctx, s.Handle, raw, func(rec *Session) error {
-		rec.LastSeen = now
-		return nil
-	})
 }
 
 // update applies fn to the stored record behind handle with
@@ -298,8 +280,8 @@ func (m *Sessions) update(ctx context.Context, handle string, raw []byte, fn fun
 				return nil, err
 			}
 		}
-		var rec Session
-		if err := json.Unmarshal(raw, &rec); err != nil {
+		rec := Session{Handle: handle}
+		if err := unmarshalSession(raw, &rec); err != nil {
 			return nil, fmt.Errorf("decode session: %w", err)
 		}
 		now := m.d.Now()
@@ -309,10 +291,7 @@ func (m *Sessions) update(ctx context.Context, handle string, raw []byte, fn fun
 		if err := fn(&rec); err != nil {
 			return nil, err
 		}
-		next, err := json.Marshal(&rec)
-		if err != nil {
-			return nil, err
-		}
+		next := marshalSession(&rec)
 		ttl := m.ttlFor(&rec, now)
 		if ttl <= 0 {
 			return nil, ErrNotFound
@@ -330,7 +309,8 @@ func (m *Sessions) update(ctx context.Context, handle string, raw []byte, fn fun
 }
 
 // completeMFA records a WebAuthn assertion (or enrolment) at time at on the
-// portal session s and returns the updated session (with s.ID kept).
+// portal session s and its app sessions, and returns the updated portal
+// session (with s.ID kept).
 func (m *Sessions) completeMFA(ctx context.Context, s *Session, at time.Time) (*Session, error) {
 	if s.Parent != "" {
 		return nil, fmt.Errorf("%w: webauthn only on portal sessions", ErrForbidden)
@@ -338,93 +318,34 @@ func (m *Sessions) completeMFA(ctx context.Context, s *Session, at time.Time) (*
 	if err := refuseLocked(ctx, m.d.Store, s.Email); err != nil {
 		return nil, err
 	}
-	out, err := m.update(ctx, s.Handle, nil, func(rec *Session) error {
+	mark := func(rec *Session) error {
 		if normEmail(rec.Email) != normEmail(s.Email) {
 			return ErrForbidden
 		}
 		rec.MFAAt, rec.LastSeen = at, at
 		return nil
-	})
+	}
+	out, err := m.update(ctx, s.Handle, nil, mark)
 	if err != nil {
 		return nil, err
+	}
+	// A step-up applies to the app sessions at once. One that misses it
+	// (being created right now) keeps the older time: stricter, not looser.
+	children, err := m.d.Store.List(ctx, childPrefix(s.Handle))
+	if err != nil {
+		m.d.Logger.WarnContext(ctx, "Failed to list app sessions for step-up.", "error", err)
+	}
+	for _, kv := range children {
+		if _, err := m.update(ctx, lastSegment(kv.Key), nil, mark); err != nil && !errors.Is(err, ErrNotFound) {
+			m.d.Logger.WarnContext(ctx, "Failed to carry step-up to an app session.", "error", err)
+		}
 	}
 	out.ID = s.ID
 	return out, nil
 }
 
-// Revoke ends the session with the given handle and, for a portal session,
-// every app session made from it. Revoking an absent session is not an
-// error.
-func (m *Sessions) Revoke(ctx context.Context, handle string) error {
-	if !validHandle(handle) {
-		return nil
-	}
-	raw, err := m.d.Store.GetDel(ctx, sessionKey(handle))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("revoke session: %w", err)
-	}
-	var s Session
-	if json.Unmarshal(raw, &s) == nil {
-		if s.Parent == "" {
-			if err := m.d.Store.Delete(ctx, userIndexPrefix(s.Email)+handle); err != nil {
-				m.d.Logger.WarnContext(ctx, "Failed to drop session index entry.", "error", err)
-			}
-		}
-		_ = m.d.record(ctx, audit.Event{Type: EventSessionEnd, Actor: s.Email, Session: handle[:16], Action: "revoke", Decision: audit.Allow})
-	}
-	return nil
-}
-
-// RevokeAll ends every session of email and returns how many it ended.
-func (m *Sessions) RevokeAll(ctx context.Context, email string) (int, error) {
-	kvs, err := m.d.Store.List(ctx, userIndexPrefix(email))
-	if err != nil {
-		return 0, fmt.Errorf("list sessions: %w", err)
-	}
-	n := 0
-	var errs []error
-	for _, kv := range kvs {
-		handle := kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]
-		if _, err := m.d.Store.GetDel(ctx, sessionKey(handle)); err == nil {
-			n++
-		} else if !errors.Is(err, store.ErrNotFound) {
-			errs = append(errs, err)
-			continue
-		}
-		if err := m.d.Store.Delete(ctx, kv.Key); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return n, errors.Join(errs...)
-}
-
-// List returns email's live portal sessions, newest first. Their ID is
-// empty; use Handle to revoke one.
-func (m *Sessions) List(ctx context.Context, email string) ([]Session, error) {
-	kvs, err := m.d.Store.List(ctx, userIndexPrefix(email))
-	if err != nil {
-		return nil, fmt.Errorf("list sessions: %w", err)
-	}
-	now := m.d.Now()
-	var out []Session
-	for _, kv := range kvs {
-		s, _, err := m.load(ctx, kv.Key[strings.LastIndexByte(kv.Key, '/')+1:])
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if m.live(s, now) && normEmail(s.Email) == normEmail(email) {
-			out = append(out, *s)
-		}
-	}
-	slices.SortFunc(out, func(a, b Session) int { return b.Created.Compare(a.Created) })
-	return out, nil
-}
+// lastSegment returns what follows the last "/" of a key.
+func lastSegment(key string) string { return key[strings.LastIndexByte(key, '/')+1:] }
 
 // truncate cuts s to at most n bytes.
 func truncate(s string, n int) string {

@@ -1,11 +1,13 @@
 package identity
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/store"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -88,7 +90,7 @@ func TestRevokeWinsOverTouch(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A lookup that read the record before the revoke must not write it back.
-	if _, err := m.touch(ctx, s, raw, e.clk.Now().Add(time.Hour)); !errors.Is(err, ErrNotFound) {
+	if _, err := m.update(ctx, s.Handle, raw, func(rec *Session) error { rec.LastSeen = e.clk.Now(); return nil }); !errors.Is(err, ErrNotFound) {
 		t.Errorf("touch after revoke = %v, want ErrNotFound", err)
 	}
 	if _, err := m.Lookup(ctx, s.ID, portal); !errors.Is(err, ErrNotFound) {
@@ -203,6 +205,84 @@ func TestAppSessionKeepsPortalAlive(t *testing.T) {
 	}
 	if _, err := m.Lookup(ctx, p.ID, portal); err != nil {
 		t.Errorf("portal session idled out while its app was in use: %v", err)
+	}
+}
+
+func TestAppSessionEndsWithPortalSession(t *testing.T) {
+	e := newEnv(t)
+	m := e.sessions(t)
+	ctx := e.ctx()
+	p := e.fullSession(t, m, "ann@example.com", portal)
+	code, _ := m.IssueHandoff(ctx, p.ID, "app.example.com", "/")
+	as, _, err := m.RedeemHandoff(ctx, code, "app.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The portal record vanishes without Revoke (e.g. deleted by hand): the
+	// app session notices at its next touch.
+	if err := e.st.Delete(ctx, sessionKey(p.Handle)); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(touchEvery)
+	if _, err := m.Lookup(ctx, as.ID, "app.example.com"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("app session without its portal session = %v, want ErrNotFound", err)
+	}
+	// A handoff redeemed after the portal session was revoked fails, and
+	// leaves no app session behind.
+	p2 := e.fullSession(t, m, "ann@example.com", portal)
+	code2, _ := m.IssueHandoff(ctx, p2.ID, "app.example.com", "/")
+	if err := m.Revoke(ctx, p2.Handle); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.RedeemHandoff(ctx, code2, "app.example.com"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("RedeemHandoff after revoke = %v, want ErrNotFound", err)
+	}
+	if kvs, _ := e.st.List(ctx, childPrefix(p2.Handle)); len(kvs) != 0 {
+		t.Errorf("app session index left behind: %v", kvs)
+	}
+}
+
+// hookStore runs onSet after every successful Set.
+type hookStore struct {
+	*store.Bolt
+	onSet func(key string)
+}
+
+func (h hookStore) Set(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	if err := h.Bolt.Set(ctx, key, v, ttl); err != nil {
+		return err
+	}
+	if h.onSet != nil {
+		h.onSet(key)
+	}
+	return nil
+}
+
+func TestRedeemRacingRevoke(t *testing.T) {
+	e := newEnv(t)
+	hs := &hookStore{Bolt: e.st}
+	d := e.d
+	d.Store = hs
+	m, _ := NewSessions(d, SessionOptions{})
+	ctx := e.ctx()
+	p := e.fullSession(t, m, "ann@example.com", portal)
+	code, _ := m.IssueHandoff(ctx, p.ID, "app.example.com", "/")
+	// The portal session is revoked right after RedeemHandoff indexed its
+	// new app session, before the app session record is written.
+	hs.onSet = func(key string) {
+		if strings.HasPrefix(key, childPrefix(p.Handle)) {
+			hs.onSet = nil
+			if err := m.Revoke(ctx, p.Handle); err != nil {
+				t.Errorf("Revoke: %v", err)
+			}
+		}
+	}
+	as, _, err := m.RedeemHandoff(ctx, code, "app.example.com")
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("RedeemHandoff racing a revoke = %+v, %v; want ErrNotFound", as, err)
+	}
+	if kvs, _ := e.st.List(ctx, "identity/session/"); len(kvs) != 0 {
+		t.Errorf("sessions left after the race: %d", len(kvs))
 	}
 }
 
