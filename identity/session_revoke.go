@@ -10,6 +10,19 @@ import (
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
+// RevokeChannel is the store channel on which every revoked session's
+// handle is published, so that a replica caching lookups can drop it at
+// once.
+const RevokeChannel = "session/revoke"
+
+// announce publishes a revoked handle; a failure is only logged, because
+// the revocation itself already happened in the store.
+func (m *Sessions) announce(ctx context.Context, handle string) {
+	if err := m.d.Store.Publish(ctx, RevokeChannel, []byte(handle)); err != nil {
+		m.d.Logger.WarnContext(ctx, "Failed to announce a session revocation.", "error", err)
+	}
+}
+
 // Revoke ends the session with the given handle and, for a portal session,
 // every app session made from it. Revoking an absent session is not an
 // error. The record goes first, then the app sessions listed under it, so
@@ -31,6 +44,7 @@ func (m *Sessions) Revoke(ctx context.Context, handle string) error {
 	if err := unmarshalSession(raw, &s); err != nil {
 		return fmt.Errorf("decode session: %w", err)
 	}
+	m.announce(ctx, handle)
 	var errs []error
 	if s.Parent == "" {
 		errs = append(errs, m.d.Store.Delete(ctx, userIndexPrefix(s.Email)+handle))
@@ -55,6 +69,7 @@ func (m *Sessions) revokeChildren(ctx context.Context, parent string) (int, erro
 	for _, kv := range kvs {
 		if _, err := m.d.Store.GetDel(ctx, sessionKey(lastSegment(kv.Key))); err == nil {
 			n++
+			m.announce(ctx, lastSegment(kv.Key))
 		} else if !errors.Is(err, store.ErrNotFound) {
 			errs = append(errs, err)
 			continue
@@ -77,6 +92,7 @@ func (m *Sessions) RevokeAll(ctx context.Context, email string) (int, error) {
 		handle := lastSegment(kv.Key)
 		if _, err := m.d.Store.GetDel(ctx, sessionKey(handle)); err == nil {
 			n++
+			m.announce(ctx, handle)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			errs = append(errs, err)
 			continue

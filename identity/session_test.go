@@ -297,6 +297,12 @@ func TestRevokeAllAndList(t *testing.T) {
 	code, _ := m.IssueHandoff(ctx, a1.ID, "app.example.com", "/")
 	app, _, _ := m.RedeemHandoff(ctx, code, "app.example.com")
 
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	revoked, err := e.st.Subscribe(sctx, RevokeChannel)
+	if err != nil {
+		t.Fatal(err)
+	}
 	list, err := m.List(ctx, "ann@example.com")
 	if err != nil {
 		t.Fatal(err)
@@ -325,5 +331,17 @@ func TestRevokeAllAndList(t *testing.T) {
 	}
 	if _, err := m.Lookup(ctx, b.ID, portal); err != nil {
 		t.Errorf("another user's session was revoked: %v", err)
+	}
+	got := map[string]bool{}
+	for len(got) < 3 {
+		select {
+		case h := <-revoked:
+			got[string(h)] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("revocations announced: %v; want a1, a2 and the app session", got)
+		}
+	}
+	if diff := cmp.Diff(map[string]bool{a1.Handle: true, a2.Handle: true, app.Handle: true}, got); diff != "" {
+		t.Errorf("announced handles (-want +got):\n%s", diff)
 	}
 }
