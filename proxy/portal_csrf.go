@@ -54,10 +54,12 @@ func csrfFrom(r *http.Request) string {
 
 // sameOrigin reports whether a state-changing request comes from a page of
 // origin (scheme://host[:port], lower case). Browsers send Origin on every
-// POST; when it is absent, Sec-Fetch-Site must say same-origin. A request
+// POST, but as "null" for a form on a page whose referrer policy is
+// no-referrer (Gatehouse's own); then, or when Origin is absent,
+// Sec-Fetch-Site (which pages cannot set) must say same-origin. A request
 // with neither is refused: fail closed.
 func sameOrigin(r *http.Request, origin string) bool {
-	if o := r.Header.Get("Origin"); o != "" {
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		return strings.EqualFold(o, origin)
 	}
 	return r.Header.Get("Sec-Fetch-Site") == "same-origin"
