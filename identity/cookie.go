@@ -58,11 +58,11 @@ type Codec struct {
 	d      Deps
 	maxAge time.Duration
 
-	mu       sync.RWMutex // guards keys, raw and loaded
+	mu       sync.RWMutex // guards keys, raw and lastTry
 	keys     []cookieKey  // oldest first; the last one seals
 	raw      []byte       // the ring as last read from the store
-	loaded   time.Time
-	reloadMu sync.Mutex // serialises Refresh
+	lastTry  time.Time    // last reload attempt caused by an unknown key ID
+	reloadMu sync.Mutex   // serialises Refresh
 }
 
 // NewCodec loads (or creates) the key ring. maxAge is the longest a cookie
@@ -197,11 +197,18 @@ func (c *Codec) byID(id uint32) (cookieKey, bool) {
 	return cookieKey{}, false
 }
 
-// mayReload reports whether enough time passed since the last load.
+// mayReload claims the right to reload the ring for an unknown key ID: at
+// most one caller per ringReloadMin, whether or not that reload succeeds,
+// so forged key IDs cannot turn every request into a store read.
 func (c *Codec) mayReload() bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.d.Now().Sub(c.loaded) >= ringReloadMin
+	now := c.d.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now.Sub(c.lastTry) < ringReloadMin {
+		return false
+	}
+	c.lastTry = now
+	return true
 }
 
 // Refresh reloads the key ring from the store and rotates it when due. Seal
@@ -223,7 +230,7 @@ func (c *Codec) Refresh(ctx context.Context) error {
 		}
 		now := c.d.Now()
 		if n := len(keys); n > 0 && now.Sub(keys[n-1].Created) < CookieKeyRotation {
-			c.install(keys, raw, now)
+			c.install(keys, raw)
 			return nil
 		}
 		next, err := c.rotate(keys, now)
@@ -246,7 +253,7 @@ func (c *Codec) Refresh(ctx context.Context) error {
 				return err
 			}
 			c.d.Logger.InfoContext(ctx, "Rotated cookie key.", "key_id", next[len(next)-1].ID, "keys", len(next))
-			c.install(parsed, nextRaw, now)
+			c.install(parsed, nextRaw)
 			return nil
 		}
 		// Another replica rotated first: load its ring.
@@ -293,13 +300,12 @@ func (c *Codec) rotate(keys []cookieKey, now time.Time) ([]cookieKey, error) {
 }
 
 // install replaces the in-memory ring.
-func (c *Codec) install(keys []cookieKey, raw []byte, now time.Time) {
+func (c *Codec) install(keys []cookieKey, raw []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !bytes.Equal(raw, c.raw) {
 		c.keys, c.raw = keys, raw
 	}
-	c.loaded = now
 }
 
 // parseRing decodes the stored ring and prepares each key's AEAD.

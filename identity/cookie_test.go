@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -166,4 +167,41 @@ func FuzzOpenCookie(f *testing.F) {
 			t.Fatalf("Open(%q) = %q, nil; only the sealed value may open", v, id)
 		}
 	})
+}
+
+// countingStore counts Get calls.
+type countingStore struct {
+	kvStore
+	gets int
+}
+
+func (c *countingStore) Get(ctx context.Context, key string) ([]byte, error) {
+	c.gets++
+	return c.kvStore.Get(ctx, key)
+}
+
+func TestCookieUnknownKeyReloadsRarely(t *testing.T) {
+	e := newEnv(t)
+	cs := &countingStore{kvStore: e.st}
+	d := e.d
+	d.Store = cs
+	c, err := NewCodec(e.ctx(), d, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := cs.gets
+	forged := base64.RawURLEncoding.EncodeToString(append([]byte{1, 9, 9, 9, 9}, make([]byte, 60)...))
+	for i := 0; i < 100; i++ {
+		if _, err := c.Open("gh", "h", forged); err == nil {
+			t.Fatal("forged cookie opened")
+		}
+	}
+	if n := cs.gets - before; n != 1 {
+		t.Errorf("100 cookies with an unknown key ID caused %d store reads, want 1", n)
+	}
+	e.clk.Advance(ringReloadMin)
+	c.Open("gh", "h", forged)
+	if n := cs.gets - before; n != 2 {
+		t.Errorf("after %v: %d store reads, want 2", ringReloadMin, n)
+	}
 }
