@@ -385,3 +385,9 @@ func sessionCookieValue(h http.Header) string {
 	}
 	return ""
 }
+
+// Forget drops the cached sessions of the session with handle (an app
+// session's own or its portal session's) and, when email is set, of that
+// person, so that a sign-out on this replica ends access here at once.
+// BuildWeb connects it to the portal's sign-outs.
+func (a *App) Forget(handle, email string) { a.cache.forget(handle, email) }

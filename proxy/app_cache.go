@@ -22,8 +22,11 @@ const (
 //
 // The trade-off: a session revoked on the store (sign-out, lock, revoke)
 // keeps working on this replica for at most the TTL, because the cache
-// entry expires by then and the next request asks the store. Forget drops
-// an entry at once when this replica learns of a revocation. Only
+// entry expires by then and the next request asks the store. forget drops
+// entries at once when this replica learns of a revocation (a sign-out on
+// its own portal); revocations elsewhere (another replica, `gatehouse
+// lock`) take up to the TTL. identity publishes no revocation events, so
+// the TTL is kept at one second. Only
 // successful lookups are cached: a forged or revoked cookie always reaches
 // the codec and the store, so the cache cannot be used to extend access.
 type appCache struct {

@@ -119,6 +119,11 @@ type PortalConfig struct {
 	Logger *slog.Logger
 	// Now returns the current time. Optional: nil means time.Now.
 	Now func() time.Time
+	// Revoked is told about every sign-out made on this portal (a session
+	// handle, or an email for "everywhere") so that this replica's app
+	// gates drop their cached sessions at once instead of within their
+	// cache TTL. Optional: nil tells nobody (the TTL still bounds it).
+	Revoked func(handle, email string)
 }
 
 // Portal serves the public_url host: sign-in, key enrolment and
@@ -143,6 +148,7 @@ type Portal struct {
 	static    http.Handler
 	logger    *slog.Logger
 	now       func() time.Time
+	revoked   func(handle, email string)
 	routes    map[string]*config.Route // by lower-case host
 	mux       *http.ServeMux
 }
@@ -190,6 +196,7 @@ func NewPortal(c PortalConfig) (*Portal, error) {
 		static:    web.Static(),
 		logger:    c.Logger,
 		now:       c.Now,
+		revoked:   c.Revoked,
 		routes:    map[string]*config.Route{},
 	}
 	if p.port == "443" {
@@ -205,6 +212,9 @@ func NewPortal(c PortalConfig) (*Portal, error) {
 	}
 	if p.now == nil {
 		p.now = time.Now
+	}
+	if p.revoked == nil {
+		p.revoked = func(string, string) {}
 	}
 	for i := range c.Config.Routes {
 		r := &c.Config.Routes[i]

@@ -267,6 +267,7 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 		p.unavailable(w, r, err)
 		return
 	}
+	p.revoked(s.Handle, "")
 	setCookie(w, SessionCookie, "", -1)
 	http.Redirect(w, r, "/?signed_out=1", http.StatusSeeOther)
 }

@@ -109,9 +109,15 @@ func BuildWeb(ctx context.Context, c WebConfig) (*Web, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build web: %w", err)
 	}
+	var gates []*App
 	portal, err := NewPortal(PortalConfig{
 		Config: cfg, OIDC: oidc, Sessions: sessions, WebAuthn: wa, Approvals: approvals, Limiter: limiter,
 		Codec: codec, Audit: c.Audit, JWKS: signer.JWKS(), Pages: pages, Logger: logger.With("component", "portal"),
+		Revoked: func(handle, email string) {
+			for _, g := range gates {
+				g.Forget(handle, email)
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build web: %w", err)
@@ -128,6 +134,7 @@ func BuildWeb(ctx context.Context, c WebConfig) (*Web, error) {
 			return nil, fmt.Errorf("build web: %w", err)
 		}
 		w.Apps[strings.ToLower(rt.Host)] = app
+		gates = append(gates, app)
 	}
 	return w, nil
 }

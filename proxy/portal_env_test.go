@@ -250,6 +250,11 @@ func newPTEnvWith(t testing.TB, opt ptOptions) *ptEnv {
 	e.portal, err = NewPortal(PortalConfig{
 		Config: e.cfg, OIDC: e.oidc, Sessions: e.sessions, WebAuthn: e.webauthn, Approvals: e.approvals, Limiter: lim,
 		Codec: e.codec, Audit: e.audit, JWKS: signer.JWKS(), Logger: logger, Now: e.clock.Now,
+		Revoked: func(handle, email string) {
+			for _, a := range e.apps {
+				a.Forget(handle, email)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -199,23 +199,43 @@ func TestFlowStepUp(t *testing.T) {
 }
 
 func TestFlowSignOutEndsAppSessions(t *testing.T) {
-	for _, ttl := range []time.Duration{0, 500 * time.Millisecond} {
-		t.Run("cache "+ttl.String(), func(t *testing.T) {
-			e := newPTEnvWith(t, ptOptions{cacheTTL: ttl})
+	tests := []struct {
+		name  string
+		ttl   time.Duration // app session cache
+		path  string        // the sign-out
+		sleep time.Duration // wait before replaying
+	}{
+		{"no cache", -1, "/auth/logout", 0},
+		// A long cache shows that the portal's sign-out reaches this
+		// replica's gates at once, not after the TTL.
+		{"long cache, sign out", time.Hour, "/auth/logout", 0},
+		{"long cache, everywhere", time.Hour, "/sessions/signout-all", 0},
+		// The production TTL bounds a revocation made elsewhere.
+		{"default cache, revoked in the store", DefaultAppCacheTTL, "", DefaultAppCacheTTL + 100*time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newPTEnvWith(t, ptOptions{cacheTTL: tt.ttl})
 			c := e.client()
 			e.echo(e.login(c, newPTKey(), "https://app.test/", "ann@example.com", "eng"))
 			appCookie := e.cookie(c, "app.test")
+			e.echo(e.get(c, "https://app.test/cached")) // fills the cache
 			sid := e.sessionID(c)
-			res := e.postForm(c, "https://gate.test/auth/logout", url.Values{"csrf": {csrfToken(sid)}}, "https://gate.test")
-			if res.StatusCode != http.StatusSeeOther {
-				t.Fatalf("logout = %d", res.StatusCode)
+			if tt.path != "" {
+				res := e.postForm(c, "https://gate.test"+tt.path, url.Values{"csrf": {csrfToken(sid)}}, "https://gate.test")
+				if res.StatusCode != http.StatusSeeOther {
+					t.Fatalf("sign-out = %d", res.StatusCode)
+				}
+			} else {
+				// As another replica or `gatehouse lock` would: only the store.
+				if _, err := e.sessions.RevokeAll(t.Context(), "ann@example.com"); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if ttl > 0 {
-				time.Sleep(ttl + 50*time.Millisecond)
-			}
+			time.Sleep(tt.sleep)
 			// Replay the old app cookie from another client.
 			replay := e.client()
-			res = e.do(replay, http.MethodGet, "https://app.test/secret", nil, map[string]string{"Cookie": SessionCookie + "=" + appCookie})
+			res := e.do(replay, http.MethodGet, "https://app.test/secret", nil, map[string]string{"Cookie": SessionCookie + "=" + appCookie})
 			if res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Header.Get("Location"), "https://gate.test/auth/login") {
 				t.Errorf("old app cookie after sign-out = %d to %q, want the login", res.StatusCode, res.Header.Get("Location"))
 			}
@@ -342,5 +362,31 @@ func TestFlowKeys(t *testing.T) {
 	res = e.postForm(c, "https://gate.test/keys/remove", url.Values{"csrf": {csrf}, "id": {credID(creds[0].ID)}}, "https://gate.test")
 	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/auth/stepup") {
 		t.Errorf("remove with a stale assertion = %d to %q, want the step-up", res.StatusCode, res.Header.Get("Location"))
+	}
+}
+
+func TestFlowExpiredSessions(t *testing.T) {
+	tests := []struct {
+		name    string
+		advance time.Duration
+	}{
+		{"idle for more than an hour", 61 * time.Minute},
+		{"past the 12h absolute lifetime", 13 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newPTEnv(t)
+			c := e.client()
+			e.echo(e.login(c, newPTKey(), "https://app.test/", "ann@example.com", "eng"))
+			e.clock.Advance(tt.advance)
+			res := e.get(c, "https://app.test/x")
+			if res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Header.Get("Location"), "https://gate.test/auth/login?rd=") {
+				t.Errorf("app after %v = %d to %q, want the login", tt.advance, res.StatusCode, res.Header.Get("Location"))
+			}
+			res = e.get(c, "https://gate.test/")
+			if res.StatusCode != http.StatusOK || !strings.Contains(res.body, `href="/auth/login"`) {
+				t.Errorf("portal after %v = %d, want the sign-in page", tt.advance, res.StatusCode)
+			}
+		})
 	}
 }

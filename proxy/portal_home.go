@@ -188,6 +188,7 @@ func (p *Portal) sessionsSignOut(w http.ResponseWriter, r *http.Request) {
 		p.unavailable(w, r, err)
 		return
 	}
+	p.revoked(handle, "")
 	if handle == s.Handle {
 		setCookie(w, SessionCookie, "", -1)
 		http.Redirect(w, r, "/?signed_out=1", http.StatusSeeOther)
@@ -206,6 +207,7 @@ func (p *Portal) sessionsSignOutAll(w http.ResponseWriter, r *http.Request) {
 		p.unavailable(w, r, err)
 		return
 	}
+	p.revoked("", s.Email)
 	setCookie(w, SessionCookie, "", -1)
 	http.Redirect(w, r, "/?signed_out=1", http.StatusSeeOther)
 }
