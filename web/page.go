@@ -15,7 +15,7 @@ type Page struct {
 	// Assets is the URL prefix of the static assets; "" means StaticPrefix.
 	// Pages served on an application's host use that host's reserved path.
 	Assets string
-	Body      any
+	Body   any
 }
 
 // Home is the body of the portal's home page.
