@@ -33,6 +33,11 @@ type BrowserOptions struct {
 	// https://gate.test:PORT with this, and also with IgnoreCertErrors; with
 	// neither, the page is Chromium's certificate interstitial.)
 	CA *CA
+	// TrustSPKI adds base64 SHA-256 SPKI hashes to
+	// --ignore-certificate-errors-spki-list: a certificate chain holding one
+	// of these keys counts as valid (e.g. gatehouse's self_signed
+	// certificate, as `make demo` prints).
+	TrustSPKI []string
 	// IgnoreCertErrors passes --ignore-certificate-errors: every certificate
 	// is accepted (for gatehouse's self_signed mode). WebAuthn works too.
 	IgnoreCertErrors bool
@@ -104,8 +109,12 @@ func NewBrowser(t testing.TB, opts BrowserOptions) *Browser {
 		chromedp.Flag("host-resolver-rules", rules),
 		chromedp.WindowSize(1280, 900),
 	}
+	spki := opts.TrustSPKI
 	if opts.CA != nil {
-		flags = append(flags, chromedp.Flag("ignore-certificate-errors-spki-list", strings.Join(opts.CA.spkiHashes(), ",")))
+		spki = append(opts.CA.spkiHashes(), spki...)
+	}
+	if len(spki) > 0 {
+		flags = append(flags, chromedp.Flag("ignore-certificate-errors-spki-list", strings.Join(spki, ",")))
 	}
 	if opts.IgnoreCertErrors {
 		flags = append(flags, chromedp.IgnoreCertErrors)

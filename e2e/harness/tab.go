@@ -103,10 +103,35 @@ func (tab *Tab) Text() string {
 }
 
 // Click clicks the first element matching the CSS selector sel, waiting
-// for it to be visible first.
+// for it to be visible first. A page that is still being replaced (the
+// node found belonged to the previous document) is retried until the
+// browser's timeout.
 func (tab *Tab) Click(sel string) {
 	tab.t.Helper()
-	tab.Do(chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+	ctx, cancel := context.WithTimeout(tab.Ctx, tab.b.timeout)
+	defer cancel()
+	for {
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		if err == nil {
+			return
+		}
+		if !staleNode(err) || ctx.Err() != nil {
+			tab.Fatalf("click %s: %v", sel, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// staleNode reports whether err is Chromium saying a node or JavaScript
+// context vanished under a navigation.
+func staleNode(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"Could not find node", "No node with given id", "Cannot find context", "context was destroyed", "Node is detached"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // DexLogin fills Dex's password form on the current page (waiting for it)
