@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -73,7 +74,9 @@ func newTestIdP(t *testing.T, clk *clock) *testIdP {
 		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
 	})
 	mux.HandleFunc("POST /token", p.token)
-	p.srv = httptest.NewTLSServer(mux)
+	p.srv = httptest.NewUnstartedServer(mux)
+	p.srv.Config.ErrorLog = log.New(tWriter{t}, "idp: ", 0)
+	p.srv.StartTLS()
 	t.Cleanup(p.srv.Close)
 	return p
 }

@@ -2,6 +2,10 @@ package identity
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -22,7 +26,32 @@ type authenticator struct {
 }
 
 func newAuthenticator(opts vw.AuthenticatorOptions) *authenticator {
-	return &authenticator{rp: testRP, auth: vw.NewAuthenticatorWithOptions(opts), cred: vw.NewCredential(vw.KeyTypeEC2)}
+	return &authenticator{rp: testRP, auth: vw.NewAuthenticatorWithOptions(opts), cred: newCredential()}
+}
+
+// newCredential makes a P-256 credential. virtualwebauthn encodes the
+// public key's coordinates with big.Int.Bytes, which drops leading zero
+// bytes (about one key in 128), and go-webauthn rightly refuses such keys:
+// pick a key whose coordinates are both 32 bytes long.
+func newCredential() vw.Credential {
+	for {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		pub, err := k.PublicKey.ECDH()
+		if err != nil {
+			panic(err)
+		}
+		if b := pub.Bytes(); b[1] == 0 || b[33] == 0 {
+			continue
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			panic(err)
+		}
+		return vw.NewCredentialWithImportedKey(vw.KeyTypeEC2, der)
+	}
 }
 
 // create answers navigator.credentials.create options.
