@@ -112,10 +112,7 @@ func TestMakeDemo(t *testing.T) {
 	// A second sign-in with the same key, in a fresh browser context.
 	tab2 := b.NewContext(t)
 	tab2.Navigate(env["APP_URL"])
-	tab2.DexLogin(env["DEMO_EMAIL"], env["DEMO_PASSWORD"])
-	tab2.WaitURLPrefix(env["PUBLIC_URL"] + "/")
-	tab2.Click("#webauthn-start")
-	tab2.WaitURLPrefix(env["APP_URL"])
+	tab2.SignIn(env["DEMO_EMAIL"], env["DEMO_PASSWORD"], env["APP_URL"])
 	tab2.WaitText("Gatehouse vouches for you")
 
 	if strings.Contains(banner, "ssh -p") {
@@ -158,20 +155,22 @@ func demoSSH(t *testing.T, tab *harness.Tab, env map[string]string) {
 	done := make(chan struct{})
 	var sshErr error
 	go func() { sshErr = ssh.Wait(); close(done) }()
-	prompt := waitFor(t, &stderr, done, "/approve/", time.Minute)
-	u := regexp.MustCompile(`https://\S+/approve/\S+`).FindString(prompt)
-	if u == "" {
-		t.Fatalf("no approval URL in ssh's output:\n%s", prompt)
+	var a harness.SSHApproval
+	for deadline := time.Now().Add(time.Minute); ; {
+		var ok bool
+		if a, ok = harness.ParseSSHApproval(stderr.String()); ok {
+			break
+		}
+		select {
+		case <-done:
+			t.Fatalf("ssh ended (%v) without asking for approval:\n%s", sshErr, stderr.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no approval URL and code in ssh's output after a minute:\n%s", stderr.String())
+		}
 	}
-	tab.Navigate(u)
-	tab.WaitText("Approve an SSH connection")
-	code := strings.TrimSpace(tab.Text())
-	if m := regexp.MustCompile(`Verification code\s+(\S+)`).FindStringSubmatch(code); m == nil || !strings.Contains(prompt, m[1]) {
-		t.Fatalf("approval page code %v does not appear in ssh's output:\n%s", m, prompt)
-	}
-	tab.Click("#confirm")
-	tab.Click("#approve")
-	tab.WaitText("Connection approved")
+	tab.ApproveSSH(a, env["DEMO_EMAIL"], env["DEMO_PASSWORD"])
 	<-done
 	if sshErr != nil {
 		t.Fatalf("ssh: %v\n%s", sshErr, stderr.String())

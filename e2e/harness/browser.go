@@ -358,12 +358,16 @@ func (tab *Tab) AddCredential(c *webauthn.Credential) error {
 func (tab *Tab) Close() { tab.close() }
 
 // logConsole sends the page's console messages and uncaught exceptions to
-// t.Log until the tab closes.
+// t.Log until the tab closes; the browser's verbose ("debug") entries,
+// such as DOM lint hints, are left out.
 func (tab *Tab) logConsole() {
 	defer close(tab.consoleDone)
 	for m, err := range chromedp.Console(tab.Ctx) {
 		if err != nil {
 			return
+		}
+		if m.Type == chromedp.ConsoleDebug {
+			continue
 		}
 		tab.t.Logf("[chromium console %s] %s (%s:%d)", m.Type, m.Text, m.URL, m.Line+1)
 	}

@@ -197,3 +197,40 @@ func credIDs(tab *Tab) []string {
 }
 
 func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// TestSignIn runs Tab.SignIn against a fake portal with the same page
+// structure as Gatehouse's: a sign-in link, Dex's form, and a security-key
+// button that creates a credential before moving on.
+func TestSignIn(t *testing.T) {
+	ca := NewCA(t)
+	var dex *Dex
+	mux := http.NewServeMux()
+	var origin string
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><section aria-labelledby="login-h"><h1 id="login-h">Sign in</h1>
+<p><a class="button primary" href="%s">Sign in</a></p></section>`, dex.AuthURL("harness", origin+"/callback", "s"))
+	})
+	mux.HandleFunc("/callback", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `<!doctype html><p><button type="button" id="webauthn-start">Set up security key</button></p><script>
+document.getElementById("webauthn-start").onclick = async () => {
+  await navigator.credentials.create({publicKey: {challenge: new Uint8Array(32), rp: {name: "t", id: location.hostname},
+    user: {id: new Uint8Array([1]), name: "ann", displayName: "Ann"}, pubKeyCredParams: [{type: "public-key", alg: -7}],
+    authenticatorSelection: {userVerification: "required"}}});
+  location = "/landing?done=1";
+};</script>`)
+	})
+	mux.HandleFunc("/landing", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "landed") })
+	origin = startTLSServer(t, ca, "gate.test", mux)
+	dex = StartDex(t, DexOptions{
+		CA:      ca,
+		Users:   []DexUser{{Email: "ann@example.com", Password: "pw-ann"}},
+		Clients: []DexClient{{ID: "harness", Secret: "harness-secret", RedirectURIs: []string{origin + "/callback"}}},
+	})
+	tab := NewBrowser(t, BrowserOptions{CA: ca}).NewTab(t)
+	tab.Navigate(origin + "/")
+	tab.SignIn("ann@example.com", "pw-ann", origin+"/landing")
+	tab.WaitText("landed")
+	if n := len(tab.Credentials()); n != 1 {
+		t.Errorf("credentials after sign-in = %d, want 1 (the security-key step ran once)", n)
+	}
+}

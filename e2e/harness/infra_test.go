@@ -200,3 +200,25 @@ func sshRun(s *SSHD, signer ssh.Signer, cmd string) (string, error) {
 	out, err := sess.Output(cmd)
 	return string(out), err
 }
+
+func TestParseSSHApproval(t *testing.T) {
+	full := "To log in as ubuntu on web, approve this connection in your browser:\n\n    https://gate.test:8443/approve/Zx9_aB\n\nVerification code: 4821-7730\n(expires in 5 minutes; waiting...)\n"
+	tests := []struct {
+		name   string
+		output string
+		want   SSHApproval
+		wantOK bool
+	}{
+		{"full prompt", full, SSHApproval{URL: "https://gate.test:8443/approve/Zx9_aB", Code: "4821-7730"}, true},
+		{"code line not finished", full[:strings.Index(full, "7730")+2], SSHApproval{URL: "https://gate.test:8443/approve/Zx9_aB"}, false},
+		{"no prompt", "Permission denied (publickey).\n", SSHApproval{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := ParseSSHApproval(tt.output)
+			if ok != tt.wantOK || got != tt.want {
+				t.Errorf("ParseSSHApproval = %+v, %v; want %+v, %v", got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}

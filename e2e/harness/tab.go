@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -271,4 +272,112 @@ func WaitText(ctx context.Context, text string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// SignIn drives Gatehouse's sign-in from the current page until the URL
+// starts with landing, doing each step the pages ask for, in any order:
+// the portal's "Sign in" link, Dex's password form (email, password) and
+// the security-key step (enrolment or assertion: the portal's button
+// id="webauthn-start", which the tab's virtual authenticator answers). Each step is done at most once
+// per URL, so a refused step ends in a failure with a screenshot rather
+// than a loop.
+//
+//	tab.Navigate(appURL + "/dash?x=1")
+//	tab.SignIn("ann@example.com", "pw-ann", appURL+"/dash?x=1")
+func (tab *Tab) SignIn(email, password, landing string) {
+	tab.t.Helper()
+	ctx, cancel := context.WithTimeout(tab.Ctx, tab.b.timeout)
+	defer cancel()
+	done := map[string]bool{} // step+URL already done
+	for {
+		u, err := URL(ctx)
+		if err == nil && strings.HasPrefix(u, landing) {
+			return
+		}
+		step := ""
+		if err == nil {
+			step, _ = chromedp.Run(ctx, chromedp.Evaluate[string](signInStepJS))
+		}
+		if step != "" && !done[step+" "+u] {
+			var err error
+			switch step {
+			case "dex":
+				err = DexLogin(ctx, email, password)
+			case "sso":
+				err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(ssoLinkSelector), chromedp.NodeVisible))
+			case "key":
+				err = chromedp.Do(ctx, chromedp.Click(chromedp.ID("webauthn-start"), chromedp.NodeVisible))
+			}
+			switch {
+			case err == nil:
+				done[step+" "+u] = true
+			case !staleNode(err) && ctx.Err() == nil:
+				tab.Fatalf("sign in: step %s: %v", step, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			tab.Fatalf("sign in: never reached %s", landing)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// ssoLinkSelector finds the "Sign in" link of the portal's sign-in page.
+const ssoLinkSelector = `section[aria-labelledby="login-h"] a.primary`
+
+// signInStepJS names the sign-in step the page shows: "dex", "key", "sso"
+// or "".
+var signInStepJS = fmt.Sprintf(`(() => {
+	const vis = e => e && e.offsetParent !== null && !e.disabled;
+	if (vis(document.getElementById("login")) && document.getElementById("password")) return "dex";
+	if (vis(document.getElementById("webauthn-start"))) return "key";
+	if (vis(document.querySelector(%q))) return "sso";
+	return "";
+})()`, ssoLinkSelector)
+
+// SSHApproval is what Gatehouse's keyboard-interactive prompt shows for an
+// SSH connection that needs approval.
+type SSHApproval struct {
+	URL  string // PUBLIC_URL/approve/ID
+	Code string // the verification code
+}
+
+var (
+	approvalURLRE  = regexp.MustCompile(`https://\S+/approve/[^\s/]+`)
+	approvalCodeRE = regexp.MustCompile(`Verification code: (\S+)\s`) // complete: a line break follows
+)
+
+// ParseSSHApproval finds the approval URL and verification code in ssh's
+// output (stderr); ok is false until both are there in full, so a caller
+// can poll a growing buffer with it.
+func ParseSSHApproval(output string) (a SSHApproval, ok bool) {
+	a.URL = approvalURLRE.FindString(output)
+	if m := approvalCodeRE.FindStringSubmatch(output); m != nil {
+		a.Code = m[1]
+	}
+	return a, a.URL != "" && a.Code != ""
+}
+
+// ApproveSSH opens the approval page in the tab, signs in if the portal
+// asks (see SignIn), checks that the page shows the same verification
+// code as ssh did, ticks the confirmation, approves with the security key
+// and waits for "Connection approved".
+func (tab *Tab) ApproveSSH(a SSHApproval, email, password string) {
+	tab.t.Helper()
+	tab.Navigate(a.URL)
+	tab.SignIn(email, password, a.URL)
+	tab.WaitText("Approve an SSH connection")
+	ctx, cancel := context.WithTimeout(tab.Ctx, tab.b.timeout)
+	defer cancel()
+	code, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("approve-code")))
+	if err != nil {
+		tab.Fatalf("approval code: %v", err)
+	}
+	if strings.TrimSpace(code) != a.Code {
+		tab.Fatalf("approval page shows code %q, ssh showed %q", code, a.Code)
+	}
+	tab.Click("#confirm")
+	tab.Click("#approve")
+	tab.WaitText("Connection approved")
 }
