@@ -106,8 +106,10 @@ type Server struct {
 	watchOnce sync.Once
 	wg        sync.WaitGroup // the lock watcher
 
-	mu   sync.Mutex         // guards live
-	live map[*conn]struct{} // authenticated connections, outer and inner
+	mu        sync.Mutex                // guards live, listeners, shut
+	live      map[*conn]struct{}        // authenticated connections, outer and inner
+	listeners map[net.Listener]struct{} // listeners passed to Serve
+	shut      bool                      // Shutdown was called
 }
 
 // New checks cfg, loads (or creates) the host key and CAs in the data
@@ -140,6 +142,7 @@ func New(c Config) (*Server, error) {
 		log:        c.Logger,
 		now:        c.Now,
 		live:       map[*conn]struct{}{},
+		listeners:  map[net.Listener]struct{}{},
 	}
 	if s.defaultMFA <= 0 {
 		s.defaultMFA = defaultMFAMaxAge
@@ -195,12 +198,30 @@ func New(c Config) (*Server, error) {
 // Serve accepts connections on ln until Shutdown. It returns nil after
 // Shutdown, or the listener's error.
 func (s *Server) Serve(ln net.Listener) error {
+	// Track ln ourselves: gliderlabs' Shutdown misses a listener whose
+	// Serve has not registered it yet, which would then never close.
+	s.mu.Lock()
+	if s.shut {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
 	s.watchOnce.Do(func() {
 		s.wg.Add(1)
 		go s.watchLocks()
 	})
 	err := s.gl.Serve(ln)
-	if errors.Is(err, glssh.ErrServerClosed) || s.ctx.Err() != nil {
+	s.mu.Lock()
+	shut := s.shut
+	s.mu.Unlock()
+	if shut || errors.Is(err, glssh.ErrServerClosed) {
 		return nil
 	}
 	return err
@@ -209,8 +230,17 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting connections, ends pending approvals, and waits
 // for open connections to end until ctx is done; then it closes them.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shut = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
 	s.cancel()
 	err := s.gl.Shutdown(ctx)
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // we closed the listeners above
+	}
 	if err != nil {
 		// Deadline passed: cut the remaining connections.
 		_ = s.gl.Close()

@@ -56,9 +56,14 @@ func (c *conn) relaySession(sc *gossh.ServerConn, nc gossh.NewChannel, a *authRe
 			}
 		}
 	}()
+	// reqMu is held while a client request is passed on, so the channel
+	// is not closed between the target's reply and ours.
+	var reqMu sync.Mutex
 	go func() {
 		for r := range downReqs {
+			reqMu.Lock()
 			c.sessionRequest(sc, a, up, r)
+			reqMu.Unlock()
 		}
 		// The client closed the channel.
 		_ = up.Close()
@@ -66,7 +71,9 @@ func (c *conn) relaySession(sc *gossh.ServerConn, nc gossh.NewChannel, a *authRe
 	out.Wait()
 	_ = down.CloseWrite()
 	<-upDone // exit-status has been passed on
+	reqMu.Lock()
 	_ = down.Close()
+	reqMu.Unlock()
 }
 
 // sessionRequest applies the target's policy to one request on a session
