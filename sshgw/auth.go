@@ -69,6 +69,7 @@ func (c *conn) serverConfig() *gossh.ServerConfig {
 		PublicKeyAuthAlgorithms:   userKeyAlgos,
 		MaxAuthTries:              6,
 		ServerVersion:             "SSH-2.0-Gatehouse",
+		BannerCallback:            c.banner,
 	}
 	if c.jump != nil {
 		// The inner ProxyJump handshake runs without gliderlabs. Offers are
@@ -91,6 +92,19 @@ func (c *conn) serverConfig() *gossh.ServerConfig {
 		cfg.AddHostKey(c.s.keys.host)
 	}
 	return cfg
+}
+
+// banner runs at the first authentication request. It explains an invalid
+// user name right away, since such a name is refused before the client
+// signs anything (see New's PublicKeyHandler).
+func (c *conn) banner(meta gossh.ConnMetadata) string {
+	if _, _, err := ParseUser(meta.User()); err != nil {
+		ev := c.authEvent("")
+		ev.Decision, ev.Reason, ev.Details = audit.Deny, err.Error(), nil
+		c.s.logAudit(c.ctx, ev)
+		return "gatehouse: " + err.Error() + "\n"
+	}
+	return ""
 }
 
 // request is what the user name asks for.
