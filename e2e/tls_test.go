@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,26 +20,55 @@ import (
 	"github.com/gatehouse-dev/gatehouse/e2e/harness"
 )
 
-// gateHost is the portal host name in the TLS tests; the test CA issues
-// its certificate, and clients connect to 127.0.0.1 with this SNI.
-const gateHost = "gate.test"
+// gateHost is the portal host name in the TLS tests and appHost the host
+// of their one route; the test CA issues the certificate for both, and
+// clients connect to 127.0.0.1 with these names as SNI.
+const (
+	gateHost = "gate.test"
+	appHost  = "app.test"
+)
 
-// startTLSGatehouse starts gatehouse with tls.mode files, a certificate for
-// gateHost from a fresh test CA, and the given tls.min_version.
+// startTLSGatehouse starts gatehouse as deployed in production, on
+// loopback: tls.mode files with a certificate for gateHost and appHost from
+// a fresh test CA, the given tls.min_version, a real Dex as the SSO issuer,
+// and one route to an upstream in this test.
 func startTLSGatehouse(t *testing.T, minVersion string) (*harness.Gatehouse, *harness.CA) {
 	t.Helper()
 	ca := harness.NewCA(t)
-	certFile, keyFile := ca.Issue(t, gateHost)
-	cfg := fmt.Sprintf(`public_url: https://%s
+	certFile, keyFile := ca.Issue(t, gateHost, appHost)
+	httpsPort := harness.FreePort(t)
+	publicURL := fmt.Sprintf("https://%s:%d", gateHost, httpsPort)
+	dex := harness.StartDex(t, harness.DexOptions{
+		CA:    ca,
+		Users: []harness.DexUser{{Email: "ann@example.com", Password: "pw-ann-tls", Groups: []string{"engineering"}}},
+		Clients: []harness.DexClient{{ID: "gatehouse", Secret: "tls-test-secret",
+			RedirectURIs: []string{publicURL + "/auth/callback"}}},
+	})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "upstream")
+	}))
+	t.Cleanup(upstream.Close)
+	cfg := fmt.Sprintf(`public_url: %s
 listen:
-  https: "127.0.0.1:0"
+  https: "127.0.0.1:%d"
 tls:
   mode: files
   min_version: %q
   cert_file: %s
   key_file: %s
+sso:
+  issuer: %s
+  client_id: gatehouse
+  client_secret_file: %s
+  ca_roots: [%s]
+routes:
+  - name: app
+    host: %s
+    upstream: %s
+    allow: {groups: [engineering]}
 log: {format: json, level: info}
-`, gateHost, minVersion, certFile, keyFile)
+`, publicURL, httpsPort, minVersion, certFile, keyFile,
+		dex.Issuer, dex.SecretFile(t, "gatehouse"), dex.CAFile, appHost, upstream.URL)
 	return harness.StartGatehouseYAML(t, cfg), ca
 }
 
@@ -53,12 +83,14 @@ func TestTLSScanners(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	t.Run("sslscan", func(t *testing.T) {
-		out := runTool(t, time.Minute, sslscan, "--xml=-", "--no-colour", "--sni-name="+gateHost, "127.0.0.1:"+port)
-		if ps := sslscanProblems(out, "1.2"); len(ps) > 0 {
-			t.Errorf("sslscan found %d problems:\n%s\nreport:\n%s", len(ps), strings.Join(ps, "\n"), out)
-		}
-	})
+	for _, host := range []string{gateHost, appHost} {
+		t.Run("sslscan/"+host, func(t *testing.T) {
+			out := runTool(t, time.Minute, sslscan, "--xml=-", "--no-colour", "--sni-name="+host, "127.0.0.1:"+port)
+			if ps := sslscanProblems(out, "1.2"); len(ps) > 0 {
+				t.Errorf("sslscan found %d problems:\n%s\nreport:\n%s", len(ps), strings.Join(ps, "\n"), out)
+			}
+		})
+	}
 
 	t.Run("testssl", func(t *testing.T) {
 		jsonFile := filepath.Join(t.TempDir(), "testssl.json")
@@ -129,23 +161,25 @@ func TestTLSGoClients(t *testing.T) {
 
 	accepted := []struct {
 		name      string
+		host      string
 		cfg       *tls.Config
 		version   uint16
 		suite     uint16
 		curve     tls.CurveID
 		checkHSTS bool
 	}{
-		{"TLS 1.3 default", &tls.Config{}, tls.VersionTLS13, tls.TLS_AES_128_GCM_SHA256, tls.X25519MLKEM768, true},
-		{"TLS 1.3 X25519 only", &tls.Config{CurvePreferences: []tls.CurveID{tls.X25519}}, tls.VersionTLS13, tls.TLS_AES_128_GCM_SHA256, tls.X25519, false},
-		{"TLS 1.2 ECDHE-GCM", &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}},
+		{"TLS 1.3 default", gateHost, &tls.Config{}, tls.VersionTLS13, tls.TLS_AES_128_GCM_SHA256, tls.X25519MLKEM768, true},
+		{"TLS 1.3 route host", appHost, &tls.Config{}, tls.VersionTLS13, tls.TLS_AES_128_GCM_SHA256, tls.X25519MLKEM768, true},
+		{"TLS 1.3 X25519 only", gateHost, &tls.Config{CurvePreferences: []tls.CurveID{tls.X25519}}, tls.VersionTLS13, tls.TLS_AES_128_GCM_SHA256, tls.X25519, false},
+		{"TLS 1.2 ECDHE-GCM", gateHost, &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}},
 			tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.X25519, true},
-		{"TLS 1.2 ChaCha20 P-256", &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256},
+		{"TLS 1.2 ChaCha20 P-256", appHost, &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256},
 			CurvePreferences: []tls.CurveID{tls.CurveP256}}, tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.CurveP256, false},
 	}
 	for _, tc := range accepted {
 		t.Run("accepted/"+tc.name, func(t *testing.T) {
 			cfg := tc.cfg.Clone()
-			cfg.RootCAs, cfg.ServerName = ca.Pool(), gateHost
+			cfg.RootCAs, cfg.ServerName = ca.Pool(), tc.host
 			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", g.HTTPSAddr, cfg)
 			if err != nil {
 				t.Fatalf("handshake: %v", err)
@@ -159,14 +193,15 @@ func TestTLSGoClients(t *testing.T) {
 			if !tc.checkHSTS {
 				return
 			}
-			checkHSTS(t, g.HTTPSAddr, cfg)
+			checkHSTS(t, g.HTTPSAddr, cfg, tc.host)
 		})
 	}
 }
 
-// checkHSTS fetches the portal's front page over cfg and checks that the
-// response carries HSTS with a max-age of at least a year.
-func checkHSTS(t *testing.T, addr string, cfg *tls.Config) {
+// checkHSTS fetches https://host/ over cfg and checks that the response
+// (a portal page, or the redirect to sign in) carries HSTS with a max-age
+// of at least a year.
+func checkHSTS(t *testing.T, addr string, cfg *tls.Config, host string) {
 	t.Helper()
 	client := &http.Client{
 		Timeout: 10 * time.Second,
@@ -178,9 +213,9 @@ func checkHSTS(t *testing.T, addr string, cfg *tls.Config) {
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	resp, err := client.Get("https://" + gateHost + "/")
+	resp, err := client.Get("https://" + host + "/")
 	if err != nil {
-		t.Fatalf("GET portal: %v", err)
+		t.Fatalf("GET https://%s/: %v", host, err)
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
@@ -192,7 +227,7 @@ func checkHSTS(t *testing.T, addr string, cfg *tls.Config) {
 		}
 	}
 	if maxAge < 365*24*3600 {
-		t.Errorf("portal %s: Strict-Transport-Security = %q, want max-age of at least a year", resp.Status, hsts)
+		t.Errorf("https://%s/ %s: Strict-Transport-Security = %q, want max-age of at least a year", host, resp.Status, hsts)
 	}
 }
 
