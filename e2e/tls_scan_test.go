@@ -1,14 +1,20 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/e2e/harness"
 )
 
 // This file judges the output of the two Debian TLS scanners, sslscan (XML)
@@ -225,5 +231,28 @@ func TestScanJudges(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSSLScanCatchesWeakServer scans, with the same sslscan invocation as
+// TestTLSScanners, an in-process server that allows TLS 1.0 and a CBC
+// suite: the judge must report both, or the scan proves nothing.
+func TestSSLScanCatchesWeakServer(t *testing.T) {
+	sslscan := harness.RequireTool(t, "sslscan")
+	ca := harness.NewCA(t)
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.TLS = &tls.Config{
+		MinVersion:   tls.VersionTLS10,
+		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+		Certificates: []tls.Certificate{ca.TLSCertificate(t, gateHost)},
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	out := runTool(t, time.Minute, sslscan, "--xml=-", "--no-colour", "--sni-name="+gateHost, srv.Listener.Addr().String())
+	got := sslscanProblems(out, "1.2")
+	for _, w := range []string{"protocol tls 1.0 enabled=1", "cipher ECDHE-ECDSA-AES128-SHA accepted"} {
+		if !slices.ContainsFunc(got, func(p string) bool { return strings.Contains(p, w) }) {
+			t.Errorf("problems = %q, want one containing %q", got, w)
+		}
 	}
 }
