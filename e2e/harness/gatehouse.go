@@ -50,6 +50,9 @@ type Gatehouse struct {
 	waitErr  error
 	stopOnce sync.Once
 	stopErr  error
+	// exitReported is set when waitReady failed the test because the
+	// process exited; the cleanup then does not report that exit again.
+	exitReported bool
 }
 
 // StartGatehouse starts `gatehouse serve` with cfg, which it changes as
@@ -92,7 +95,8 @@ func StartGatehouseYAML(t testing.TB, cfgYAML string) *Gatehouse {
 	}
 	g.start(t)
 	t.Cleanup(func() {
-		if err := g.Stop(); err != nil {
+		// An exit before readiness has already failed the test, with the log.
+		if err := g.Stop(); err != nil && !g.exitReported {
 			t.Errorf("gatehouse stop: %v", err)
 		}
 	})
@@ -214,6 +218,7 @@ func (g *Gatehouse) waitReady(t testing.TB) {
 		}
 		select {
 		case <-g.exited:
+			g.exitReported = true
 			t.Fatalf("gatehouse exited before it was ready (%v); log tail:\n%s", g.waitErr, g.stderr.tail(40))
 		case <-time.After(100 * time.Millisecond):
 		}
