@@ -76,11 +76,7 @@ func (c *conn) serverConfig() *gossh.ServerConfig {
 		// answered "ok" so the client signs; verifiedKey decides.
 		cfg.PublicKeyCallback = func(gossh.ConnMetadata, gossh.PublicKey) (*gossh.Permissions, error) { return nil, nil }
 	}
-	principals := c.s.gatewayPrincipals()
-	if c.jump != nil {
-		principals = targetPrincipals(c.jump)
-	}
-	cert, err := hostCertSigner(c.s.keys.host, c.s.keys.hostCA, principals, c.s.now())
+	cert, err := hostCertSigner(c.s.keys.host, c.s.keys.hostCA, c.s.hostPrincipals(c.jump), c.s.now())
 	if err != nil {
 		c.log.Error("Cannot make a host certificate.", "error", err)
 	} else {

@@ -10,10 +10,14 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 )
 
-// gatewayPrincipals returns the names the gateway's host certificate
-// carries: the public_url host and the SSH listen host when it is a
-// specific address.
-func (s *Server) gatewayPrincipals() []string {
+// hostPrincipals returns the names a host certificate carries: for the
+// gateway itself (jump nil), the public_url host and the SSH listen host
+// when it is a specific address; for a ProxyJump target, its name and its
+// address's host, as users type them after -J.
+func (s *Server) hostPrincipals(jump *target) []string {
+	if jump != nil {
+		return dedupe([]string{jump.cfg.Name, strings.ToLower(jump.addrHost)})
+	}
 	return gatewayNames(s.cfg)
 }
 
@@ -31,13 +35,6 @@ func gatewayNames(cfg *config.Config) []string {
 		names = append(names, "gatehouse")
 	}
 	return dedupe(names)
-}
-
-// targetPrincipals returns the names a ProxyJump host certificate for t
-// carries: the target's name and its address's host, as users type them
-// after -J.
-func targetPrincipals(t *target) []string {
-	return dedupe([]string{t.cfg.Name, strings.ToLower(t.addrHost)})
 }
 
 func dedupe(in []string) []string {
