@@ -237,4 +237,3 @@ func TestMaxSession(t *testing.T) {
 		}
 	}
 }
-
