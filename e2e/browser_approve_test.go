@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/e2e/harness"
+	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/proxy"
+	"github.com/gatehouse-dev/gatehouse/store"
+)
+
+// TestBrowserApproval drives the SSH approval page in real Chromium: the
+// link from the terminal, sign-in with Dex, enrolment, the page showing the
+// code and the connection, the code confirmation and the approving
+// assertion. The portal runs in-process (proxy.BuildWeb over a real store
+// and audit log, behind proxy.SecurityHeaders as the front serves it) so
+// the test can create the approval the SSH gateway would.
+func TestBrowserApproval(t *testing.T) {
+	ca := harness.NewCA(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	portal := "https://gate.test:" + port
+	dex := harness.StartDex(t, harness.DexOptions{
+		CA:    ca,
+		Users: []harness.DexUser{{Email: "ann@example.com", Password: "pw-ann", Groups: []string{"sre"}}},
+		Clients: []harness.DexClient{{ID: "gatehouse", Secret: "approval-test-secret",
+			RedirectURIs: []string{portal + "/auth/callback"}}},
+	})
+	dir := t.TempDir()
+	st, err := store.OpenBolt(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	auditPath := filepath.Join(dir, "audit.log")
+	al, err := audit.New(auditPath, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{
+		PublicURL: portal,
+		SSO: config.SSO{Issuer: dex.Issuer, ClientID: "gatehouse", ClientSecretFile: dex.SecretFile(t, "gatehouse"),
+			CARoots: []string{dex.CAFile}},
+		MFA: config.MFA{MaxAge: config.Duration(12 * time.Hour)},
+	}
+	ctx := t.Context()
+	w, err := proxy.BuildWeb(ctx, proxy.WebConfig{Config: cfg, Store: st, Audit: al})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(proxy.SecurityHeaders(w.Portal))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.TLSCertificate(t, "gate.test")}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	// The SSH gateway's side: an unknown key asks for approval.
+	approvals, err := identity.NewApprovals(identity.Deps{Store: st, Audit: al}, portal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := identity.ApprovalRequest{SessionID: "ssh-1", SessionHash: []byte("exchange hash"),
+		KeyFingerprint: "SHA256:Zm9vYmFyYmF6cXV4", Target: "prod-db", Login: "postgres", Source: "203.0.113.9:40022"}
+	ap, err := approvals.Create(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(ap.URL, portal+"/approve/") {
+		t.Fatalf("approval URL %q is not on the portal", ap.URL)
+	}
+
+	b := harness.NewBrowser(t, harness.BrowserOptions{CA: ca})
+	tab := b.NewTab(t)
+	tab.Navigate(ap.URL)
+	tab.WaitURL("Dex's login page", func(u string) bool { return strings.Contains(u, "/dex/") })
+	tab.DexLogin("ann@example.com", "pw-ann")
+	tab.WaitURLPrefix(portal + "/auth/verify")
+	tab.Click("#webauthn-start") // first sign-in: enrol the key
+	tab.WaitURLPrefix(ap.URL)
+	tab.WaitText("Approve an SSH connection")
+	text := tab.Text()
+	for _, want := range []string{ap.Code, "prod-db", "postgres", "SHA256:Zm9vYmFyYmF6cXV4", "203.0.113.9:40022"} {
+		if !strings.Contains(text, want) {
+			tab.Fatalf("approval page lacks %q", want)
+		}
+	}
+	// Approve without ticking the code confirmation: the browser's own
+	// validation stops the form, nothing is approved.
+	tab.Click("#approve")
+	time.Sleep(500 * time.Millisecond)
+	if got, err := approvals.Get(ctx, ap.ID); err != nil || got.State != identity.ApprovalPending {
+		t.Fatalf("approval after an unconfirmed click: %+v, %v; want pending", got, err)
+	}
+	tab.Click("#confirm")
+	tab.Click("#approve") // asserts with the key, then posts
+	tab.WaitText("Connection approved")
+
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	got, err := approvals.Wait(wctx, ap.ID, req)
+	if err != nil || !got.Approved || got.Email != "ann@example.com" || got.MFAAt.IsZero() {
+		t.Fatalf("Wait = %+v, %v; want approved by ann with an MFA time", got, err)
+	}
+	// Single use: the link is dead.
+	tab.Navigate(ap.URL)
+	tab.WaitText("Approval expired")
+
+	if err := al.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if n, err := audit.Verify(f); err != nil || n == 0 {
+		t.Errorf("audit.Verify = %d lines, %v", n, err)
+	}
+	raw, _ := os.ReadFile(auditPath)
+	for _, want := range []string{`"type":"sso.login"`, `"type":"webauthn.enroll"`, `"type":"webauthn.assert"`, `"type":"approval"`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("audit log lacks %s", want)
+		}
+	}
+}
