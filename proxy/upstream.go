@@ -81,7 +81,7 @@ func NewUpstream(r config.Route, signer *AssertionSigner, logger *slog.Logger) (
 		maxBody: DefaultMaxRequestBody,
 	}
 	u.rp = httputil.ReverseProxy{
-		Transport:      newUpstreamTransport(timeout),
+		Transport:      newUpstreamTransport(target, timeout),
 		BufferPool:     newBufferPool(),
 		ErrorHandler:   u.fail,
 		ModifyResponse: u.modifyResponse,
@@ -97,9 +97,9 @@ func NewUpstream(r config.Route, signer *AssertionSigner, logger *slog.Logger) (
 // speaks HTTP/1.1 only (WebSocket upgrades need it), ignores proxy
 // environment variables, never decompresses, and keeps enough idle
 // connections for the expected concurrency.
-func newUpstreamTransport(timeout time.Duration) *http.Transport {
+func newUpstreamTransport(target *url.URL, timeout time.Duration) http.RoundTripper {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
+	std := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            d.DialContext,
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
@@ -115,6 +115,17 @@ func newUpstreamTransport(timeout time.Duration) *http.Transport {
 		MaxResponseHeaderBytes: 1 << 20,
 		WriteBufferSize:        16 << 10,
 		ReadBufferSize:         16 << 10,
+	}
+	if target.Scheme != "http" {
+		return std
+	}
+	addr := target.Host
+	if target.Port() == "" {
+		addr = net.JoinHostPort(target.Hostname(), "80")
+	}
+	return &fastTransport{
+		addr: addr, dial: d.DialContext, next: std,
+		respTimeout: timeout, idleTimeout: std.IdleConnTimeout, maxIdle: upstreamIdleConns, maxHeader: std.MaxResponseHeaderBytes,
 	}
 }
 
