@@ -178,7 +178,9 @@ func TestFastTransport(t *testing.T) {
 		{"header too large", func(int64, *http.Request) string {
 			return "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\nContent-Length: 0\r\n\r\n"
 		}, "GET", 1, "", 0, 1, true},
-		{"short body is an error", func(int64, *http.Request) string { return "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nhello" + upHangUp }, "GET", 1, "", 0, 1, true},
+		{"short body is an error", func(int64, *http.Request) string {
+			return "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nhello" + upHangUp
+		}, "GET", 1, "", 0, 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
