@@ -124,7 +124,7 @@ func newUpstreamTransport(target *url.URL, timeout time.Duration) http.RoundTrip
 		addr = net.JoinHostPort(target.Hostname(), "80")
 	}
 	return &fastTransport{
-		addr: addr, dial: d.DialContext, next: std,
+		host: target.Host, addr: addr, dial: d.DialContext, next: std,
 		respTimeout: timeout, idleTimeout: std.IdleConnTimeout, maxIdle: upstreamIdleConns, maxHeader: std.MaxResponseHeaderBytes,
 	}
 }

@@ -31,7 +31,8 @@ import (
 // connection; a connection returns to the pool only after its response
 // body was read to the end and neither side asked to close it.
 type fastTransport struct {
-	addr        string // upstream host:port
+	host        string // upstream host as in its URL (port optional)
+	addr        string // upstream host:port to dial
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	next        http.RoundTripper
 	respTimeout time.Duration
@@ -78,7 +79,7 @@ func (l *limitedConn) Read(p []byte) (int, error) {
 
 // eligible reports whether req may take the fast path.
 func (t *fastTransport) eligible(req *http.Request) bool {
-	if (req.Method != http.MethodGet && req.Method != http.MethodHead) || req.URL.Scheme != "http" || req.URL.Host != t.addr ||
+	if (req.Method != http.MethodGet && req.Method != http.MethodHead) || req.URL.Scheme != "http" || req.URL.Host != t.host ||
 		(req.Body != nil && req.Body != http.NoBody) || req.ContentLength != 0 || req.Close || len(req.Trailer) > 0 ||
 		len(req.TransferEncoding) > 0 {
 		return false

@@ -343,3 +343,18 @@ func TestFastTransportConcurrent(t *testing.T) {
 		t.Errorf("%d connections for 16 concurrent clients", n)
 	}
 }
+
+func TestFastTransportDefaultPort(t *testing.T) {
+	u, _ := url.Parse("http://upstream.example.test")
+	ft := newUpstreamTransport(u, time.Second).(*fastTransport)
+	req, _ := http.NewRequest(http.MethodGet, "http://upstream.example.test/x", nil)
+	if ft.addr != "upstream.example.test:80" || !ft.eligible(req) {
+		t.Errorf("addr %q, eligible %v: want upstream.example.test:80 and the fast path", ft.addr, ft.eligible(req))
+	}
+	u, _ = url.Parse("https://upstream.example.test")
+	if rt := newUpstreamTransport(u, time.Second); rt == nil {
+		t.Fatal("nil transport")
+	} else if _, ok := rt.(*http.Transport); !ok {
+		t.Errorf("https upstream got %T, want *http.Transport", rt)
+	}
+}
