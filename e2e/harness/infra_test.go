@@ -132,6 +132,16 @@ func TestSSHD(t *testing.T) {
 			}
 		})
 	}
+	// A CA trusted later (SetTrustedUserCAKeys) works without a restart,
+	// and the old one stops working.
+	laterCA := newSigner(t)
+	s.SetTrustedUserCAKeys(t, string(ssh.MarshalAuthorizedKey(laterCA.PublicKey())))
+	if out, err := sshRun(s, certSigner(t, laterCA, s.User), "id -un"); err != nil || out != s.User+"\n" {
+		t.Errorf("login with the CA trusted later = %q, %v; want %s", out, err, s.User)
+	}
+	if _, err := sshRun(s, certSigner(t, userCA, s.User), "id -un"); err == nil {
+		t.Errorf("login with the replaced CA succeeded")
+	}
 	if logs := s.Logs(); !strings.Contains(logs, `Accepted certificate ID "harness-test"`) {
 		t.Errorf("sshd log lacks the accepted certificate ID:\n%s", logs)
 	}

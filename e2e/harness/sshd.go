@@ -68,6 +68,9 @@ type SSHD struct {
 	KnownHostsFile string
 	// ConfigFile is the sshd_config path.
 	ConfigFile string
+	// TrustedUserCAKeysFile is the TrustedUserCAKeys file; see
+	// SetTrustedUserCAKeys.
+	TrustedUserCAKeysFile string
 
 	d *daemon
 }
@@ -79,12 +82,17 @@ type SSHD struct {
 // keyboard-interactive authentication are off: only certificates from
 // TrustedUserCAKeys and keys in AuthorizedKeys get in.
 //
-// Usage:
+// Usage (the target first, because gatehouse's config names its address
+// and host key; then trust the user CA gatehouse made):
 //
-//	userCA := gatehouseUserCALine(t) // `gatehouse ssh-config --user-ca`
-//	target := harness.StartSSHD(t, harness.SSHDOptions{TrustedUserCAKeys: userCA})
+//	target := harness.StartSSHD(t, harness.SSHDOptions{AllowTCPForwarding: true})
 //	// config: targets: [{name: web, address: target.Addr,
 //	//          host_key: target.HostKeyLine, logins: [target.User], ...}]
+//	g := harness.StartGatehouseYAML(t, cfg)
+//	target.SetTrustedUserCAKeys(t, g.MustRun(t, "ssh-config", "--user-ca"))
+//
+// With TrustedUserCAKeys empty, sshd trusts no CA until
+// SetTrustedUserCAKeys.
 func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 	t.Helper()
 	const sshdBin = "/usr/sbin/sshd" // sshd refuses to run unless started by absolute path
@@ -132,7 +140,8 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 	writeFile(t, s.KnownHostsFile, []byte(fmt.Sprintf("[127.0.0.1]:%d %s\n", port, s.HostKeyLine)), 0o644)
 
 	caFile := filepath.Join(dir, "trusted_user_ca_keys")
-	writeFile(t, caFile, []byte(strings.TrimSpace(opts.TrustedUserCAKeys)+"\n"), 0o644)
+	s.TrustedUserCAKeysFile = caFile
+	s.SetTrustedUserCAKeys(t, opts.TrustedUserCAKeys)
 	authKeys := "none"
 	if opts.AuthorizedKeys != "" {
 		authKeys = filepath.Join(dir, "authorized_keys")
@@ -207,6 +216,21 @@ func SSHDConfigText(p SSHDConfigParams) string {
 		"MaxSessions 50",
 		p.Extra,
 	}, "\n") + "\n"
+}
+
+// SetTrustedUserCAKeys replaces the trusted user CA lines. sshd reads the
+// file at each login, so this works while it runs: start the target
+// first, then trust the CA that `gatehouse ssh-config --user-ca` prints
+// once gatehouse (whose config needs the target's address and host key)
+// is up.
+func (s *SSHD) SetTrustedUserCAKeys(t testing.TB, keys string) {
+	t.Helper()
+	// Write and rename, so a login never reads a half-written file.
+	tmp := s.TrustedUserCAKeysFile + ".tmp"
+	writeFile(t, tmp, []byte(strings.TrimSpace(keys)+"\n"), 0o644)
+	if err := os.Rename(tmp, s.TrustedUserCAKeysFile); err != nil {
+		t.Fatalf("SSHD.SetTrustedUserCAKeys: %v", err)
+	}
 }
 
 // Logs returns everything sshd has logged so far (LogLevel VERBOSE), e.g.
