@@ -96,7 +96,9 @@ func NewUpstream(r config.Route, signer *AssertionSigner, logger *slog.Logger) (
 // newUpstreamTransport returns a transport dedicated to one upstream. It
 // speaks HTTP/1.1 only (WebSocket upgrades need it), ignores proxy
 // environment variables, never decompresses, and keeps enough idle
-// connections for the expected concurrency.
+// connections for the expected concurrency. For an http upstream, bodiless
+// GET and HEAD requests take the fastTransport; everything else, and every
+// request to an https upstream, the standard http.Transport.
 func newUpstreamTransport(target *url.URL, timeout time.Duration) http.RoundTripper {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	std := &http.Transport{
@@ -127,6 +129,15 @@ func newUpstreamTransport(target *url.URL, timeout time.Duration) http.RoundTrip
 		host: target.Host, addr: addr, dial: d.DialContext, next: std,
 		respTimeout: timeout, idleTimeout: std.IdleConnTimeout, maxIdle: upstreamIdleConns, maxHeader: std.MaxResponseHeaderBytes,
 	}
+}
+
+// Close closes the upstream's idle connections. In-flight requests finish;
+// their connections are closed when the idle timeout passes.
+func (u *Upstream) Close() error {
+	if c, ok := u.rp.Transport.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+	return nil
 }
 
 // Serve forwards r to the upstream as who. The caller has already

@@ -40,8 +40,9 @@ type fastTransport struct {
 	maxIdle     int
 	maxHeader   int64
 
-	mu   sync.Mutex  // guards idle
-	idle []*fastConn // LIFO: the most recently used last
+	mu     sync.Mutex  // guards idle and reaper
+	idle   []*fastConn // LIFO: the most recently used last
+	reaper *time.Timer // closes connections idle too long; nil when idle is empty
 }
 
 // fastConn is one pooled upstream connection.
@@ -234,7 +235,25 @@ func (t *fastTransport) release(c *fastConn, stop func() bool, keep bool) {
 		return
 	}
 	t.idle = append(t.idle, c)
+	if t.reaper == nil {
+		t.reaper = time.AfterFunc(t.idleTimeout, t.reap)
+	}
 	t.mu.Unlock()
+}
+
+// reap closes the connections idle longer than idleTimeout, so that an
+// upstream that gets no more traffic (or was dropped by a config reload)
+// holds no connections after a while.
+func (t *fastTransport) reap() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	t.dropStaleLocked(now)
+	if len(t.idle) == 0 {
+		t.reaper = nil
+		return
+	}
+	t.reaper.Reset(t.idle[0].used.Add(t.idleTimeout).Sub(now) + time.Millisecond)
 }
 
 // get returns an idle connection (reused) or dials a new one.
@@ -280,6 +299,10 @@ func (t *fastTransport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle = nil
+	if t.reaper != nil {
+		t.reaper.Stop()
+		t.reaper = nil
+	}
 	t.mu.Unlock()
 	for _, c := range idle {
 		c.nc.Close()

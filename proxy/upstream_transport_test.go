@@ -358,3 +358,36 @@ func TestFastTransportDefaultPort(t *testing.T) {
 		t.Errorf("https upstream got %T, want *http.Transport", rt)
 	}
 }
+
+func TestFastTransportReapsIdle(t *testing.T) {
+	up := upStartRaw(t, func(int64, *http.Request) string { return upOK })
+	ft := newUpstreamTransport(up.url(), time.Second).(*fastTransport)
+	ft.idleTimeout = 50 * time.Millisecond
+	if _, _, err := upGet(t, ft, "GET", up.url().String()+"/"); err != nil {
+		t.Fatal(err)
+	}
+	idle := func() int {
+		ft.mu.Lock()
+		defer ft.mu.Unlock()
+		return len(ft.idle)
+	}
+	if idle() != 1 {
+		t.Fatalf("idle connections = %d, want 1", idle())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for idle() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("idle connection not reaped without traffic")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Close empties the pool at once.
+	ft.idleTimeout = time.Hour
+	if _, _, err := upGet(t, ft, "GET", up.url().String()+"/"); err != nil {
+		t.Fatal(err)
+	}
+	ft.CloseIdleConnections()
+	if idle() != 0 {
+		t.Errorf("idle connections after CloseIdleConnections = %d", idle())
+	}
+}
