@@ -45,6 +45,7 @@ type options struct {
 	profile     bool
 	keep        bool
 	only        string
+	pause       time.Duration
 }
 
 func run() int {
@@ -60,6 +61,7 @@ func run() int {
 	flag.BoolVar(&o.inproc, "inproc", false, "measure the in-process composition instead of the gatehouse binary")
 	flag.BoolVar(&o.profile, "profile", true, "take a CPU profile of Gatehouse under load after the rounds")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, profile)")
+	flag.DurationVar(&o.pause, "pause", 4*time.Millisecond, "per-connection pause for the fixed-load latency rounds (0: skip them)")
 	flag.StringVar(&o.only, "only", "", "measure only targets whose name contains this (development; no ratios)")
 	flag.Parse()
 	if err := bench(o); err != nil {
@@ -76,6 +78,7 @@ type target struct {
 	headers []string
 	proc    *proc // whose CPU is counted
 	results []sample
+	paced   []sample // at a fixed offered load
 }
 
 // sample is one measured run.
@@ -196,23 +199,40 @@ func bench(o options) (err error) {
 		if err := checkBody(client, t.url, t.headers); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
-		if _, err := runWrk(t.url, t.headers, o.threads, o.conns, o.warmup); err != nil {
+		if _, err := runWrk(t.url, t.headers, o.threads, o.conns, o.warmup, ""); err != nil {
 			return fmt.Errorf("%s warm-up: %w", t.name, err)
 		}
 	}
 	for round := 1; round <= o.rounds; round++ {
 		for _, t := range targets {
-			s, err := measure(client, t, o)
+			s, err := measure(client, t, o, "")
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", round, t.name, err)
 			}
 			t.results = append(t.results, s)
-			fmt.Printf("round %d  %-26s %9.0f req/s  p99 %8s  %6.1f µs CPU/req%s\n", round, t.name, s.rps,
-				s.p99.Round(time.Microsecond), float64(s.cpuPerReq.Nanoseconds())/1e3, errNote(s.errors))
+			printSample("round", round, t.name, s)
+		}
+	}
+	if o.pause > 0 {
+		script := filepath.Join(dir, "pace.lua")
+		if err := writePacingScript(script, o.pause); err != nil {
+			return err
+		}
+		fmt.Printf("\nfixed offered load: %d connections, each pausing %s between requests (about %.0f req/s at most)\n",
+			o.conns, o.pause, float64(o.conns)/o.pause.Seconds())
+		for round := 1; round <= o.rounds; round++ {
+			for _, t := range targets {
+				s, err := measure(client, t, o, script)
+				if err != nil {
+					return fmt.Errorf("paced round %d, %s: %w", round, t.name, err)
+				}
+				t.paced = append(t.paced, s)
+				printSample("paced", round, t.name, s)
+			}
 		}
 	}
 	if o.only == "" {
-		report(targets)
+		report(targets, o)
 	}
 
 	if o.profile {
@@ -226,6 +246,11 @@ func bench(o options) (err error) {
 	return nil
 }
 
+func printSample(kind string, round int, name string, s sample) {
+	fmt.Printf("%s %d  %-26s %9.0f req/s  p99 %8s  %6.1f µs CPU/req%s\n", kind, round, name, s.rps,
+		s.p99.Round(time.Microsecond), us(s.cpuPerReq), errNote(s.errors))
+}
+
 func errNote(s string) string {
 	if s == "" {
 		return ""
@@ -236,7 +261,7 @@ func errNote(s string) string {
 // measure runs wrk once against t, counting the CPU time of t's process
 // tree, and checks before and after that t still answers with the
 // upstream's page (so no run measures redirects or errors).
-func measure(c *http.Client, t *target, o options) (sample, error) {
+func measure(c *http.Client, t *target, o options, script string) (sample, error) {
 	if err := checkBody(c, t.url, t.headers); err != nil {
 		return sample{}, err
 	}
@@ -245,7 +270,7 @@ func measure(c *http.Client, t *target, o options) (sample, error) {
 	if err != nil {
 		return sample{}, err
 	}
-	r, err := runWrk(t.url, t.headers, o.threads, o.conns, o.duration)
+	r, err := runWrk(t.url, t.headers, o.threads, o.conns, o.duration, script)
 	if err != nil {
 		return sample{}, err
 	}
@@ -272,7 +297,7 @@ func profileGatehouse(dir, self string, gs *gatehouseSetup, c *http.Client, o op
 		p.stop()
 		return err
 	}
-	r, err := runWrk(gs.url(), []string{"Cookie: " + gs.cookie}, o.threads, o.conns, o.duration)
+	r, err := runWrk(gs.url(), []string{"Cookie: " + gs.cookie}, o.threads, o.conns, o.duration, "")
 	p.stop()
 	if err != nil {
 		return err

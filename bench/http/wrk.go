@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -19,9 +20,12 @@ type wrkResult struct {
 }
 
 // runWrk runs wrk against url with the given headers and parses its
-// summary.
-func runWrk(url string, headers []string, threads, conns int, d time.Duration) (wrkResult, error) {
+// summary. A non-empty script is passed with -s.
+func runWrk(url string, headers []string, threads, conns int, d time.Duration, script string) (wrkResult, error) {
 	args := []string{"-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", d.String(), "--latency", "--timeout", "5s"}
+	if script != "" {
+		args = append(args, "-s", script)
+	}
 	for _, h := range headers {
 		args = append(args, "-H", h)
 	}
@@ -77,4 +81,11 @@ func parseWrkDuration(s string) (time.Duration, error) {
 		}
 	}
 	return 0, fmt.Errorf("wrk duration %q: unknown unit", s)
+}
+
+// writePacingScript writes a wrk script that pauses pause between the
+// requests of each connection, so that the offered load is fixed (about
+// connections/pause per second) instead of "as fast as the server goes".
+func writePacingScript(path string, pause time.Duration) error {
+	return os.WriteFile(path, []byte(fmt.Sprintf("function delay()\n  return %d\nend\n", pause.Milliseconds())), 0o644)
 }
