@@ -103,7 +103,7 @@ func (s *Server) connCallback(ctx glssh.Context, nc net.Conn) net.Conn {
 	ctx.SetValue(connKey, c)
 	// gliderlabs cancels its context when the connection ends.
 	context.AfterFunc(ctx, c.cancel)
-	return &watchConn{Conn: nc, c: c}
+	return &watchConn{Conn: newCoalescer(nc), c: c}
 }
 
 // email returns the authenticated person's email, or "".

@@ -116,7 +116,7 @@ func (c *conn) jumpChannel(nc gossh.NewChannel, a *authResult) {
 	inner := c.s.newConn(c.ctx, cc, c.remote, t)
 	cc.gone = inner.cancel
 	defer inner.close("")
-	sc, chans, greqs, err := gossh.NewServerConn(cc, inner.serverConfig())
+	sc, chans, greqs, err := gossh.NewServerConn(newCoalescer(cc), inner.serverConfig())
 	if err != nil {
 		inner.log.Debug("Inner ProxyJump handshake ended without a session.", "error", err)
 		return

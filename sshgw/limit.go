@@ -23,8 +23,8 @@ type Limit struct {
 // client proves and every approval it starts; approvals count only the
 // approvals started, which each need a person at a browser.
 var (
-	DefaultAuthPerSource     = Limit{N: 120, Window: time.Minute}
-	DefaultAuthPerKey        = Limit{N: 60, Window: time.Minute}
+	DefaultAuthPerSource     = Limit{N: 300, Window: time.Minute}
+	DefaultAuthPerKey        = Limit{N: 120, Window: time.Minute}
 	DefaultApprovalPerSource = Limit{N: 10, Window: 5 * time.Minute}
 	DefaultApprovalPerKey    = Limit{N: 5, Window: 5 * time.Minute}
 )
