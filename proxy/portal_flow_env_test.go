@@ -1,6 +1,10 @@
 package proxy
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -19,12 +23,33 @@ type ptKey struct {
 }
 
 func newPTKey() *ptKey {
-	k := &ptKey{
+	return &ptKey{
 		rp:   virtualwebauthn.RelyingParty{ID: "gate.test", Name: "Gatehouse", Origin: "https://gate.test"},
 		auth: virtualwebauthn.NewAuthenticator(),
-		cred: virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2),
+		cred: virtualwebauthn.NewCredentialWithImportedKey(virtualwebauthn.KeyTypeEC2, ptP256Key()),
 	}
-	return k
+}
+
+// ptP256Key returns a PKCS#8 P-256 key whose public coordinates both need
+// all 32 bytes. virtualwebauthn encodes the COSE key's x and y with
+// big.Int.Bytes, which drops leading zero bytes, so about one key in 128
+// would be encoded wrongly and fail to verify: a flaky test, not a bug in
+// Gatehouse.
+func ptP256Key() []byte {
+	for {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		if len(k.X.Bytes()) != 32 || len(k.Y.Bytes()) != 32 {
+			continue
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			panic(err)
+		}
+		return der
+	}
 }
 
 // dataAttr extracts a data- attribute from a rendered page.
