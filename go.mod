@@ -2,6 +2,8 @@ module github.com/gatehouse-dev/gatehouse
 
 go 1.26.8
 
+toolchain go1.26.10
+
 require (
 	filippo.io/age v1.3.2 // indirect
 	filippo.io/hpke v0.4.0 // indirect
