@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,17 +13,17 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/config"
-	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
-// runInproc serves the config's routes with the same components
-// `gatehouse serve` wires for an app host (front door with TLS, the app
-// gate with the session cookie check and authz, the upstream proxy with
-// the JWT assertion), in this process. It is the fallback when the real
-// binary cannot serve routes yet, and the process the CPU profile is taken
-// from. It runs until SIGTERM.
+// runInproc serves the config with the components `gatehouse serve` wires
+// for the browser side (proxy.BuildWeb: portal, app gates with the session
+// check and authz, upstream proxies with the JWT assertion; the front door
+// with TLS; the audit log) in this process. It is the fallback when the
+// real binary cannot serve routes, and the process the CPU profile is
+// taken from (the binary has no profiling endpoint). It runs until
+// SIGTERM.
 func runInproc(args []string) int {
 	fs := flag.NewFlagSet("inproc", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "gatehouse config `FILE`")
@@ -61,32 +60,11 @@ func inproc(cfgPath, profile string) error {
 		return err
 	}
 	defer al.Close()
-	d := identity.Deps{Store: st, Audit: al, Logger: logger}
-	codec, err := identity.NewCodec(ctx, d, 0)
+	web, err := proxy.BuildWeb(ctx, proxy.WebConfig{Config: cfg, Store: st, Audit: al, Logger: logger})
 	if err != nil {
 		return err
 	}
-	sessions, err := identity.NewSessions(d, identity.SessionOptions{})
-	if err != nil {
-		return err
-	}
-	signer, err := proxy.NewAssertionSigner(ctx, proxy.AssertionConfig{Store: st, Issuer: cfg.PublicURL, Logger: logger})
-	if err != nil {
-		return err
-	}
-	apps := map[string]http.Handler{}
-	for _, r := range cfg.Routes {
-		up, err := proxy.NewUpstream(r, signer, logger)
-		if err != nil {
-			return err
-		}
-		app, err := proxy.NewApp(r, up, proxy.AppDeps{Config: cfg, Codec: codec, Sessions: sessions, Audit: al, Logger: logger})
-		if err != nil {
-			return err
-		}
-		apps[r.Host] = app
-	}
-	front, err := proxy.NewFront(proxy.FrontConfig{Config: cfg, Apps: apps, Logger: logger})
+	front, err := proxy.NewFront(proxy.FrontConfig{Config: cfg, Portal: web.Portal, Apps: web.Apps, Logger: logger})
 	if err != nil {
 		return err
 	}
