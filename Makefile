@@ -100,6 +100,17 @@ bench-http: deps build
 	$(GO) build -o .tools/bench-http ./bench/http
 	.tools/bench-http -gatehouse ./gatehouse $(BENCH_HTTP_FLAGS)
 
+## bench-ssh: 1 GiB through `ssh ... 'cat > /dev/null'`, 3 interleaved
+## rounds (medians): direct to sshd, OpenSSH's ProxyJump through a second
+## sshd, and Gatehouse (plain and as -J); MiB/s, CPU-s/GiB of every process
+## on the path (cgroup cpuacct), setup time with hyperfine, ratios and the
+## targets of issue 4. Needs root (cgroups, the sshd test user). About 3
+## minutes; BENCH_SSH_FLAGS adds flags (e.g. -rounds 5 -size 536870912 -keep).
+.PHONY: bench-ssh
+bench-ssh: deps build
+	$(GO) build -o .tools/bench-ssh ./bench/ssh
+	.tools/bench-ssh -gatehouse ./gatehouse $(BENCH_SSH_FLAGS)
+
 .PHONY: clean
 clean:
 	rm -f gatehouse

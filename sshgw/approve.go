@@ -91,6 +91,7 @@ func (c *conn) approvalFailed(ctx context.Context, ev audit.Event, err error) er
 		return c.deny(ctx, ev, msgApprovalDeny, "approval denied")
 	case c.ctx.Err() != nil:
 		// Client gone or server shutting down: nobody to tell.
+		c.markDenied()
 		ev.Decision, ev.Reason = audit.Deny, "connection ended while waiting for approval"
 		c.s.logAudit(ctx, ev)
 		return errRefused

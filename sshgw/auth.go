@@ -70,6 +70,7 @@ func (c *conn) serverConfig() *gossh.ServerConfig {
 		MaxAuthTries:              6,
 		ServerVersion:             "SSH-2.0-Gatehouse",
 		BannerCallback:            c.banner,
+		AuthLogCallback:           c.authLog,
 	}
 	if c.jump != nil {
 		// The inner ProxyJump handshake runs without gliderlabs. Offers are
@@ -95,6 +96,7 @@ func (c *conn) serverConfig() *gossh.ServerConfig {
 // signs anything (see New's PublicKeyHandler).
 func (c *conn) banner(meta gossh.ConnMetadata) string {
 	if _, _, err := ParseUser(meta.User()); err != nil {
+		c.markDenied()
 		ev := c.authEvent("")
 		ev.Decision, ev.Reason, ev.Details = audit.Deny, err.Error(), nil
 		c.s.logAudit(c.ctx, ev)
@@ -261,6 +263,7 @@ func (c *conn) authEvent(fp string) audit.Event {
 // deny audits a refusal with the detailed reason and returns the brief
 // message for the user.
 func (c *conn) deny(ctx context.Context, ev audit.Event, msg, why string) error {
+	c.markDenied()
 	ev.Decision, ev.Reason = audit.Deny, why
 	c.s.logAudit(ctx, ev)
 	return refuse(msg)

@@ -67,6 +67,13 @@ func TestUnapprovedKeyRefusedInBatchMode(t *testing.T) {
 	if len(e.approvals.created) != 0 {
 		t.Error("an approval was created although the client cannot show it")
 	}
+	// The failed login is audited (the Alerter counts such refusals).
+	ev := e.audit.waitFor(t, "failed login", func(ev audit.Event) bool {
+		return ev.Type == "ssh.auth" && ev.Decision == audit.Deny && strings.HasPrefix(ev.Reason, "authentication not completed")
+	})
+	if ev.Details["methods"] != "publickey" || ev.Source == "" {
+		t.Errorf("audit event = %+v", ev)
+	}
 	if c := e.target.lastCert(); c != nil {
 		t.Errorf("target was contacted with %q", c.KeyId)
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,7 @@ import (
 	glssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/authz"
 )
 
@@ -55,12 +58,14 @@ type conn struct {
 	// activity is the Unix nanosecond time of the last channel data.
 	activity atomic.Int64
 
-	mu        sync.Mutex  // guards authTimer, idleTimer, lifeTimer, closed, reverse
+	mu        sync.Mutex  // guards the fields below
 	authTimer *time.Timer // closes the connection if it does not authenticate in time
 	idleTimer *time.Timer
 	lifeTimer *time.Timer
 	closed    bool
 	reverse   map[string]bool // channel types the target may open toward the client
+	tried     []string        // authentication methods the client tried (not "none")
+	denied    bool            // a refusal was audited
 }
 
 // authResult is what authentication established.
@@ -176,7 +181,20 @@ func (c *conn) close(reason string) {
 			t.Stop()
 		}
 	}
+	unaudited := c.auth.Load() == nil && len(c.tried) > 0 && !c.denied
+	tried := strings.Join(c.tried, ",")
 	c.mu.Unlock()
+	if unaudited {
+		// E.g. an unapproved key in BatchMode, or a client that gave up
+		// during the approval: a failed login all the same.
+		ev := c.authEvent("")
+		ev.Decision, ev.Details = audit.Deny, map[string]string{"methods": tried}
+		ev.Reason = "authentication not completed"
+		if reason != "" {
+			ev.Reason += ": " + reason
+		}
+		c.s.logAudit(context.WithoutCancel(c.ctx), ev)
+	}
 	c.cancel()
 	if reason != "" {
 		c.log.Info("Closing SSH connection.", "reason", reason)
@@ -188,6 +206,25 @@ func (c *conn) close(reason string) {
 		}
 		c.s.track(c, false)
 	}
+}
+
+// authLog is the AuthLogCallback: it notes which methods the client tried.
+func (c *conn) authLog(_ gossh.ConnMetadata, method string, _ error) {
+	if method == "none" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !slices.Contains(c.tried, method) && len(c.tried) < 8 {
+		c.tried = append(c.tried, sanitize(method))
+	}
+}
+
+// markDenied records that a refusal of this connection was audited.
+func (c *conn) markDenied() {
+	c.mu.Lock()
+	c.denied = true
+	c.mu.Unlock()
 }
 
 // watchConn wraps the client's transport. A read error (the client left)

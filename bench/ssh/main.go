@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -26,7 +27,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
 	setupRuns := flag.Int("setup-runs", 10, "hyperfine runs per path and round (0: skip)")
 	keep := flag.Bool("keep", false, "keep the temporary directory (logs, configs)")
-	only := flag.String("only", "", "measure only the paths whose name contains this")
+	only := flag.String("only", "", "measure only these paths (comma-separated names, e.g. \"Gatehouse,direct aes128-gcm\")")
 	flag.Parse()
 	if err := run(*bin, *size, *rounds, *setupRuns, *keep, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-ssh:", err)
@@ -66,9 +67,12 @@ func run(bin string, size int64, rounds, setupRuns int, keep bool, only string) 
 		strings.TrimSpace(string(ver)), size>>20, rounds, numCPU(), loadAvg())
 	var ps []path
 	for _, p := range e.paths() {
-		if strings.Contains(p.name, only) {
+		if only == "" || slices.Contains(strings.Split(only, ","), p.name) {
 			ps = append(ps, p)
 		}
+	}
+	if len(ps) == 0 {
+		return fmt.Errorf("-only %q names no path", only)
 	}
 	for _, p := range ps { // check every path works before measuring
 		if _, err := e.runTransfer(p, 8<<20); err != nil {
