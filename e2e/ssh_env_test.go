@@ -104,7 +104,7 @@ targets:
 	if !strings.HasPrefix(userCA, "ssh-ed25519 ") {
 		t.Fatalf("ssh-config --user-ca printed %q", userCA)
 	}
-	writeTestFile(t, filepath.Join(filepath.Dir(target.ConfigFile), "trusted_user_ca_keys"), userCA+"\n")
+	target.SetTrustedUserCAKeys(t, userCA)
 	var caLine string
 	for _, l := range strings.Split(e.g.MustRun(t, "ssh-config"), "\n") {
 		if strings.HasPrefix(l, "@cert-authority ") {
