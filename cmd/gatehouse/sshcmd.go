@@ -1,0 +1,73 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/sshgw"
+)
+
+// cmdSSHConfig is `gatehouse ssh-config --config FILE [--user-ca]`.
+func cmdSSHConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ssh-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config `FILE`")
+	userCA := fs.Bool("user-ca", false, "print only the user CA public key (for targets' TrustedUserCAKeys)")
+	if code, ok := parseFlags(fs, args, "ssh-config --config FILE [--user-ca]"); !ok {
+		return code
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return 1
+	}
+	if *userCA {
+		line, err := sshgw.UserCAPublicKey(cfg.DataDir)
+		if err != nil {
+			fmt.Fprintln(stderr, "gatehouse:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, line)
+		return 0
+	}
+	out, err := sshgw.SSHConfig(cfg, "")
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 1
+	}
+	fmt.Fprint(stdout, out)
+	return 0
+}
+
+// startSSH builds the SSH bastion and opens its listener.
+func startSSH(d deps) (*sshgw.Server, net.Listener, error) {
+	idd := identity.Deps{Store: d.store, Audit: d.audit, Logger: d.logger}
+	approvals, err := identity.NewApprovals(idd, d.cfg.PublicURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	sessions, err := identity.NewSessions(idd, identity.SessionOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := identity.NewKeyBindings(idd)
+	if err != nil {
+		return nil, nil, err
+	}
+	locks, err := identity.NewLocks(idd, sessions, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := sshgw.New(sshgw.Config{Cfg: d.cfg, Store: d.store, Approvals: approvals, Keys: keys, Locks: locks,
+		Audit: d.audit, Logger: d.logger.With("component", "sshgw")})
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", d.cfg.Listen.SSH)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen ssh %s: %w", d.cfg.Listen.SSH, err)
+	}
+	return srv, ln, nil
+}
