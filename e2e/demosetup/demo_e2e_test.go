@@ -178,6 +178,13 @@ func demoSSH(t *testing.T, tab *harness.Tab, env map[string]string) {
 	if got := strings.TrimSpace(stdout.String()); got != env["SSH_LOGIN"] {
 		t.Errorf("ssh id -un = %q, want %q", got, env["SSH_LOGIN"])
 	}
+	// The target let Gatehouse in with a certificate naming the person.
+	sshdLog, _ := os.ReadFile(filepath.Join(env["DEMO_DIR"], "logs", "sshd.log"))
+	accepted := grepLine(string(sshdLog), "Accepted certificate ID")
+	if !strings.Contains(accepted, env["DEMO_EMAIL"]) {
+		t.Errorf("sshd did not log a certificate naming %s; sshd log:\n%s", env["DEMO_EMAIL"], sshdLog)
+	}
+	t.Logf("ssh through the gateway approved in the browser; `id -un` = %q; sshd: %s", stdout.String(), accepted)
 }
 
 // waitFor waits until buf contains s and returns buf's contents; it fails

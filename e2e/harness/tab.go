@@ -103,16 +103,20 @@ func (tab *Tab) Text() string {
 	return s
 }
 
-// Click clicks the first element matching the CSS selector sel, waiting
-// for it to be visible first. A page that is still being replaced (the
-// node found belonged to the previous document) is retried until the
-// browser's timeout.
+// Click clicks the first element matching the CSS selector sel, once the
+// page has loaded completely (so deferred scripts have bound their click
+// handlers) and the element is visible. A page that is still being
+// replaced (the node found belonged to the previous document) is retried
+// until the browser's timeout.
 func (tab *Tab) Click(sel string) {
 	tab.t.Helper()
 	ctx, cancel := context.WithTimeout(tab.Ctx, tab.b.timeout)
 	defer cancel()
 	for {
-		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		err := waitLoaded(ctx)
+		if err == nil {
+			err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		}
 		if err == nil {
 			return
 		}
@@ -120,6 +124,21 @@ func (tab *Tab) Click(sel string) {
 			tab.Fatalf("click %s: %v", sel, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitLoaded waits until the document's readyState is "complete".
+func waitLoaded(ctx context.Context) error {
+	for {
+		state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.readyState`))
+		if err == nil && state == "complete" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("page never finished loading (readyState %q, %v): %w", state, err, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
@@ -280,7 +299,8 @@ func WaitText(ctx context.Context, text string) error {
 // the security-key step (enrolment or assertion: the portal's button
 // id="webauthn-start", which the tab's virtual authenticator answers). Each step is done at most once
 // per URL, so a refused step ends in a failure with a screenshot rather
-// than a loop.
+// than a loop. Steps wait until the page has loaded completely, so that
+// its deferred scripts have bound their handlers.
 //
 //	tab.Navigate(appURL + "/dash?x=1")
 //	tab.SignIn("ann@example.com", "pw-ann", appURL+"/dash?x=1")
@@ -329,6 +349,7 @@ const ssoLinkSelector = `section[aria-labelledby="login-h"] a.primary`
 // signInStepJS names the sign-in step the page shows: "dex", "key", "sso"
 // or "".
 var signInStepJS = fmt.Sprintf(`(() => {
+	if (document.readyState !== "complete") return "";
 	const vis = e => e && e.offsetParent !== null && !e.disabled;
 	if (vis(document.getElementById("login")) && document.getElementById("password")) return "dex";
 	if (vis(document.getElementById("webauthn-start"))) return "key";
