@@ -17,7 +17,8 @@ type gatehouseSetup struct {
 	configPath string
 	dataDir    string
 	port       int
-	cookie     string // Cookie header value with the minted session
+	cookie     string   // Cookie header value with the minted session
+	env        []string // extra environment for the Gatehouse process (e.g. GOGC=200)
 }
 
 // writeGatehouseConfig writes a config with one route, host localhost, to
@@ -121,7 +122,7 @@ func checkBody(c *http.Client, url string, headers []string) error {
 // mode) and says so in mode.
 func startGatehouse(dir, bin, self string, g *gatehouseSetup, c *http.Client, forceInproc bool) (p *proc, mode string, err error) {
 	if !forceInproc {
-		p, err = start(dir, "gatehouse", nil, bin, "serve", "--config", g.configPath)
+		p, err = start(dir, "gatehouse", g.env, bin, "serve", "--config", g.configPath)
 		if err != nil {
 			return nil, "", err
 		}
@@ -152,5 +153,5 @@ func startInproc(dir, self string, g *gatehouseSetup, profile string) (*proc, er
 	if profile != "" {
 		args = append(args, "--cpuprofile", profile)
 	}
-	return start(dir, "gatehouse-inproc", nil, self, args...)
+	return start(dir, "gatehouse-inproc", g.env, self, args...)
 }

@@ -46,6 +46,7 @@ type options struct {
 	keep        bool
 	only        string
 	pause       time.Duration
+	env         string
 }
 
 func run() int {
@@ -62,6 +63,7 @@ func run() int {
 	flag.BoolVar(&o.profile, "profile", true, "take a CPU profile of Gatehouse under load after the rounds")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, profile)")
 	flag.DurationVar(&o.pause, "pause", 4*time.Millisecond, "per-connection pause for the fixed-load latency rounds (0: skip them)")
+	flag.StringVar(&o.env, "gatehouse-env", "", "extra `VAR=value` in Gatehouse's environment (e.g. GOGC=200)")
 	flag.StringVar(&o.only, "only", "", "measure only targets whose name contains this (development; no ratios)")
 	flag.Parse()
 	if err := bench(o); err != nil {
@@ -153,6 +155,9 @@ func bench(o options) (err error) {
 	gs, err := writeGatehouseConfig(dir, ports["gh"], ports["ghadmin"], ports["up"], issuer, certFile, keyFile)
 	if err != nil {
 		return err
+	}
+	if o.env != "" {
+		gs.env = []string{o.env}
 	}
 	if err := gs.mint(context.Background()); err != nil {
 		return err
