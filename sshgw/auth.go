@@ -157,7 +157,7 @@ func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *goss
 	who, err := c.s.bindings.Lookup(ctx, fp)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || errors.Is(err, identity.ErrNotFound):
-		return nil, c.askApproval(key, fp, req)
+		return nil, c.askApproval(fp, req)
 	case err != nil:
 		return nil, c.deny(ctx, ev, msgUnavailable, "key binding lookup: "+err.Error())
 	}
@@ -174,7 +174,7 @@ func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *goss
 		return c.finish(ev, &authResult{who: who, fp: fp, login: req.login, target: req.target, method: "publickey"})
 	case d.Allow || d.NeedMFA:
 		// Per-connection MFA or a stale assertion: ask again.
-		return nil, c.askApproval(key, fp, req)
+		return nil, c.askApproval(fp, req)
 	default:
 		return nil, c.deny(ctx, ev, denyMsg(req), d.Reason)
 	}
@@ -182,7 +182,7 @@ func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *goss
 
 // askApproval answers a verified key with partial success: the client must
 // now complete keyboard-interactive, which runs the approval.
-func (c *conn) askApproval(key gossh.PublicKey, fp string, req request) error {
+func (c *conn) askApproval(fp string, req request) error {
 	return &gossh.PartialSuccessError{Next: gossh.ServerAuthCallbacks{
 		KeyboardInteractiveCallback: func(meta gossh.ConnMetadata, challenge gossh.KeyboardInteractiveChallenge) (*gossh.Permissions, error) {
 			return c.approve(meta, challenge, fp, req)
