@@ -115,12 +115,22 @@ targets:
 		t.Fatal("ssh-config printed no @cert-authority line")
 	}
 	writeTestFile(t, filepath.Join(e.dir, "known_hosts"), caLine+"\n")
-	keyFile := filepath.Join(e.dir, "id_ed25519")
+	e.config = e.clientConfig(t, "id_ed25519")
+	e.tab = harness.NewBrowser(t, harness.BrowserOptions{CA: ca}).NewTab(t)
+	return e
+}
+
+// clientConfig makes a fresh Ed25519 key named name and an ssh_config
+// that uses only it and trusts hosts only through the known_hosts file
+// holding ssh-config's @cert-authority line. It returns the config's path.
+func (e *sshEnv) clientConfig(t *testing.T, name string) string {
+	t.Helper()
+	keyFile := filepath.Join(e.dir, name)
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f", keyFile).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)
 	}
-	e.config = filepath.Join(e.dir, "ssh_config")
-	writeTestFile(t, e.config, strings.Join([]string{
+	path := filepath.Join(e.dir, name+".ssh_config")
+	writeTestFile(t, path, strings.Join([]string{
 		"Host *",
 		"  UserKnownHostsFile " + filepath.Join(e.dir, "known_hosts"),
 		"  GlobalKnownHostsFile /dev/null",
@@ -132,8 +142,15 @@ targets:
 		"  ConnectTimeout 15",
 		"",
 	}, "\n"))
-	e.tab = harness.NewBrowser(t, harness.BrowserOptions{CA: ca}).NewTab(t)
-	return e
+	return path
+}
+
+// withNewKey returns e with a client configuration for a fresh key, which
+// Gatehouse has never seen.
+func (e *sshEnv) withNewKey(t *testing.T, name string) *sshEnv {
+	c := *e
+	c.config = e.clientConfig(t, name)
+	return &c
 }
 
 // dest is LOGIN@TARGET@127.0.0.1 for ssh and scp.

@@ -96,6 +96,14 @@ func TestSSH(t *testing.T) {
 		}
 	})
 
+	t.Run("ProxyJump with a new key asks on the outer connection", func(t *testing.T) {
+		e2 := e.withNewKey(t, "id_jump")
+		r, code := e2.run(t, true, "", "ssh", "-J", "127.0.0.1:"+e.sshPort, e.login+"@web", "echo jumped")
+		if code != 0 || r.stdout.String() != "jumped\n" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, r.stdout.String(), r.stderr.String())
+		}
+	})
+
 	t.Run("listed forward works", func(t *testing.T) {
 		r, code := e.run(t, false, "ping through the forward", "ssh", append(p, "-W", e.echoAddr, gw("web"))...)
 		if code != 0 || r.stdout.String() != "ping through the forward" {

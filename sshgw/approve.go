@@ -107,7 +107,7 @@ func (c *conn) approvalFailed(ctx context.Context, ev audit.Event, err error) er
 // approvalText is the keyboard-interactive instruction: what to open and
 // which code to compare.
 func approvalText(ap *identity.Approval, req request) string {
-	what := "list your targets"
+	what := "connect through Gatehouse (list targets, ProxyJump)"
 	if req.target != nil {
 		what = "log in as " + req.login + " on " + req.name
 	}
