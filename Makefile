@@ -20,7 +20,8 @@ VULNDB := $(CURDIR)/.tools/vulndb
 # crypto/tls, net/http, html/template and mime/multipart that govulncheck
 # reports as reachable; 1.26.10 fixes them all. Build and test with at least
 # that toolchain (the go command fetches it through the module proxy).
-# Drop this once go.mod carries `toolchain go1.26.10` or newer.
+# go.mod's `toolchain go1.26.10` line says the same, but Debian's Go setup
+# here ships GOTOOLCHAIN=local in go.env, which ignores that line.
 export GOTOOLCHAIN ?= go1.26.10+auto
 
 GO ?= go
