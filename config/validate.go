@@ -306,7 +306,12 @@ func (v *validator) target(p string, t Target, names map[string]string) {
 		}
 	}
 	switch t.Record {
-	case "", RecordRequired, RecordOff:
+	case RecordOff:
+	case "", RecordRequired:
+		// Session recording is not built yet. Relaying a session that the
+		// config says must be recorded would break that promise silently,
+		// so the config is refused until an operator opts out explicitly.
+		v.addf(p+".record", "%s (the default) needs session recording, which this release does not have yet; set record: off to allow unrecorded sessions (logins, commands, channels and forwards are still audited)", RecordRequired)
 	default:
 		v.addf(p+".record", "must be %s or %s", RecordRequired, RecordOff)
 	}

@@ -108,6 +108,7 @@ targets:
     host_key: %q
     logins: [%s]
     allow: {emails: [%s]}
+    record: off
 `, e.gPort, adminPort, data, secret, e.tPort, targetPub, e.login, benchEmail)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
