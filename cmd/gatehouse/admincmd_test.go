@@ -119,3 +119,27 @@ func TestAdminCommandsThroughServer(t *testing.T) {
 		t.Errorf("lock without USER = %d, want 2", code)
 	}
 }
+
+// TestAuditAlertsOnDenialBurst checks that serve's audit log is wired with
+// the alerter: a burst of denials from one source raises an alert event.
+func TestAuditAlertsOnDenialBurst(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Load([]byte(validYAML(dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	al, err := openAudit(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if err := al.Log(context.Background(), audit.Event{Type: "ssh.auth", Decision: audit.Deny, Source: "192.0.2.7:40000"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	al.Close()
+	got := strings.Join(auditTypes(t, cfg), "\n")
+	if !strings.Contains(got, "alert") {
+		t.Errorf("no alert after 10 denials from one source:\n%s", got)
+	}
+}

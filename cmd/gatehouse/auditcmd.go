@@ -51,7 +51,9 @@ type auditLog interface {
 
 // openAudit opens the audit log in data_dir with the sinks cfg names.
 func openAudit(cfg *config.Config, stdout io.Writer, logger *slog.Logger) (*audit.Log, error) {
-	opts := audit.Options{Logger: logger}
+	// The alerter turns bursts of denials (brute force against SSH or the
+	// login endpoints) into "alert" events in the same chain and sinks.
+	opts := audit.Options{Logger: logger, Alerter: audit.NewAlerter(audit.AlertOptions{})}
 	if host, err := os.Hostname(); err == nil {
 		opts.Replica = host
 	}
