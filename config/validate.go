@@ -47,6 +47,10 @@ func (c *Config) validate() []Problem {
 		v.addf("data_dir", "must be an absolute path")
 	}
 	if c.Redis != nil {
+		// Without the Redis store each replica would keep its own sessions,
+		// locks and CAs: a lock on one would not reach the others. Refuse
+		// rather than run replicas that only look shared.
+		v.addf("redis", "shared state through Redis is not in this release; remove redis and run one replica on the embedded store")
 		if c.Redis.Addr == "" {
 			v.addf("redis.addr", "required when redis is set")
 		} else if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
