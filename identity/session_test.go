@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -343,5 +344,42 @@ func TestRevokeAllAndList(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string]bool{a1.Handle: true, a2.Handle: true, app.Handle: true}, got); diff != "" {
 		t.Errorf("announced handles (-want +got):\n%s", diff)
+	}
+}
+
+// TestLookupConcurrentTouch has many requests of one session arrive when
+// its LastSeen is due for a refresh, as a busy app host does once a minute.
+// Losing the refresh race must not fail the request: someone else just
+// refreshed the session.
+func TestLookupConcurrentTouch(t *testing.T) {
+	e := newEnv(t)
+	m := e.sessions(t)
+	s := e.fullSession(t, m, "ann@example.com", portal)
+	for round := range 3 {
+		e.clk.Advance(2 * touchEvery)
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := m.Lookup(e.ctx(), s.ID, portal); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("round %d: concurrent Lookup = %v, want the session", round, err)
+		}
+	}
+	// Revocation still wins over a touch.
+	if err := m.Revoke(e.ctx(), s.Handle); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(2 * touchEvery)
+	if _, err := m.Lookup(e.ctx(), s.ID, portal); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Lookup after Revoke = %v, want ErrNotFound", err)
 	}
 }
