@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -49,14 +50,43 @@ type Login struct {
 	At time.Time
 }
 
+// ErrIdPUnavailable: the OIDC identity provider could not be reached, or
+// its discovery document was refused (e.g. an issuer mismatch), so nobody
+// can sign in right now. Sessions that already exist are unaffected. It is
+// returned wrapped; test with errors.Is.
+var ErrIdPUnavailable = errors.New("identity: identity provider unavailable")
+
+// Discovery timing. The attempt in NewOIDC is short so that a dead IdP
+// delays start-up only briefly; an attempt made for a sign-in may take
+// longer. After a failed attempt the next one waits discoveryRetry, so a
+// storm of sign-ins does not hammer a dead IdP.
+const (
+	startDiscoveryTimeout = 5 * time.Second
+	discoveryTimeout      = 10 * time.Second
+	discoveryRetry        = 5 * time.Second
+)
+
 // OIDC runs the authorization-code flow with PKCE (S256), state and nonce
-// against one issuer. It is safe for concurrent use.
+// against one issuer. It discovers the issuer lazily: sign-ins need the IdP,
+// nothing else does. It is safe for concurrent use.
 type OIDC struct {
 	d           Deps
 	client      *http.Client
-	oauth       oauth2.Config
-	verifier    *oidc.IDTokenVerifier
+	issuer      string
+	oauth       oauth2.Config // without Endpoint, which discovery fills in
 	groupsClaim string
+
+	mu       sync.Mutex    // guards the fields below
+	prov     *discovery    // nil until a discovery succeeds; then fixed
+	inflight chan struct{} // closed when the running discovery ends; nil if none
+	failedAt time.Time     // when the last discovery failed (d.Now)
+	failErr  error         // why it failed
+}
+
+// discovery is what a successful discovery of the issuer yields.
+type discovery struct {
+	oauth    oauth2.Config
+	verifier *oidc.IDTokenVerifier
 }
 
 // flow is the server-side state of one started login, keyed by the hash of
@@ -70,10 +100,16 @@ type flow struct {
 
 func flowKey(state string) string { return "identity/oidcflow/" + hashToken(state) }
 
-// NewOIDC discovers the issuer cfg.Issuer with client (which should trust
-// cfg.CARoots; see SSOHTTPClient; nil means SSOHTTPClient(cfg)) and returns
-// an OIDC for the redirect URL (PUBLIC_URL + "/auth/callback"). The client
-// secret is read from cfg.ClientSecretFile; it is never logged.
+// NewOIDC returns an OIDC for the issuer cfg.Issuer and the redirect URL
+// (PUBLIC_URL + "/auth/callback"), talking to the IdP with client (which
+// should trust cfg.CARoots; see SSOHTTPClient; nil means
+// SSOHTTPClient(cfg)). The client secret is read from cfg.ClientSecretFile;
+// it is never logged. A missing or empty secret file is an error.
+//
+// NewOIDC does not need the IdP to answer: it tries discovery once, briefly,
+// and if that fails it logs a warning and returns the OIDC anyway. Sign-ins
+// then fail with ErrIdPUnavailable until a later attempt (see BeginLogin)
+// succeeds; nobody signs in without the IdP.
 func NewOIDC(ctx context.Context, d Deps, cfg config.SSO, redirectURL string, client *http.Client) (*OIDC, error) {
 	d, err := d.check()
 	if err != nil {
@@ -91,11 +127,6 @@ func NewOIDC(ctx context.Context, d Deps, cfg config.SSO, redirectURL string, cl
 	if err != nil {
 		return nil, err
 	}
-	pctx := oidc.ClientContext(ctx, client)
-	provider, err := oidc.NewProvider(pctx, cfg.Issuer)
-	if err != nil {
-		return nil, fmt.Errorf("discover oidc issuer %q: %w", cfg.Issuer, err)
-	}
 	scopes := cfg.Scopes
 	if len(scopes) == 0 {
 		scopes = []string{oidc.ScopeOpenID, "email", "profile", "groups"}
@@ -107,16 +138,99 @@ func NewOIDC(ctx context.Context, d Deps, cfg config.SSO, redirectURL string, cl
 	if claim == "" {
 		claim = "groups"
 	}
-	return &OIDC{
+	o := &OIDC{
 		d:      d,
 		client: client,
+		issuer: cfg.Issuer,
 		oauth: oauth2.Config{
-			ClientID: cfg.ClientID, ClientSecret: secret, RedirectURL: redirectURL,
-			Endpoint: provider.Endpoint(), Scopes: scopes,
+			ClientID: cfg.ClientID, ClientSecret: secret, RedirectURL: redirectURL, Scopes: scopes,
 		},
-		verifier:    provider.VerifierContext(pctx, &oidc.Config{ClientID: cfg.ClientID, Now: d.Now}),
 		groupsClaim: claim,
-	}, nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, startDiscoveryTimeout)
+	defer cancel()
+	if _, err := o.provider(sctx); err != nil {
+		d.Logger.WarnContext(ctx, "identity provider unreachable; sign-ins will fail until it answers",
+			"issuer", cfg.Issuer, "error", err)
+	}
+	return o, nil
+}
+
+// provider returns the discovered issuer, discovering it if no attempt has
+// succeeded yet. Concurrent callers share one attempt; after a failure,
+// callers within discoveryRetry get that failure without a new attempt. A
+// success is kept for the life of o. Errors wrap ErrIdPUnavailable; the
+// caller logs them.
+func (o *OIDC) provider(ctx context.Context) (*discovery, error) {
+	for {
+		o.mu.Lock()
+		if p := o.prov; p != nil {
+			o.mu.Unlock()
+			return p, nil
+		}
+		if ch := o.inflight; ch != nil {
+			o.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: issuer %q: %w", ErrIdPUnavailable, o.issuer, ctx.Err())
+			}
+		}
+		if !o.failedAt.IsZero() && o.d.Now().Sub(o.failedAt) < discoveryRetry {
+			err := o.failErr
+			o.mu.Unlock()
+			return nil, err
+		}
+		ch := make(chan struct{})
+		o.inflight = ch
+		o.mu.Unlock()
+
+		p, err := o.discover(ctx)
+
+		o.mu.Lock()
+		o.inflight = nil
+		recovered := false
+		if err == nil {
+			o.prov = p
+			recovered = !o.failedAt.IsZero()
+		} else {
+			err = fmt.Errorf("%w: discover oidc issuer %q: %w", ErrIdPUnavailable, o.issuer, err)
+			o.failedAt, o.failErr = o.d.Now(), err
+		}
+		close(ch)
+		o.mu.Unlock()
+		if recovered {
+			o.d.Logger.InfoContext(ctx, "Identity provider answers again; sign-ins work.", "issuer", o.issuer)
+		}
+		return p, err
+	}
+}
+
+// discover fetches the issuer's discovery document. It is not cut short by
+// the caller's cancellation (others may be waiting for it) but is bounded
+// by discoveryTimeout and by ctx's deadline. go-oidc refuses a document
+// whose issuer differs from o.issuer.
+func (o *OIDC) discover(ctx context.Context) (*discovery, error) {
+	dctx := context.WithoutCancel(ctx)
+	deadline := time.Now().Add(discoveryTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	dctx, cancel := context.WithDeadline(dctx, deadline)
+	defer cancel()
+	dctx = oidc.ClientContext(dctx, o.client)
+	prov, err := oidc.NewProvider(dctx, o.issuer)
+	if err != nil {
+		return nil, err
+	}
+	oc := o.oauth
+	oc.Endpoint = prov.Endpoint()
+	// The key set fetches keys with the client in this context; go-oidc
+	// drops its cancellation and deadline.
+	v := prov.VerifierContext(oidc.ClientContext(context.Background(), o.client),
+		&oidc.Config{ClientID: o.oauth.ClientID, Now: o.d.Now})
+	return &discovery{oauth: oc, verifier: v}, nil
 }
 
 // readSecret reads a secret file, trimming surrounding whitespace.
@@ -175,10 +289,17 @@ func SSOHTTPClient(cfg config.SSO) (*http.Client, error) {
 // server-side (single use, FlowTTL) and returns the IdP URL to redirect the
 // browser to and a random flow value that the caller must set as a
 // short-lived, HttpOnly cookie on the portal; FinishLogin requires it back,
-// which binds the callback to the browser that started the login.
+// which binds the callback to the browser that started the login. If the
+// issuer has not been discovered yet, BeginLogin discovers it first; when
+// the IdP cannot be reached (or was tried and failed within the last few
+// seconds) the error wraps ErrIdPUnavailable.
 func (o *OIDC) BeginLogin(ctx context.Context, returnTo string) (authURL, flowCookie string, err error) {
 	if len(returnTo) > maxReturnTo {
 		return "", "", errors.New("identity: oidc: return URL too long")
+	}
+	prov, err := o.provider(ctx)
+	if err != nil {
+		return "", "", err
 	}
 	state, err := randomToken(32)
 	if err != nil {
@@ -200,7 +321,7 @@ func (o *OIDC) BeginLogin(ctx context.Context, returnTo string) (authURL, flowCo
 	if err := o.d.Store.Set(ctx, flowKey(state), raw, FlowTTL); err != nil {
 		return "", "", fmt.Errorf("store login flow: %w", err)
 	}
-	u := o.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(f.Verifier))
+	u := prov.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(f.Verifier))
 	return u, fc, nil
 }
 
@@ -209,8 +330,9 @@ func (o *OIDC) BeginLogin(ctx context.Context, returnTo string) (authURL, flowCo
 // fails), exchanges the code with the PKCE verifier, verifies the ID token
 // (signature, issuer, audience, expiry, nonce), refuses email_verified=false
 // and a missing email, and reads groups from the configured claim. Every
-// failure is audited as "sso.login" deny and returned wrapping ErrForbidden
-// or ErrNotFound; the error text is for logs, not for the browser.
+// failure is audited as "sso.login" deny and returned wrapping ErrForbidden,
+// ErrNotFound or, when the issuer cannot be discovered, ErrIdPUnavailable;
+// the error text is for logs, not for the browser.
 func (o *OIDC) FinishLogin(ctx context.Context, state, code, flowCookie string) (*Login, error) {
 	l, err := o.finish(ctx, state, code, flowCookie)
 	if err != nil {
@@ -232,6 +354,10 @@ func (o *OIDC) finish(ctx context.Context, state, code, flowCookie string) (*Log
 	if state == "" || code == "" || flowCookie == "" || len(state) > maxStateLen || len(code) > maxCodeLen || len(flowCookie) > maxStateLen {
 		return nil, fmt.Errorf("%w: missing or oversized state, code or flow cookie", ErrForbidden)
 	}
+	prov, err := o.provider(ctx)
+	if err != nil {
+		return nil, err
+	}
 	raw, err := o.d.Store.GetDel(ctx, flowKey(state))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: unknown, used or expired login state", ErrNotFound)
@@ -247,7 +373,7 @@ func (o *OIDC) finish(ctx context.Context, state, code, flowCookie string) (*Log
 		return nil, fmt.Errorf("%w: login finished in another browser than it started", ErrForbidden)
 	}
 	cctx := oidc.ClientContext(ctx, o.client)
-	tok, err := o.oauth.Exchange(cctx, code, oauth2.VerifierOption(f.Verifier))
+	tok, err := prov.oauth.Exchange(cctx, code, oauth2.VerifierOption(f.Verifier))
 	if err != nil {
 		return nil, fmt.Errorf("%w: exchange code: %w", ErrForbidden, err)
 	}
@@ -255,7 +381,7 @@ func (o *OIDC) finish(ctx context.Context, state, code, flowCookie string) (*Log
 	if !ok || rawID == "" {
 		return nil, fmt.Errorf("%w: token response has no id_token", ErrForbidden)
 	}
-	idt, err := o.verifier.Verify(cctx, rawID)
+	idt, err := prov.verifier.Verify(cctx, rawID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: verify id token: %w", ErrForbidden, err)
 	}

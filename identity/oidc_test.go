@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"log"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,9 +19,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
 
@@ -45,6 +49,11 @@ type testIdP struct {
 	signWith *rsa.PrivateKey
 	// verifiers records every code_verifier the token endpoint saw.
 	verifiers []string
+
+	// down makes discovery answer 503; wrongIssuer makes it name another
+	// issuer. discoveries counts discovery requests.
+	down, wrongIssuer atomic.Bool
+	discoveries       atomic.Int32
 }
 
 // idpKeys generates the IdP's signing key and a foreign key once per test
@@ -58,14 +67,26 @@ var idpKeys = sync.OnceValues(func() (*rsa.PrivateKey, *rsa.PrivateKey) {
 	return k1, k2
 })
 
-func newTestIdP(t *testing.T, clk *clock) *testIdP {
+func newTestIdP(t *testing.T, clk *clock) *testIdP { return newTestIdPOn(t, clk, nil) }
+
+// newTestIdPOn is newTestIdP serving on ln (nil: a new loopback listener).
+func newTestIdPOn(t *testing.T, clk *clock, ln net.Listener) *testIdP {
 	t.Helper()
 	key, other := idpKeys()
 	p := &testIdP{key: key, other: other, clk: clk, secret: "s3cret", codes: map[string]url.Values{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		p.discoveries.Add(1)
+		if p.down.Load() {
+			http.Error(w, "maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		iss := p.srv.URL
+		if p.wrongIssuer.Load() {
+			iss = "https://other-issuer.example"
+		}
 		json.NewEncoder(w).Encode(map[string]any{
-			"issuer": p.srv.URL, "authorization_endpoint": p.srv.URL + "/auth", "token_endpoint": p.srv.URL + "/token",
+			"issuer": iss, "authorization_endpoint": p.srv.URL + "/auth", "token_endpoint": p.srv.URL + "/token",
 			"jwks_uri": p.srv.URL + "/keys", "id_token_signing_alg_values_supported": []string{"RS256"},
 			"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
 		})
@@ -75,6 +96,10 @@ func newTestIdP(t *testing.T, clk *clock) *testIdP {
 	})
 	mux.HandleFunc("POST /token", p.token)
 	p.srv = httptest.NewUnstartedServer(mux)
+	if ln != nil {
+		p.srv.Listener.Close()
+		p.srv.Listener = ln
+	}
 	p.srv.Config.ErrorLog = log.New(tWriter{t}, "idp: ", 0)
 	p.srv.StartTLS()
 	t.Cleanup(p.srv.Close)
@@ -308,20 +333,191 @@ func TestOIDCSetup(t *testing.T) {
 			t.Errorf("NewOIDC(%s) succeeded", name)
 		}
 	}
-	// Without the test CA the issuer is not trusted.
+	// Without the test CA the issuer is not trusted: NewOIDC succeeds (the
+	// IdP is only needed to sign in) but no sign-in starts.
 	secret := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(secret, []byte("x"), 0o600)
 	cfg := config.SSO{Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: secret}
-	if _, err := NewOIDC(ctx, e.d, cfg, "https://gate.example.com/auth/callback", nil); err == nil {
-		t.Errorf("NewOIDC trusted an unknown CA")
+	o, err := NewOIDC(ctx, e.d, cfg, "https://gate.example.com/auth/callback", nil)
+	if err != nil {
+		t.Fatalf("NewOIDC without the CA: %v", err)
+	}
+	if _, _, err := o.BeginLogin(e.ctx(), "/"); !errors.Is(err, ErrIdPUnavailable) {
+		t.Errorf("BeginLogin with an untrusted issuer = %v, want ErrIdPUnavailable", err)
 	}
 	// With ca_roots it is.
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(caFile, pemCert(p.srv.Certificate().Raw), 0o600)
 	cfg.CARoots = []string{caFile}
-	if _, err := NewOIDC(ctx, e.d, cfg, "https://gate.example.com/auth/callback", nil); err != nil {
-		t.Errorf("NewOIDC with ca_roots: %v", err)
+	if o, err = NewOIDC(ctx, e.d, cfg, "https://gate.example.com/auth/callback", nil); err != nil {
+		t.Fatalf("NewOIDC with ca_roots: %v", err)
 	}
+	if _, _, err := o.BeginLogin(e.ctx(), "/"); err != nil {
+		t.Errorf("BeginLogin with ca_roots: %v", err)
+	}
+}
+
+// logBuffer collects log lines (and passes them on to t.Log).
+type logBuffer struct {
+	t  testing.TB
+	mu sync.Mutex // guards b
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.t.Log(string(p))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// loginVia runs a whole login through p and fails the test if it does not
+// succeed.
+func loginVia(t *testing.T, e *env, o *OIDC, p *testIdP) {
+	t.Helper()
+	authURL, fc, err := o.BeginLogin(e.ctx(), "/")
+	if err != nil {
+		t.Fatalf("BeginLogin: %v", err)
+	}
+	state, code := p.authorize(t, authURL)
+	if l, err := o.FinishLogin(e.ctx(), state, code, fc); err != nil || l.Email != "ann@example.com" {
+		t.Fatalf("FinishLogin = %+v, %v", l, err)
+	}
+}
+
+// TestOIDCIdPDown checks that the IdP is needed only to sign in: NewOIDC
+// succeeds while discovery fails, sign-ins fail with ErrIdPUnavailable and
+// retry at most every discoveryRetry, and once the IdP answers the same
+// OIDC signs people in and keeps the discovery.
+func TestOIDCIdPDown(t *testing.T) {
+	e := newEnv(t)
+	logs := &logBuffer{t: t}
+	e.d.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	p := newTestIdP(t, e.clk)
+	p.down.Store(true)
+	o := newTestOIDC(t, e, p, "")
+	if got := p.discoveries.Load(); got != 1 {
+		t.Errorf("discoveries after NewOIDC = %d, want 1", got)
+	}
+	if l := logs.String(); !strings.Contains(l, "identity provider unreachable; sign-ins will fail until it answers") ||
+		!strings.Contains(l, p.srv.URL) || strings.Contains(l, p.secret) {
+		t.Errorf("start-up log = %q, want the warning with the issuer and without the secret", l)
+	}
+
+	// Within discoveryRetry of the failure nobody asks the IdP again, even
+	// once it is back.
+	for _, up := range []bool{false, true} {
+		p.down.Store(!up)
+		if _, _, err := o.BeginLogin(e.ctx(), "/"); !errors.Is(err, ErrIdPUnavailable) {
+			t.Fatalf("BeginLogin (IdP up: %v) = %v, want ErrIdPUnavailable", up, err)
+		}
+		if _, err := o.FinishLogin(e.ctx(), "state", "code", "flow"); !errors.Is(err, ErrIdPUnavailable) {
+			t.Fatalf("FinishLogin (IdP up: %v) = %v, want ErrIdPUnavailable", up, err)
+		}
+		e.clk.Advance(discoveryRetry/2 - time.Millisecond)
+	}
+	if got := p.discoveries.Load(); got != 1 {
+		t.Errorf("discoveries within the retry interval = %d, want 1", got)
+	}
+
+	// A storm of sign-ins after the interval makes one attempt.
+	p.down.Store(true)
+	e.clk.Advance(2 * time.Millisecond) // discoveryRetry since the failure
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, _, err := o.BeginLogin(e.ctx(), "/"); !errors.Is(err, ErrIdPUnavailable) {
+				t.Errorf("BeginLogin in a storm = %v, want ErrIdPUnavailable", err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := p.discoveries.Load(); got != 2 {
+		t.Errorf("discoveries after a storm = %d, want 2", got)
+	}
+
+	// The IdP answers again: the next attempt discovers it and the login
+	// works, without rebuilding anything.
+	p.down.Store(false)
+	e.clk.Advance(discoveryRetry)
+	loginVia(t, e, o, p)
+	if !strings.Contains(logs.String(), "Identity provider answers again") {
+		t.Errorf("no recovery log line")
+	}
+	// The discovery is kept: a later outage of the discovery endpoint does
+	// not stop sign-ins (the token endpoint still answers).
+	p.down.Store(true)
+	e.clk.Advance(time.Hour)
+	loginVia(t, e, o, p)
+	if got := p.discoveries.Load(); got != 3 {
+		t.Errorf("discoveries after recovery = %d, want 3", got)
+	}
+}
+
+// TestOIDCIdPNotListening starts OIDC against an address nobody listens
+// on, then starts the IdP on that address.
+func TestOIDCIdPNotListening(t *testing.T) {
+	e := newEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secretFile, []byte("s3cret"), 0o600)
+	cfg := config.SSO{Issuer: "https://" + addr, ClientID: "gatehouse", ClientSecretFile: secretFile}
+	// Every httptest TLS server has the same certificate, so another
+	// server's client trusts the IdP started below.
+	trust := httptest.NewTLSServer(http.NotFoundHandler())
+	client := trust.Client()
+	trust.Close()
+	start := time.Now()
+	o, err := NewOIDC(e.ctx(), e.d, cfg, "https://gate.example.com/auth/callback", client)
+	if err != nil {
+		t.Fatalf("NewOIDC with the IdP down: %v", err)
+	}
+	if d := time.Since(start); d > startDiscoveryTimeout+time.Second {
+		t.Errorf("NewOIDC took %v", d)
+	}
+	if _, _, err := o.BeginLogin(e.ctx(), "/"); !errors.Is(err, ErrIdPUnavailable) {
+		t.Fatalf("BeginLogin with the IdP down = %v, want ErrIdPUnavailable", err)
+	}
+
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	p := newTestIdPOn(t, e.clk, ln)
+	if p.srv.URL != cfg.Issuer {
+		t.Fatalf("IdP at %s, want %s", p.srv.URL, cfg.Issuer)
+	}
+	e.clk.Advance(discoveryRetry)
+	loginVia(t, e, o, p)
+}
+
+// TestOIDCIssuerMismatch checks that a discovery document naming another
+// issuer is refused (and retried later like an outage).
+func TestOIDCIssuerMismatch(t *testing.T) {
+	e := newEnv(t)
+	p := newTestIdP(t, e.clk)
+	p.wrongIssuer.Store(true)
+	o := newTestOIDC(t, e, p, "")
+	_, _, err := o.BeginLogin(e.ctx(), "/")
+	var mismatch *oidc.IssuerMismatchError
+	if !errors.Is(err, ErrIdPUnavailable) || !errors.As(err, &mismatch) {
+		t.Fatalf("BeginLogin with a wrong issuer = %v, want ErrIdPUnavailable and an IssuerMismatchError", err)
+	}
+	p.wrongIssuer.Store(false)
+	e.clk.Advance(discoveryRetry)
+	loginVia(t, e, o, p)
 }
 
 func pemCert(der []byte) []byte {

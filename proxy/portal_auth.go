@@ -20,6 +20,15 @@ func (p *Portal) unavailable(w http.ResponseWriter, r *http.Request, err error) 
 		"Gatehouse cannot check your sign-in right now. Try again in a moment.", err)
 }
 
+// idpUnavailable answers a sign-in that needs the IdP while it does not
+// answer (identity.ErrIdPUnavailable): a 503 page, never a redirect, so the
+// browser does not loop. Sessions that exist keep working meanwhile.
+func (p *Portal) idpUnavailable(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Set("Retry-After", "60")
+	p.message(w, r, http.StatusServiceUnavailable, "Sign-in is unavailable",
+		"The identity provider is not answering; try again in a minute.", err)
+}
+
 // login starts a sign-in for the return URL rd. A person who already has a
 // full portal session goes straight on (with a handoff code for an app
 // host); one whose session still lacks a security key goes to that step;
@@ -43,6 +52,10 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	authURL, flow, err := p.oidc.BeginLogin(r.Context(), rd)
+	if errors.Is(err, identity.ErrIdPUnavailable) {
+		p.idpUnavailable(w, r, err)
+		return
+	}
 	if err != nil {
 		p.unavailable(w, r, err)
 		return
@@ -87,6 +100,10 @@ func (p *Portal) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l, err := p.oidc.FinishLogin(r.Context(), q.Get("state"), q.Get("code"), flow)
+	if errors.Is(err, identity.ErrIdPUnavailable) {
+		p.idpUnavailable(w, r, err)
+		return
+	}
 	if err != nil {
 		status := http.StatusForbidden
 		if !errors.Is(err, identity.ErrForbidden) && !errors.Is(err, identity.ErrNotFound) {

@@ -42,9 +42,11 @@ type Web struct {
 }
 
 // BuildWeb builds the portal and every route's gate over shared identity
-// components. It discovers the OIDC issuer, so the IdP must be reachable.
-// It starts no goroutines; calling it again (on reload) builds fresh
-// handlers over the same store, so sessions survive a reload.
+// components. It does not need the IdP to answer: the OIDC issuer is
+// discovered lazily (see identity.NewOIDC), and until it answers sign-ins
+// get a 503 while existing sessions keep working. It starts no goroutines;
+// calling it again (on reload) builds fresh handlers over the same store,
+// so sessions survive a reload.
 func BuildWeb(ctx context.Context, c WebConfig) (*Web, error) {
 	cfg := c.Config
 	if cfg == nil || c.Store == nil || c.Audit == nil {

@@ -35,18 +35,31 @@ func (w tLogWriter) Write(p []byte) (int, error) {
 // verifying the (self-signed) certificate.
 func httpsStatus(t *testing.T, addr, host string) int {
 	t.Helper()
+	code, _ := httpsGet(t, addr, host, "/")
+	return code
+}
+
+// httpsGet returns the status and body of GET https://host+path sent to
+// addr, without verifying the (self-signed) certificate or following
+// redirects.
+func httpsGet(t *testing.T, addr, host, path string) (int, string) {
+	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, addr)
 		},
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
 	}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get("https://" + host + "/")
+	resp, err := c.Get("https://" + host + path)
 	if err != nil {
-		t.Fatalf("GET https://%s/: %v", host, err)
+		t.Fatalf("GET https://%s%s: %v", host, path, err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET https://%s%s: %v", host, path, err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 // sighup sends SIGHUP to this process and waits until the reload it causes
@@ -75,20 +88,17 @@ func countLines(t *testing.T, file string) int {
 	return bytes.Count(b, []byte("\n"))
 }
 
-func TestServeReloadAndStop(t *testing.T) {
-	// Keep SIGHUP from killing the test binary whatever happens.
-	guard := make(chan os.Signal, 4)
-	signal.Notify(guard, syscall.SIGHUP)
-	defer signal.Stop(guard)
-
-	dataDir := filepath.Join(t.TempDir(), "data")
-	path := writeConfig(t, validYAML(dataDir))
+// startServer runs serve in-process with the config at path and waits
+// until /readyz answers 200. stop ends it (as SIGTERM does) and returns
+// what run returned.
+func startServer(t *testing.T, path string) (s *server, stop func() error) {
+	t.Helper()
 	cfg, ok := loadConfig(path, io.Discard)
 	if !ok {
 		t.Fatal("test config invalid")
 	}
 	var level slog.LevelVar
-	s := &server{path: path, level: &level, stdout: io.Discard, started: make(chan struct{}),
+	s = &server{path: path, level: &level, stdout: io.Discard, started: make(chan struct{}),
 		logger: newLogger(cfg.Log, tLogWriter{t}, &level)}
 	s.cfg.Store(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -97,15 +107,21 @@ func TestServeReloadAndStop(t *testing.T) {
 	select {
 	case <-s.started:
 	case err := <-ran:
+		cancel()
 		t.Fatalf("run = %v before start", err)
 	}
-	https, admin := s.front.HTTPSAddr().String(), s.admin.Addr().String()
+	stop = func() error {
+		cancel()
+		return <-ran
+	}
 
 	// Ready once the listeners serve (Serve runs just after start).
+	admin := s.admin.Addr().String()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := http.Get("http://" + admin + "/readyz")
 		if err != nil {
+			stop()
 			t.Fatal(err)
 		}
 		resp.Body.Close()
@@ -113,10 +129,25 @@ func TestServeReloadAndStop(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
+			stop()
 			t.Fatalf("/readyz = %d, want 200", resp.StatusCode)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return s, stop
+}
+
+func TestServeReloadAndStop(t *testing.T) {
+	// Keep SIGHUP from killing the test binary whatever happens.
+	guard := make(chan os.Signal, 4)
+	signal.Notify(guard, syscall.SIGHUP)
+	defer signal.Stop(guard)
+
+	dataDir := filepath.Join(t.TempDir(), "data")
+	path := writeConfig(t, validYAML(dataDir))
+	s, stop := startServer(t, path)
+	cfg := s.cfg.Load()
+	https := s.front.HTTPSAddr().String()
 	if code := httpsStatus(t, https, "gate.test"); code != 200 {
 		t.Errorf("portal = %d, want 200", code)
 	}
@@ -149,8 +180,7 @@ func TestServeReloadAndStop(t *testing.T) {
 		t.Errorf("app.test after reload = %d, want 302 to sign in", code)
 	}
 
-	cancel() // as SIGTERM does
-	if err := <-ran; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("run = %v", err)
 	}
 
@@ -189,6 +219,38 @@ func TestServeReloadAndStop(t *testing.T) {
 	stderr.Reset()
 	if code := run([]string{"audit", "verify", "--config", path}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "line 3") {
 		t.Errorf("audit verify of an edited log = %d %q %q, want 1 naming line 3", code, &stdout, &stderr)
+	}
+}
+
+// TestServeIdPDown checks that serve starts while the IdP does not answer:
+// it is needed only to sign in. App routes still send people to sign in,
+// and the sign-in answers 503 (fail closed, no redirect loop).
+func TestServeIdPDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := "https://" + ln.Addr().String()
+	ln.Close()
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte("s3cret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(t.TempDir(), "data")
+	path := writeConfig(t, validYAML(dataDir)+`sso: {issuer: "`+issuer+`", client_id: gh, client_secret_file: `+secretFile+`}
+routes: [{name: app, host: app.test, upstream: "http://127.0.0.1:9", allow: {groups: [eng]}}]
+`)
+	s, stop := startServer(t, path)
+	https := s.front.HTTPSAddr().String()
+	if code := httpsStatus(t, https, "app.test"); code != http.StatusFound {
+		t.Errorf("app.test without a session = %d, want 302 to sign in", code)
+	}
+	code, body := httpsGet(t, https, "gate.test", "/auth/login?rd=https%3A%2F%2Fapp.test%2F")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "The identity provider is not answering") {
+		t.Errorf("sign-in with the IdP down = %d %q, want 503 with the notice", code, body)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run = %v", err)
 	}
 }
 

@@ -30,8 +30,9 @@ func version() string {
 }
 
 // buildWeb builds the portal for the public_url host and one gate per
-// route host. It discovers the OIDC issuer, so the IdP must answer; on
-// failure serve refuses to start (fail closed) and a reload keeps the old
+// route host. It does not need the IdP to answer (sign-ins fail closed
+// with a 503 until it does; sessions that exist keep working); on a
+// configuration error serve refuses to start and a reload keeps the old
 // handlers.
 func buildWeb(ctx context.Context, d deps) (*proxy.Web, error) {
 	return proxy.BuildWeb(ctx, proxy.WebConfig{
