@@ -63,7 +63,7 @@ func upMint(tb testing.TB, publicURL, appHost string) *upMinted {
 	must(err)
 	resp := virtualwebauthn.CreateAttestationResponse(
 		virtualwebauthn.RelyingParty{Name: "Gatehouse", ID: pub.Hostname(), Origin: publicURL},
-		virtualwebauthn.NewAuthenticator(), virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2), *opts)
+		virtualwebauthn.NewAuthenticator(), virtualwebauthn.NewCredentialWithImportedKey(virtualwebauthn.KeyTypeEC2, ptP256Key()), *opts)
 	s, err = wa.FinishRegistration(ctx, s, "key", strings.NewReader(resp))
 	must(err)
 	code, err := sessions.IssueHandoff(ctx, s.ID, appHost, "/")

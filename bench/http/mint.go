@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -84,7 +88,11 @@ func mintSession(ctx context.Context, dataDir, publicURL, appHost string) (strin
 	}
 	rp := virtualwebauthn.RelyingParty{Name: "Gatehouse", ID: pub.Hostname(), Origin: pub.Scheme + "://" + pub.Host}
 	authn := virtualwebauthn.NewAuthenticator()
-	cred := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
+	der, err := fullLengthP256Key()
+	if err != nil {
+		return "", err
+	}
+	cred := virtualwebauthn.NewCredentialWithImportedKey(virtualwebauthn.KeyTypeEC2, der)
 	resp := virtualwebauthn.CreateAttestationResponse(rp, authn, cred, *opts)
 	if s, err = wa.FinishRegistration(ctx, s, "bench key", strings.NewReader(resp)); err != nil {
 		return "", fmt.Errorf("finish registration: %w", err)
@@ -102,4 +110,19 @@ func mintSession(ctx context.Context, dataDir, publicURL, appHost string) (strin
 		return "", fmt.Errorf("seal cookie: %w", err)
 	}
 	return v, nil
+}
+
+// fullLengthP256Key returns a PKCS#8 P-256 key whose coordinates both take
+// all 32 bytes. virtualwebauthn encodes x and y with big.Int.Bytes, which
+// drops leading zero bytes, so about one key in 128 would fail to verify.
+func fullLengthP256Key() ([]byte, error) {
+	for {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		if len(k.X.Bytes()) == 32 && len(k.Y.Bytes()) == 32 {
+			return x509.MarshalPKCS8PrivateKey(k)
+		}
+	}
 }
