@@ -28,15 +28,7 @@ func controlPath(cfg *config.Config) string {
 // the store itself.
 func adminOps(cfg *config.Config, st store.Store, al auditLog, logger *slog.Logger) (map[string]control.Op, error) {
 	d := identity.Deps{Store: st, Audit: al, Logger: logger}
-	sessions, err := identity.NewSessions(d, identity.SessionOptions{})
-	if err != nil {
-		return nil, err
-	}
-	keys, err := identity.NewKeyBindings(d)
-	if err != nil {
-		return nil, err
-	}
-	locks, err := identity.NewLocks(d, sessions, keys)
+	_, locks, err := newLocks(d)
 	if err != nil {
 		return nil, err
 	}

@@ -48,15 +48,7 @@ func startSSH(d deps) (*sshgw.Server, net.Listener, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sessions, err := identity.NewSessions(idd, identity.SessionOptions{})
-	if err != nil {
-		return nil, nil, err
-	}
-	keys, err := identity.NewKeyBindings(idd)
-	if err != nil {
-		return nil, nil, err
-	}
-	locks, err := identity.NewLocks(idd, sessions, keys)
+	keys, locks, err := newLocks(idd)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
@@ -41,4 +42,23 @@ func buildWeb(ctx context.Context, d deps) (*proxy.Web, error) {
 		Audit:  d.audit,
 		Logger: d.logger,
 	})
+}
+
+// newLocks builds the key bindings and the locks over them: a lock revokes
+// the person's sessions and unbinds their SSH keys. The identity components
+// are stateless wrappers over the store, so several instances share state.
+func newLocks(d identity.Deps) (*identity.KeyBindings, *identity.Locks, error) {
+	sessions, err := identity.NewSessions(d, identity.SessionOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := identity.NewKeyBindings(d)
+	if err != nil {
+		return nil, nil, err
+	}
+	locks, err := identity.NewLocks(d, sessions, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	return keys, locks, nil
 }
