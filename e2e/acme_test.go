@@ -200,7 +200,7 @@ type pebble struct {
 	mgmt      string // management API base URL
 	caFile    string // PEM of the CA that issued Pebble's HTTPS certificate
 	client    *http.Client
-	log       *toolLog
+	log       harness.LineLog
 }
 
 // startPebble starts .tools/bin/pebble on loopback ports with its own HTTPS
@@ -232,7 +232,7 @@ func startPebble(t *testing.T, dnsAddr string, tlsPort, httpPort int) *pebble {
 		mgmt:      "https://" + mgmt,
 		caFile:    ca.CAFile,
 		client:    &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}},
-		log:       &toolLog{t: t, name: "pebble"},
+		log:       harness.NewLineLog(t, "pebble"),
 	}
 	cmd := exec.Command(bin, "-config", confFile, "-dnsserver", dnsAddr)
 	// No random sleep before validation, and no deliberately rejected
@@ -254,7 +254,7 @@ func startPebble(t *testing.T, dnsAddr string, tlsPort, httpPort int) *pebble {
 			cmd.Process.Kill()
 			<-exited
 		}
-		p.log.close()
+		p.log.Close()
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -297,46 +297,4 @@ func (p *pebble) root(t *testing.T) *x509.Certificate {
 		t.Fatalf("parse pebble root: %v", err)
 	}
 	return c
-}
-
-// toolLog passes a tool's output lines to t.Log until the test's cleanup
-// closes it, and keeps all of it.
-type toolLog struct {
-	t    *testing.T
-	name string
-
-	mu     sync.Mutex // guards the fields below
-	all    strings.Builder
-	part   string
-	closed bool
-}
-
-func (l *toolLog) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.all.Write(b)
-	l.part += string(b)
-	for {
-		i := strings.IndexByte(l.part, '\n')
-		if i < 0 {
-			break
-		}
-		if !l.closed {
-			l.t.Logf("%s: %s", l.name, l.part[:i])
-		}
-		l.part = l.part[i+1:]
-	}
-	return len(b), nil
-}
-
-func (l *toolLog) close() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.closed = true
-}
-
-func (l *toolLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.all.String()
 }

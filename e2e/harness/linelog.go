@@ -69,3 +69,14 @@ func (l *lineLog) tail(n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// LineLog is the same writer for tests outside the harness that start a
+// tool of their own: each output line goes to t.Log, and String returns all
+// of it.
+type LineLog struct{ *lineLog }
+
+// NewLineLog returns a LineLog whose lines are prefixed with prefix.
+func NewLineLog(t testing.TB, prefix string) LineLog { return LineLog{newLineLog(t, prefix)} }
+
+// Close logs an unterminated last line and stops further t.Log calls.
+func (l LineLog) Close() { l.close() }
