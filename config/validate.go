@@ -30,10 +30,8 @@ func (v *validator) addf(path, format string, args ...any) {
 }
 
 var (
-	nameRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	loginRE = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`)
-	hostRE  = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	envRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	hostRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	envRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 func (c *Config) validate() []Problem {
@@ -258,7 +256,7 @@ func (v *validator) name(p, name string, names map[string]string) {
 	switch {
 	case name == "":
 		v.addf(p+".name", "required")
-	case !nameRE.MatchString(name):
+	case !ValidTargetName(name):
 		v.addf(p+".name", "must be lowercase letters, digits and dashes")
 	case names[name] != "":
 		v.addf(p+".name", "%q is already used by %s", name, names[name])
@@ -288,7 +286,7 @@ func (v *validator) target(p string, t Target, names map[string]string) {
 		v.addf(p+".logins", "at least one login is required")
 	}
 	for i, l := range t.Logins {
-		if !loginRE.MatchString(l) {
+		if !ValidLogin(l) {
 			v.addf(fmt.Sprintf("%s.logins[%d]", p, i), "invalid login %q", l)
 		}
 	}

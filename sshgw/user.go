@@ -3,20 +3,14 @@ package sshgw
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/config"
 )
 
 // maxUserLen bounds the SSH user name; anything longer is hostile or a
 // mistake.
 const maxUserLen = 256
-
-var (
-	// loginRE is the login syntax the config accepts (config/validate.go).
-	loginRE = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`)
-	// targetRE is the target name syntax the config accepts.
-	targetRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-)
 
 // Errors of ParseUser. Their text is shown to the user as is, so it never
 // echoes the raw input.
@@ -70,11 +64,13 @@ func ParseUser(s string) (login, target string, err error) {
 		return "", "", errUserNoTarget
 	case !validLogin(login):
 		return "", "", errUserLogin
-	case !targetRE.MatchString(target):
+	case !config.ValidTargetName(target):
 		return "", "", errUserTarget
 	}
 	return login, target, nil
 }
 
-// validLogin reports whether login has the syntax of a configured login.
-func validLogin(login string) bool { return loginRE.MatchString(login) }
+// validLogin reports whether login has the syntax of a configured login;
+// the rule is config's, so that the door accepts exactly what the config
+// may list.
+func validLogin(login string) bool { return config.ValidLogin(login) }

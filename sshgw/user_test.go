@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/gatehouse-dev/gatehouse/config"
 )
 
 func TestParseUser(t *testing.T) {
@@ -89,7 +91,7 @@ func FuzzParseUser(f *testing.F) {
 		if login+"@"+target != s || strings.Contains(target, "@") {
 			t.Fatalf("ParseUser(%q) = %q, %q does not split at the last @", s, login, target)
 		}
-		if !validLogin(login) || !targetRE.MatchString(target) {
+		if !validLogin(login) || !config.ValidTargetName(target) {
 			t.Fatalf("ParseUser(%q) accepted login %q target %q", s, login, target)
 		}
 	})
