@@ -8,19 +8,24 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 )
 
-// DecideRoute decides whether s may send a request for urlPath (the
-// decoded request path) to route r at time now.
+// DecideRoute decides whether s may send a request for urlPath to route r
+// at time now.
 //
-// The path is normalised first: backslashes count as slashes and dot
-// segments and repeated slashes are resolved, so "/public/../admin" is
-// judged as "/admin". Path rules match on a segment boundary ("/admin"
-// covers "/admin" and "/admin/x", not "/administrator"; a ";" also ends a
-// segment, as in "/admin;jsessionid=1") and ignoring ASCII case, so a
-// case-insensitive upstream cannot be reached around a rule. The rule with
-// the longest matching prefix replaces the route's allow list; when several
-// rules share that prefix, every one of them must admit the subject and the
-// shortest MFA age applies. A rule's zero mfa_max_age inherits the route's,
-// whose zero inherits defaultMFA.
+// urlPath is the request's canonical path: callers pass what
+// CanonicalPath returned for the request's escaped path, and forward that
+// same string upstream, so the path judged is the path served. A path that
+// CanonicalPath refuses is denied here too (fail closed), so a caller that
+// passes the raw or decoded path by mistake never gains access through an
+// odd spelling.
+//
+// Path rules match the decoded canonical path on a segment boundary
+// ("/admin" covers "/admin" and "/admin/x", not "/administrator") and
+// ignoring ASCII case, so a case-insensitive upstream cannot be reached
+// around a rule ("/ADMIN" and "/%61dmin" are judged as "/admin"). The rule
+// with the longest matching prefix replaces the route's allow list; when
+// several rules share that prefix, every one of them must admit the subject
+// and the shortest MFA age applies. A rule's zero mfa_max_age inherits the
+// route's, whose zero inherits defaultMFA.
 //
 // A subject who is listed but whose WebAuthn assertion is missing or older
 // than the applicable maximum age is denied with NeedMFA set.
@@ -34,8 +39,11 @@ func DecideRoute(s Subject, r *config.Route, defaultMFA time.Duration, urlPath s
 	allows := []config.Allow{r.Allow}
 	maxAge := routeMFA
 
+	p, err := decodedPath(urlPath)
+	if err != nil {
+		return Decision{Rule: ruleID, Reason: where + ": request path refused (" + strings.TrimPrefix(err.Error(), ErrPathNotCanonical.Error()+": ") + ")"}
+	}
 	if len(r.Paths) > 0 {
-		p := normalisePath(urlPath)
 		best := -1
 		for i := range r.Paths {
 			pre := normalisePath(r.Paths[i].Prefix)
@@ -81,7 +89,8 @@ func decide(s Subject, allows []config.Allow, maxAge time.Duration, now time.Tim
 	return Decision{Allow: true, Rule: ruleID, Reason: where + ": allowed by " + how}
 }
 
-// normalisePath resolves p to a clean, absolute, slash-separated path.
+// normalisePath resolves a configured rule prefix to a clean, absolute,
+// slash-separated path. (Request paths go through CanonicalPath instead.)
 func normalisePath(p string) string {
 	if strings.IndexByte(p, '\\') >= 0 {
 		p = strings.ReplaceAll(p, "\\", "/")
@@ -92,14 +101,35 @@ func normalisePath(p string) string {
 	return path.Clean(p)
 }
 
-// underPrefix reports whether the clean path p lies under the clean prefix
-// pre on a segment boundary, ignoring ASCII case.
+// underPrefix reports whether the decoded canonical path p lies under the
+// clean prefix pre on a segment boundary, ignoring ASCII case only (so a
+// multi-byte character never folds into an ASCII one).
 func underPrefix(p, pre string) bool {
 	if pre == "/" {
 		return true
 	}
-	if len(p) < len(pre) || !strings.EqualFold(p[:len(pre)], pre) {
+	if len(p) < len(pre) || !asciiEqualFold(p[:len(pre)], pre) {
 		return false
 	}
-	return len(p) == len(pre) || p[len(pre)] == '/' || p[len(pre)] == ';'
+	return len(p) == len(pre) || p[len(pre)] == '/'
+}
+
+// asciiEqualFold reports whether a and b are equal ignoring ASCII case.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
