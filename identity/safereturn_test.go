@@ -61,6 +61,31 @@ func TestSafeReturn(t *testing.T) {
 		{"https://grafana.example.com\\@evil.example/", false},
 		{"https://grafana.example.com%2f@evil.example/", false},
 		{"https://evil.example\\.grafana.example.com/", false},
+		// Issue 12 defect 3: an allowed origin followed by "//" or by a
+		// path that a browser resolves to "//".
+		{"https://grafana.example.com//evil.com", false},
+		{"https://GRAFANA.example.com//evil.com/x", false},
+		{"https://grafana.example.com/.//evil.com", false},
+		{"https://grafana.example.com/%2e//evil.com", false},
+		{"https://grafana.example.com/a/..//evil.com", false},
+		{"https://grafana.example.com/a/%2E%2e/b", false},
+		{"/.//evil.com", false},
+		{"/..//evil.com", false},
+		{"/a/./b", false},
+		{"/%2e%2e/%2fevil.com", false},
+		{"https://grafana.example.com/%5cevil.com", false},
+		{"/%5Cevil.com", false},
+		{"/%0d%0aSet-Cookie:x=1", false},
+		{"/x?q=%00", false},
+		{"/x%7f", false},
+		{"https://grafana.example.com:/", false},
+		{"https://:443/", false},
+		{"https://grafana.example.com%2eevil.example/", false},
+		{"https://grafana.example.com", true},
+		{"https://grafana.example.com?x=1", true},
+		{"https://grafana.example.com/a.b/..c/d..", true},
+		{"/x?next=//evil.com", true},
+		{"/%2fevil.com", true},
 	}
 	for _, tc := range cases {
 		got, ok := SafeReturn(tc.raw, allowed)
@@ -81,9 +106,13 @@ func TestSafeReturn(t *testing.T) {
 
 // FuzzSafeReturn checks the invariant that matters: whatever SafeReturn
 // accepts, a browser resolving it against the portal lands on an allowed
-// host over https (or stays on the portal).
+// host over https (or stays on the portal), and the path after the origin
+// never starts with "//" or "/\", neither as written nor as the browser
+// resolves it, so redirecting to the bare path cannot leave the origin.
 func FuzzSafeReturn(f *testing.F) {
-	for _, s := range []string{"/", "//evil", `/\evil`, "https://evil", "https://gate.example.com/x", "javascript:x", "/%2f%2fevil", "https://a@gate.example.com"} {
+	for _, s := range []string{"/", "//evil", `/\evil`, "https://evil", "https://gate.example.com/x", "javascript:x",
+		"/%2f%2fevil", "https://a@gate.example.com", "https://gate.example.com//evil.com", "https://gate.example.com/.//evil",
+		"/..//evil", "https://app.example.com?x", "https://gate.example.com:443/x"} {
 		f.Add(s)
 	}
 	allowed := allowHosts("gate.example.com", "app.example.com")
@@ -91,12 +120,18 @@ func FuzzSafeReturn(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw string) {
 		got, ok := SafeReturn(raw, allowed)
 		if !ok {
+			if got != "" {
+				t.Fatalf("SafeReturn(%q) refused but returned %q", raw, got)
+			}
 			return
 		}
 		for i := 0; i < len(got); i++ {
 			if got[i] <= 0x20 || got[i] >= 0x7f || got[i] == '\\' {
 				t.Fatalf("SafeReturn(%q) accepted byte %#x", raw, got[i])
 			}
+		}
+		if strings.Contains(strings.ToLower(got), "%5c") {
+			t.Fatalf("SafeReturn(%q) accepted an encoded backslash", raw)
 		}
 		ref, err := url.Parse(got)
 		if err != nil {
@@ -105,6 +140,20 @@ func FuzzSafeReturn(f *testing.F) {
 		dst := base.ResolveReference(ref)
 		if dst.Scheme != "https" || dst.User != nil || !allowed(strings.ToLower(dst.Host)) {
 			t.Fatalf("SafeReturn(%q) = %q leads to %v", raw, got, dst)
+		}
+		for _, p := range []string{ref.EscapedPath(), dst.EscapedPath()} {
+			if strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+				t.Fatalf("SafeReturn(%q) = %q: path %q after the origin", raw, got, p)
+			}
+		}
+		// The portal redirects to the bare path (and query) of a URL on its
+		// own host: resolved again, it must stay on that host.
+		bare, err := url.Parse(dst.EscapedPath() + "?" + dst.RawQuery)
+		if err != nil {
+			t.Fatalf("bare path of %q: %v", got, err)
+		}
+		if again := dst.ResolveReference(bare); again.Host != dst.Host || again.Scheme != "https" {
+			t.Fatalf("SafeReturn(%q) = %q: its bare path leads to %v", raw, got, again)
 		}
 	})
 }
