@@ -2,30 +2,83 @@ package identity
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
+
+// HandoffNonceTTL is how long the app host should keep the nonce cookie of
+// a sign-in trip: long enough for SSO, enrolment and a key touch (a pending
+// session lives PendingTTL), short enough that a stale one is gone.
+const HandoffNonceTTL = PendingTTL + 5*time.Minute
+
+// handoffBindingLen is the length of HandoffBinding's hex SHA-256.
+const handoffBindingLen = 64
 
 // handoff is a stored one-time handoff code.
 type handoff struct {
 	Parent string `json:"parent"` // portal session handle
 	Host   string `json:"host"`
 	Path   string `json:"path"`
+	// Bind is HandoffBinding of the nonce of the browser that started the
+	// trip; "" for a code issued by the deprecated IssueHandoff.
+	Bind string `json:"bind,omitempty"`
 }
 
 func handoffKey(code string) string { return "identity/handoff/" + hashToken(code) }
+
+// NewHandoffNonce returns a fresh random nonce (256 bits, URL-safe) for
+// one sign-in trip. The app host that sends a person to the portal sets it
+// as a short-lived (HandoffNonceTTL), host-only, Secure, HttpOnly cookie
+// (a "__Host-" name, so a sibling host cannot plant one) and puts
+// HandoffBinding(nonce) into the trip's URL; the portal issues the handoff
+// code with IssueBoundHandoff, and the app host redeems it with
+// RedeemBoundHandoff and the nonce from its cookie. A code then works only
+// in the browser that started the trip: one opened in another browser
+// (login CSRF) finds no nonce, or the wrong one.
+func NewHandoffNonce() (string, error) {
+	return randomToken(32)
+}
+
+// HandoffBinding returns the value that binds a handoff code to nonce: its
+// hex SHA-256. Only the binding travels through the portal's URLs, so the
+// nonce itself never shows in a URL, a log or a Referer.
+func HandoffBinding(nonce string) string {
+	return hashToken(nonce)
+}
+
+// IssueBoundHandoff is IssueHandoff for a code bound to the browser that
+// holds the nonce whose HandoffBinding is binding (64 hex digits; anything
+// else is ErrForbidden). Only RedeemBoundHandoff with that nonce redeems it.
+func (m *Sessions) IssueBoundHandoff(ctx context.Context, portalSessionID, host, path, binding string) (string, error) {
+	if len(binding) != handoffBindingLen || strings.Trim(binding, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("%w: malformed handoff binding", ErrForbidden)
+	}
+	return m.issueHandoff(ctx, portalSessionID, host, path, binding)
+}
 
 // IssueHandoff returns a one-time code (HandoffTTL, single use) that lets
 // host open an app session for the full portal session portalSessionID and
 // then continue at path (a relative path; see SafeReturn). It refuses a
 // pending session (ErrMFARequired) and a locked account (ErrLocked).
+//
+// Deprecated: the code works in any browser that opens it within
+// HandoffTTL (login CSRF, issue 12). Use IssueBoundHandoff; this stays only
+// until the portal and the app gate switch.
 func (m *Sessions) IssueHandoff(ctx context.Context, portalSessionID, host, path string) (string, error) {
+	return m.issueHandoff(ctx, portalSessionID, host, path, "")
+}
+
+// issueHandoff stores a code for host, path and the browser binding bind
+// ("" for none).
+func (m *Sessions) issueHandoff(ctx context.Context, portalSessionID, host, path, bind string) (string, error) {
 	if host == "" {
 		return "", errors.New("identity: handoff: empty host")
 	}
@@ -55,7 +108,7 @@ func (m *Sessions) IssueHandoff(ctx context.Context, portalSessionID, host, path
 	if err != nil {
 		return "", err
 	}
-	raw, err := json.Marshal(handoff{Parent: s.Handle, Host: strings.ToLower(host), Path: path})
+	raw, err := json.Marshal(handoff{Parent: s.Handle, Host: strings.ToLower(host), Path: path, Bind: bind})
 	if err != nil {
 		return "", err
 	}
@@ -65,11 +118,30 @@ func (m *Sessions) IssueHandoff(ctx context.Context, portalSessionID, host, path
 	return code, nil
 }
 
+// RedeemBoundHandoff consumes code on host in the browser that presents
+// nonce (the value of its trip cookie) and returns the new app session and
+// the path to continue at. A code is refused (ErrNotFound) when unknown,
+// used, expired, issued for another host, not bound to a browser, bound to
+// another nonce or none is given, or its portal session has ended. Every
+// refused code is burnt, so a wrong nonce cannot be retried.
+func (m *Sessions) RedeemBoundHandoff(ctx context.Context, code, host, nonce string) (*Session, string, error) {
+	return m.redeemHandoff(ctx, code, host, nonce, true)
+}
+
 // RedeemHandoff consumes code on host and returns the new app session and
 // the path to continue at. A code is refused (ErrNotFound) when unknown,
 // used, expired, issued for another host, or its portal session has ended;
-// a code presented on the wrong host is burnt.
+// a code presented on the wrong host is burnt. It refuses (and burns) codes
+// from IssueBoundHandoff, which only RedeemBoundHandoff can redeem.
+//
+// Deprecated: see IssueHandoff. Use RedeemBoundHandoff.
 func (m *Sessions) RedeemHandoff(ctx context.Context, code, host string) (*Session, string, error) {
+	return m.redeemHandoff(ctx, code, host, "", false)
+}
+
+// redeemHandoff consumes code; bound says whether the caller presents the
+// browser's nonce (RedeemBoundHandoff) or not (the deprecated path).
+func (m *Sessions) redeemHandoff(ctx context.Context, code, host, nonce string, bound bool) (*Session, string, error) {
 	if code == "" || len(code) > 128 {
 		return nil, "", ErrNotFound
 	}
@@ -87,6 +159,10 @@ func (m *Sessions) RedeemHandoff(ctx context.Context, code, host string) (*Sessi
 	}
 	if !strings.EqualFold(h.Host, host) {
 		m.d.deny(ctx, EventHandoff, "", "handoff code presented on another host", map[string]string{"host": truncate(host, 253), "want_host": h.Host})
+		return nil, "", ErrNotFound
+	}
+	if why := handoffBrowserMismatch(h.Bind, nonce, bound); why != "" {
+		m.d.deny(ctx, EventHandoff, "", why, map[string]string{"host": truncate(host, 253)})
 		return nil, "", ErrNotFound
 	}
 	now := m.d.Now()
@@ -121,4 +197,23 @@ func (m *Sessions) RedeemHandoff(ctx context.Context, code, host string) (*Sessi
 		return nil, "", err
 	}
 	return s, h.Path, nil
+}
+
+// handoffBrowserMismatch returns why a code with binding bind may not be
+// redeemed with nonce ("" when it may). bound is whether the caller is
+// RedeemBoundHandoff.
+func handoffBrowserMismatch(bind, nonce string, bound bool) string {
+	switch {
+	case !bound && bind != "":
+		return "browser-bound handoff code redeemed without its browser check"
+	case !bound:
+		return ""
+	case bind == "":
+		return "handoff code not bound to a browser"
+	case nonce == "" || len(nonce) > 128:
+		return "handoff code presented without its browser's nonce (another browser?)"
+	case subtle.ConstantTimeCompare([]byte(HandoffBinding(nonce)), []byte(bind)) != 1:
+		return "handoff code presented with another browser's nonce"
+	}
+	return ""
 }

@@ -1,0 +1,126 @@
+package identity
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHandoffNonce(t *testing.T) {
+	a, err := NewHandoffNonce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewHandoffNonce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == b || len(a) != 43 || strings.Trim(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		t.Errorf("nonces %q, %q: want two distinct 256-bit URL-safe values", a, b)
+	}
+	bind := HandoffBinding(a)
+	if len(bind) != handoffBindingLen || bind == HandoffBinding(b) || strings.Contains(bind, a) {
+		t.Errorf("HandoffBinding(%q) = %q", a, bind)
+	}
+}
+
+// TestBoundHandoff is issue 12 defect 4: a handoff code works only in the
+// browser that started the trip, once.
+func TestBoundHandoff(t *testing.T) {
+	e := newEnv(t)
+	m := e.sessions(t)
+	ctx := e.ctx()
+	const app = "grafana.example.com"
+	p := e.fullSession(t, m, "ann@example.com", portal)
+	mine, err := NewHandoffNonce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewHandoffNonce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func() string {
+		t.Helper()
+		code, err := m.IssueBoundHandoff(ctx, p.ID, app, "/d/x?y=1", HandoffBinding(mine))
+		if err != nil {
+			t.Fatalf("IssueBoundHandoff: %v", err)
+		}
+		return code
+	}
+
+	// The right nonce redeems once; a replay fails, even with the nonce.
+	code := issue()
+	as, path, err := m.RedeemBoundHandoff(ctx, code, app, mine)
+	if err != nil {
+		t.Fatalf("RedeemBoundHandoff: %v", err)
+	}
+	if path != "/d/x?y=1" || as.Host != app || as.Parent != p.Handle || as.Email != "ann@example.com" {
+		t.Errorf("RedeemBoundHandoff = %+v, %q", as, path)
+	}
+	if _, _, err := m.RedeemBoundHandoff(ctx, code, app, mine); !errors.Is(err, ErrNotFound) {
+		t.Errorf("replayed code = %v, want ErrNotFound", err)
+	}
+
+	// A wrong or missing nonce (another browser) fails and burns the code:
+	// the right browser cannot use it afterwards either.
+	for name, try := range map[string]func(code string) error{
+		"another browser's nonce": func(c string) error { _, _, err := m.RedeemBoundHandoff(ctx, c, app, other); return err },
+		"no nonce":                func(c string) error { _, _, err := m.RedeemBoundHandoff(ctx, c, app, ""); return err },
+		"oversized nonce":         func(c string) error { _, _, err := m.RedeemBoundHandoff(ctx, c, app, strings.Repeat(mine, 4)); return err },
+		"the binding as nonce":    func(c string) error { _, _, err := m.RedeemBoundHandoff(ctx, c, app, HandoffBinding(mine)); return err },
+		"unbound redemption":      func(c string) error { _, _, err := m.RedeemHandoff(ctx, c, app); return err },
+		"right nonce, other host": func(c string) error { _, _, err := m.RedeemBoundHandoff(ctx, c, "evil.example.com", mine); return err },
+	} {
+		code := issue()
+		if err := try(code); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: %v, want ErrNotFound", name, err)
+		}
+		if _, _, err := m.RedeemBoundHandoff(ctx, code, app, mine); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: code not burnt, right browser then got %v", name, err)
+		}
+	}
+
+	// An unbound (deprecated) code is refused by the bound redemption.
+	old, err := m.IssueHandoff(ctx, p.ID, app, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.RedeemBoundHandoff(ctx, old, app, mine); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unbound code via RedeemBoundHandoff = %v, want ErrNotFound", err)
+	}
+
+	// Expiry.
+	code = issue()
+	e.clk.Advance(HandoffTTL + time.Second)
+	if _, _, err := m.RedeemBoundHandoff(ctx, code, app, mine); !errors.Is(err, ErrNotFound) {
+		t.Errorf("expired code = %v, want ErrNotFound", err)
+	}
+
+	// Malformed bindings are refused at issue time.
+	for _, bad := range []string{"", mine, strings.ToUpper(HandoffBinding(mine)), HandoffBinding(mine) + "0", strings.Repeat("g", 64)} {
+		if _, err := m.IssueBoundHandoff(ctx, p.ID, app, "/", bad); !errors.Is(err, ErrForbidden) {
+			t.Errorf("IssueBoundHandoff(binding %q) = %v, want ErrForbidden", bad, err)
+		}
+	}
+	// Bound codes keep the unbound path checks.
+	if _, err := m.IssueBoundHandoff(ctx, p.ID, app, "//evil.example", HandoffBinding(mine)); !errors.Is(err, ErrForbidden) {
+		t.Errorf("IssueBoundHandoff(//evil.example) = %v, want ErrForbidden", err)
+	}
+
+	denied := e.audit.find(EventHandoff, "deny")
+	var reasons []string
+	for _, ev := range denied {
+		reasons = append(reasons, ev.Reason)
+	}
+	all := strings.Join(reasons, "\n")
+	for _, want := range []string{"another browser's nonce", "without its browser's nonce", "redeemed without its browser check", "not bound to a browser"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no audit event for %q in:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, mine) || strings.Contains(all, other) {
+		t.Errorf("audit log carries a nonce")
+	}
+}
