@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
@@ -46,7 +47,7 @@ func NewLimiter(d Deps) (*Limiter, error) {
 func (l *Limiter) Allow(ctx context.Context, endpoint, source, user string) (retryAfter time.Duration, err error) {
 	now := l.d.Now()
 	src := SourceKey(source)
-	if wait, err := l.count(ctx, now, withDefault(l.PerSource, DefaultPerSource), endpoint, "src/"+src); err != nil || wait > 0 {
+	if wait, err := l.count(ctx, now, l.PerSource.OrDefault(DefaultPerSource), endpoint, "src/"+src); err != nil || wait > 0 {
 		if wait > 0 {
 			err = fmt.Errorf("%w: %s from %s", ErrRateLimited, endpoint, src)
 		}
@@ -55,7 +56,7 @@ func (l *Limiter) Allow(ctx context.Context, endpoint, source, user string) (ret
 	if user == "" {
 		return 0, nil
 	}
-	wait, err := l.count(ctx, now, withDefault(l.PerUser, DefaultPerUser), endpoint, "user/"+emailKey(user))
+	wait, err := l.count(ctx, now, l.PerUser.OrDefault(DefaultPerUser), endpoint, "user/"+emailKey(user))
 	if wait > 0 {
 		err = fmt.Errorf("%w: %s by user", ErrRateLimited, endpoint)
 	}
@@ -65,26 +66,45 @@ func (l *Limiter) Allow(ctx context.Context, endpoint, source, user string) (ret
 // count increments the window counter for who and returns how long to wait
 // if it is over the limit (zero when allowed).
 func (l *Limiter) count(ctx context.Context, now time.Time, lim Limit, endpoint, who string) (time.Duration, error) {
-	win := lim.Window.Nanoseconds()
-	idx := now.UnixNano() / win
-	key := fmt.Sprintf("identity/rl/%s/%s/%d", endpoint, who, idx)
-	n, err := l.d.Store.Incr(ctx, key, lim.Window+time.Second)
+	n, left, err := lim.Count(ctx, l.d.Store, now, "identity/rl/"+endpoint+"/"+who)
 	if err != nil {
 		return 0, fmt.Errorf("rate limit: %w", err)
 	}
 	if n <= lim.N {
 		return 0, nil
 	}
-	wait := time.Duration((idx+1)*win - now.UnixNano())
 	if n == lim.N+1 {
 		_ = l.d.record(ctx, audit.Event{Type: EventRateLimit, Action: endpoint, Decision: audit.Deny,
 			Reason: "too many attempts", Details: map[string]string{"key": who, "limit": fmt.Sprint(lim.N), "window": lim.Window.String()}})
 	}
-	return max(wait, time.Second), nil
+	return max(left, time.Second), nil
 }
 
-// withDefault returns l, or def when l is unusable.
-func withDefault(l, def Limit) Limit {
+// Counter is the part of the store that window counts need: an atomic
+// increment of a key that expires after ttl. Every replica sharing the
+// store shares the counts.
+type Counter interface {
+	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+}
+
+// Count adds one event for key to the fixed window of l that holds now and
+// returns how many events that window holds so far and how long until it
+// ends. The caller compares n with l.N (n > l.N: over the limit), so it can
+// tell the first refusal (n == l.N+1) from the rest. l must be usable
+// (N and Window positive; see OrDefault).
+func (l Limit) Count(ctx context.Context, c Counter, now time.Time, key string) (n int64, left time.Duration, err error) {
+	win := l.Window.Nanoseconds()
+	idx := now.UnixNano() / win
+	n, err = c.Incr(ctx, key+"/"+strconv.FormatInt(idx, 10), l.Window+time.Second)
+	if err != nil {
+		return 0, 0, err
+	}
+	return n, time.Duration((idx+1)*win - now.UnixNano()), nil
+}
+
+// OrDefault returns l, or def when l is unusable (N or Window not
+// positive).
+func (l Limit) OrDefault(def Limit) Limit {
 	if l.N <= 0 || l.Window <= 0 {
 		return def
 	}

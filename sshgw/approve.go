@@ -25,7 +25,7 @@ func (c *conn) approve(meta gossh.ConnMetadata, challenge gossh.KeyboardInteract
 	ctx := c.ctx
 	ev := c.authEvent(fp)
 	ev.Resource, ev.Action = req.resource(), req.action()
-	if err := c.s.limiter.allow(ctx, "approval", c.remote.String(), fp); err != nil {
+	if err := c.s.limiter.approval(ctx, c.remote.String(), fp); err != nil {
 		return nil, c.deny(ctx, ev, limitMsg(err), "approval rate limit: "+err.Error())
 	}
 	areq := identity.ApprovalRequest{
@@ -64,23 +64,31 @@ func (c *conn) approve(meta gossh.ConnMetadata, challenge gossh.KeyboardInteract
 	if msg, why := c.s.checkLock(ctx, who.Email); msg != "" {
 		return nil, c.deny(ctx, ev, msg, why)
 	}
+	// Decide with the policy in force now: a reload may have come while
+	// the person was approving.
+	p := c.s.policy()
 	if req.target != nil {
-		d := authz.DecideTarget(who, req.target.cfg, req.login, c.s.defaultMFA, c.s.now())
+		t := p.targets[req.target.cfg.Name]
+		if t == nil || !sameEndpoint(t, req.target) {
+			return nil, c.deny(ctx, ev, msgUnknownTarget, "approved, but the target changed by a reload")
+		}
+		req.target = t
+		d := authz.DecideTarget(who, t.cfg, req.login, p.defaultMFA, c.s.now())
 		if !d.Allow {
 			return nil, c.deny(ctx, ev, denyMsg(req), "approved, but: "+d.Reason)
 		}
 	}
 	if !everyConnection(req.target) {
-		ttl := c.s.mfaMaxAge(req.target) - c.s.now().Sub(who.MFAAt)
+		ttl := p.mfaMaxAge(req.target) - c.s.now().Sub(who.MFAAt)
 		if ttl > 0 {
 			if err := c.s.bindings.Bind(ctx, fp, who, ttl); err != nil {
 				// This connection is approved; only later ones lose the
 				// shortcut.
-				c.log.Error("Cannot bind the SSH key after approval.", "error", err)
+				c.log.ErrorContext(ctx, "Cannot bind the SSH key after approval.", "error", err)
 			}
 		}
 	}
-	return c.finish(ev, &authResult{who: who, fp: fp, login: req.login, target: req.target, method: "keyboard-interactive"})
+	return c.finish(ev, &authResult{who: who, fp: fp, login: req.login, target: req.target, method: "keyboard-interactive", pol: p})
 }
 
 // approvalFailed audits why an approval did not complete and returns the

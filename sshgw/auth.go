@@ -14,7 +14,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/identity"
-	"github.com/gatehouse-dev/gatehouse/store"
 )
 
 // errRefused is the error behind every refused authentication step; what
@@ -79,7 +78,7 @@ func (c *conn) serverConfig() *gossh.ServerConfig {
 	}
 	cert, err := hostCertSigner(c.s.keys.host, c.s.keys.hostCA, c.s.hostPrincipals(c.jump), c.s.now())
 	if err != nil {
-		c.log.Error("Cannot make a host certificate.", "error", err)
+		c.log.ErrorContext(c.ctx, "Cannot make a host certificate.", "error", err)
 	} else {
 		cfg.AddHostKey(cert)
 	}
@@ -112,8 +111,9 @@ type request struct {
 	name   string  // the target name as given (for audit), "" in list mode
 }
 
-// parseRequest interprets the SSH user name for this connection.
-func (c *conn) parseRequest(user string) (request, string, error) {
+// parseRequest interprets the SSH user name for this connection under
+// policy p.
+func (c *conn) parseRequest(p *policy, user string) (request, string, error) {
 	login, name, err := ParseUser(user)
 	if err != nil {
 		return request{}, err.Error(), err
@@ -127,12 +127,18 @@ func (c *conn) parseRequest(user string) (request, string, error) {
 		if !validLogin(login) {
 			return request{}, errUserLogin.Error(), errUserLogin
 		}
-		return request{login: login, target: c.jump, name: c.jump.cfg.Name}, "", nil
+		// The jump was admitted under the policy of its channel; decide
+		// with the target as p has it (a reload may have removed it).
+		name = c.jump.cfg.Name
+		if t := p.targets[name]; t != nil && sameEndpoint(t, c.jump) {
+			return request{login: login, target: t, name: name}, "", nil
+		}
+		return request{name: name}, msgUnknownTarget, fmt.Errorf("target %q changed by a reload during the jump", name)
 	}
 	if name == "" {
 		return request{}, "", nil // list mode (or ProxyJump carrier)
 	}
-	t := c.s.targets[name]
+	t := p.targets[name]
 	if t == nil {
 		return request{name: name}, msgUnknownTarget, fmt.Errorf("unknown target %q", name)
 	}
@@ -141,43 +147,60 @@ func (c *conn) parseRequest(user string) (request, string, error) {
 
 // verifiedKey decides after the client proved it holds key: log in with the
 // person bound to the key, refuse, or ask for an approval.
+//
+// Rate limits count every proof per (source, key), but count against the
+// source as a whole only the attempts that fail or bring an unbound key:
+// behind a NAT, one noisy key must not lock out the bound keys of others.
 func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
 	ctx := c.ctx
+	p := c.s.policy()
 	fp := gossh.FingerprintSHA256(key)
 	ev := c.authEvent(fp)
-	req, msg, err := c.parseRequest(meta.User())
+	req, msg, err := c.parseRequest(p, meta.User())
 	ev.Resource = req.resource()
 	if err != nil {
-		return nil, c.deny(ctx, ev, msg, err.Error())
+		return nil, c.fail(ctx, ev, msg, err.Error())
 	}
 	ev.Action = req.action()
-	if err := c.s.limiter.allow(ctx, "auth", c.remote.String(), fp); err != nil {
+	if err := c.s.limiter.keyProof(ctx, c.remote.String(), fp); err != nil {
 		return nil, c.deny(ctx, ev, limitMsg(err), "auth rate limit: "+err.Error())
 	}
 	who, err := c.s.bindings.Lookup(ctx, fp)
 	switch {
-	case errors.Is(err, store.ErrNotFound) || errors.Is(err, identity.ErrNotFound):
+	case errors.Is(err, identity.ErrNotFound):
+		if err := c.s.limiter.failure(ctx, c.remote.String()); err != nil {
+			return nil, c.deny(ctx, ev, limitMsg(err), "auth rate limit: "+err.Error())
+		}
 		return nil, c.askApproval(fp, req)
 	case err != nil:
 		return nil, c.deny(ctx, ev, msgUnavailable, "key binding lookup: "+err.Error())
 	}
 	ev.Actor = who.Email
 	if msg, why := c.s.checkLock(ctx, who.Email); msg != "" {
-		return nil, c.deny(ctx, ev, msg, why)
+		return nil, c.fail(ctx, ev, msg, why)
 	}
 	if req.target == nil {
-		return c.finish(ev, &authResult{who: who, fp: fp, method: "publickey"})
+		return c.finish(ev, &authResult{who: who, fp: fp, method: "publickey", pol: p})
 	}
-	d := authz.DecideTarget(who, req.target.cfg, req.login, c.s.defaultMFA, c.s.now())
+	d := authz.DecideTarget(who, req.target.cfg, req.login, p.defaultMFA, c.s.now())
 	switch {
 	case d.Allow && !d.EveryConnection:
-		return c.finish(ev, &authResult{who: who, fp: fp, login: req.login, target: req.target, method: "publickey"})
+		return c.finish(ev, &authResult{who: who, fp: fp, login: req.login, target: req.target, method: "publickey", pol: p})
 	case d.Allow || d.NeedMFA:
 		// Per-connection MFA or a stale assertion: ask again.
 		return nil, c.askApproval(fp, req)
 	default:
-		return nil, c.deny(ctx, ev, denyMsg(req), d.Reason)
+		return nil, c.fail(ctx, ev, denyMsg(req), d.Reason)
 	}
+}
+
+// fail is deny for an attempt that counts against its source's failure
+// limit. The count only shapes later attempts: this one is refused anyway.
+func (c *conn) fail(ctx context.Context, ev audit.Event, msg, why string) error {
+	if err := c.s.limiter.failure(ctx, c.remote.String()); err != nil && !errors.Is(err, errRateLimited) {
+		c.log.WarnContext(ctx, "Cannot count a failed SSH authentication.", "error", err)
+	}
+	return c.deny(ctx, ev, msg, why)
 }
 
 // askApproval answers a verified key with partial success: the client must
@@ -210,14 +233,14 @@ func (c *conn) finish(ev audit.Event, a *authResult) (*gossh.Permissions, error)
 	ev.Decision, ev.Reason = audit.Allow, "authenticated by "+a.method
 	if err := c.s.audit.Log(ctx, ev); err != nil {
 		// No audit trail, no access.
-		c.log.Error("Cannot write audit event; refusing login.", "error", err)
+		c.log.ErrorContext(ctx, "Cannot write audit event; refusing login.", "error", err)
 		if a.up != nil {
 			a.up.Close()
 		}
 		return nil, refuse(msgUnavailable)
 	}
 	c.authenticated(a)
-	c.log.Info("SSH login.", "user", a.who.Email, "target", a.targetName(), "login", a.login, "method", a.method)
+	c.log.InfoContext(ctx, "SSH login.", "user", a.who.Email, "target", a.targetName(), "login", a.login, "method", a.method)
 	groups, _ := json.Marshal(a.who.Groups)
 	return &gossh.Permissions{Extensions: map[string]string{
 		extEmail:   a.who.Email,
@@ -273,7 +296,7 @@ func (c *conn) deny(ctx context.Context, ev audit.Event, msg, why string) error 
 // refusal or has already failed closed).
 func (s *Server) logAudit(ctx context.Context, e audit.Event) {
 	if err := s.audit.Log(context.WithoutCancel(ctx), e); err != nil {
-		s.log.Error("Cannot write audit event.", "type", e.Type, "error", err)
+		s.log.ErrorContext(ctx, "Cannot write audit event.", "type", e.Type, "error", err)
 	}
 }
 
@@ -309,13 +332,13 @@ func limitMsg(err error) string {
 	return msgUnavailable
 }
 
-// mfaMaxAge returns the MFA age limit that applies to t (nil: the
-// default).
-func (s *Server) mfaMaxAge(t *target) time.Duration {
+// mfaMaxAge returns the MFA age limit that applies to t under p (t nil:
+// the default).
+func (p *policy) mfaMaxAge(t *target) time.Duration {
 	if t != nil && t.cfg.MFAMaxAge.D() > 0 {
 		return t.cfg.MFAMaxAge.D()
 	}
-	return s.defaultMFA
+	return p.defaultMFA
 }
 
 // everyConnection reports whether t wants an approval for every connection.

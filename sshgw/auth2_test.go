@@ -147,33 +147,6 @@ func TestBoundKeyDecisions(t *testing.T) {
 	}
 }
 
-func TestRateLimitPerSource(t *testing.T) {
-	e := newEnv(t, Limits{AuthPerSource: Limit{N: 2, Window: time.Minute}}, nil)
-	key := newSigner(t)
-	e.bind(key, alice)
-	for i := range 3 {
-		c := &client{user: "ubuntu@prod", key: key, noKbd: true}
-		cl, err := e.dial(c)
-		if i < 2 {
-			if err != nil {
-				t.Fatalf("attempt %d: %v", i, err)
-			}
-			cl.Close()
-			continue
-		}
-		if err == nil {
-			cl.Close()
-			t.Fatal("third attempt in the window succeeded")
-		}
-		if !strings.Contains(c.banner(), msgRateLimited) {
-			t.Errorf("banner = %q", c.banner())
-		}
-	}
-	e.audit.waitFor(t, "rate limit refusal", func(ev audit.Event) bool {
-		return ev.Type == "ssh.auth" && ev.Decision == audit.Deny && strings.HasPrefix(ev.Reason, "auth rate limit")
-	})
-}
-
 func TestRateLimitApprovalsPerKey(t *testing.T) {
 	e := newEnv(t, Limits{ApprovalPerKey: Limit{N: 1, Window: time.Minute}}, nil)
 	key := newSigner(t)

@@ -38,7 +38,7 @@ func TestServerConfigNeverAllowsNone(t *testing.T) {
 	e := newEnv(t, Limits{}, nil)
 	a, b := net.Pipe()
 	defer b.Close()
-	c := e.srv.newConn(context.Background(), a, &net.TCPAddr{}, nil)
+	c := e.srv.newConn(context.Background(), a, &net.TCPAddr{}, nil, nil)
 	defer c.close("")
 	cfg := c.serverConfig()
 	if cfg.NoClientAuth || cfg.NoClientAuthCallback == nil {

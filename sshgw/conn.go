@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -19,14 +21,14 @@ import (
 	"github.com/gatehouse-dev/gatehouse/authz"
 )
 
-// Time limits before a connection is authenticated.
+// Time limits around authentication. The grace time before it is
+// PreAuth.Grace.
 const (
-	// handshakeTimeout bounds key exchange and the first authentication
-	// steps of a connection.
-	handshakeTimeout = 2 * time.Minute
 	// approvalGrace is added to an approval's lifetime for the rest of the
 	// handshake once it is approved.
 	approvalGrace = 30 * time.Second
+	// noticeWait bounds how long closing waits to tell the client why.
+	noticeWait = 250 * time.Millisecond
 )
 
 // connKeyType is the type of connKey.
@@ -50,6 +52,9 @@ type conn struct {
 	// shutdown); it bounds approval waits and the upstream dial.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// release uncounts the connection from the pre-auth caps; nil for an
+	// inner ProxyJump connection, which is not counted there.
+	release func()
 
 	// auth is set once by the final authentication step, before any
 	// channel is handled. It is read by the lock watcher concurrently.
@@ -63,9 +68,10 @@ type conn struct {
 	idleTimer *time.Timer
 	lifeTimer *time.Timer
 	closed    bool
-	reverse   map[string]bool // channel types the target may open toward the client
-	tried     []string        // authentication methods the client tried (not "none")
-	denied    bool            // a refusal was audited
+	reverse   map[string]bool        // channel types the target may open toward the client
+	notices   map[io.Writer]struct{} // session stderr streams, to say why the gateway ends the connection
+	tried     []string               // authentication methods the client tried (not "none")
+	denied    bool                   // a refusal was audited
 }
 
 // authResult is what authentication established.
@@ -76,16 +82,20 @@ type authResult struct {
 	target *target // nil: list mode (no target; ProxyJump carrier)
 	up     *gossh.Client
 	method string // "publickey" or "keyboard-interactive"
+	// pol is the policy the decision was made with; a reload re-checks
+	// connections that were admitted under an older one.
+	pol *policy
 }
 
 // newConn registers a new connection on nc. parent is the outer
-// connection's context for an inner ProxyJump connection.
-func (s *Server) newConn(parent context.Context, nc net.Conn, remote net.Addr, jump *target) *conn {
-	c := &conn{s: s, id: newSessionID(), remote: remote, nc: nc, jump: jump}
+// connection's context for an inner ProxyJump connection. release uncounts
+// it from the pre-auth caps (nil: not counted).
+func (s *Server) newConn(parent context.Context, nc net.Conn, remote net.Addr, jump *target, release func()) *conn {
+	c := &conn{s: s, id: newSessionID(), remote: remote, nc: nc, jump: jump, release: release}
 	c.ctx, c.cancel = context.WithCancel(parent)
 	c.log = s.log.With("conn", c.id, "remote", remote.String())
 	c.activity.Store(s.now().UnixNano())
-	c.authTimer = time.AfterFunc(handshakeTimeout, func() { c.close("authentication timed out") })
+	c.authTimer = time.AfterFunc(s.pre.lim.Grace, c.graceExpired)
 	// Whatever ends the connection's context closes the transport.
 	context.AfterFunc(c.ctx, func() { c.close("") })
 	return c
@@ -104,7 +114,13 @@ func (s *Server) connCallback(ctx glssh.Context, nc net.Conn) net.Conn {
 	if s.ctx.Err() != nil {
 		return nil // shutting down
 	}
-	c := s.newConn(s.ctx, nc, nc.RemoteAddr(), nil)
+	release, refused := s.pre.admit(nc.RemoteAddr().String())
+	if refused != "" {
+		// Closed before the SSH handshake, as OpenSSH's MaxStartups does.
+		s.log.DebugContext(s.ctx, "Refused an SSH connection before authentication.", "remote", nc.RemoteAddr().String(), "cap", refused)
+		return nil
+	}
+	c := s.newConn(s.ctx, nc, nc.RemoteAddr(), nil, release)
 	ctx.SetValue(connKey, c)
 	// gliderlabs cancels its context when the connection ends.
 	context.AfterFunc(ctx, c.cancel)
@@ -119,18 +135,29 @@ func (c *conn) email() string {
 	return ""
 }
 
+// graceExpired closes a connection that did not authenticate in time.
+func (c *conn) graceExpired() {
+	if c.release != nil {
+		c.s.pre.graceExpired()
+	}
+	c.close("authentication timed out")
+}
+
 // extendAuth gives a pending approval time to complete.
 func (c *conn) extendAuth(until time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.authTimer != nil {
-		c.authTimer.Reset(time.Until(until) + approvalGrace)
+		c.authTimer.Reset(until.Sub(c.s.now()) + approvalGrace)
 	}
 }
 
 // authenticated records a and starts the connection's idle and lifetime
 // limits.
 func (c *conn) authenticated(a *authResult) {
+	if c.release != nil {
+		c.release()
+	}
 	c.auth.Store(a)
 	idle, life := defaultIdleTimeout, defaultMaxSession
 	if a.target != nil {
@@ -147,16 +174,21 @@ func (c *conn) authenticated(a *authResult) {
 	}
 	c.mu.Unlock()
 	c.s.track(c, true)
+	// A reload that swept the live connections while this one was being
+	// decided did not see it: check it against the policy now in force.
+	if p := c.s.policy(); a.pol != p && !c.readmit(p) {
+		c.close(reasonReload)
+	}
 }
 
 // touch records channel activity for the idle timeout.
-func (c *conn) touch() { c.activity.Store(time.Now().UnixNano()) }
+func (c *conn) touch() { c.activity.Store(c.s.now().UnixNano()) }
 
 // checkIdle closes the connection if no channel data moved for idle, and
 // otherwise re-arms its timer.
 func (c *conn) checkIdle(idle time.Duration) {
 	last := time.Unix(0, c.activity.Load())
-	left := idle - time.Since(last)
+	left := idle - c.s.now().Sub(last)
 	if left <= 0 {
 		c.close("idle timeout")
 		return
@@ -168,7 +200,9 @@ func (c *conn) checkIdle(idle time.Duration) {
 	}
 }
 
-// close ends the connection and its upstream. It is idempotent.
+// close ends the connection and its upstream. It is idempotent. A reason
+// means the gateway ends the connection: an authenticated one is then told
+// why on its open sessions and audited as ended.
 func (c *conn) close(reason string) {
 	c.mu.Lock()
 	if c.closed {
@@ -183,7 +217,17 @@ func (c *conn) close(reason string) {
 	}
 	unaudited := c.auth.Load() == nil && len(c.tried) > 0 && !c.denied
 	tried := strings.Join(c.tried, ",")
+	notices := slices.Collect(maps.Keys(c.notices))
+	c.notices = nil
 	c.mu.Unlock()
+	if c.release != nil {
+		c.release()
+	}
+	a := c.auth.Load()
+	if a != nil && reason != "" {
+		c.endEvent(context.WithoutCancel(c.ctx), a, reason)
+		tell(notices, reason)
+	}
 	if unaudited {
 		// E.g. an unapproved key in BatchMode, or a client that gave up
 		// during the approval: a failed login all the same.
@@ -197,14 +241,53 @@ func (c *conn) close(reason string) {
 	}
 	c.cancel()
 	if reason != "" {
-		c.log.Info("Closing SSH connection.", "reason", reason)
+		c.log.InfoContext(c.ctx, "Closing SSH connection.", "reason", reason)
 	}
 	_ = c.nc.Close()
-	if a := c.auth.Load(); a != nil {
+	if a != nil {
 		if a.up != nil {
 			_ = a.up.Close()
 		}
 		c.s.track(c, false)
+	}
+}
+
+// tell writes why the connection ends to each of ws (the stderr of its
+// sessions), waiting at most noticeWait: a client that reads nothing must
+// not hold the close.
+func tell(ws []io.Writer, reason string) {
+	if len(ws) == 0 {
+		return
+	}
+	line := []byte("\r\ngatehouse: connection closed: " + reason + "\r\n")
+	done := make(chan struct{}, len(ws))
+	for _, w := range ws {
+		go func() { _, _ = w.Write(line); done <- struct{}{} }()
+	}
+	timer := time.NewTimer(noticeWait)
+	defer timer.Stop()
+	for range ws {
+		select {
+		case <-done:
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// addNotice registers w (a session's stderr) to be told why the gateway
+// ends the connection; the returned function unregisters it.
+func (c *conn) addNotice(w io.Writer) func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.notices == nil {
+		c.notices = map[io.Writer]struct{}{}
+	}
+	c.notices[w] = struct{}{}
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.notices, w)
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/identity"
-	"github.com/gatehouse-dev/gatehouse/store"
 )
 
 // fakeApprovals implements approvals like identity.Approvals does: bound
@@ -131,7 +130,7 @@ func (f *fakeBindings) Lookup(_ context.Context, fp string) (authz.Subject, erro
 	defer f.mu.Unlock()
 	b, ok := f.m[fp]
 	if !ok || time.Now().After(b.expires) {
-		return authz.Subject{}, fmt.Errorf("lookup: %w", store.ErrNotFound)
+		return authz.Subject{}, fmt.Errorf("lookup: %w", identity.ErrNotFound)
 	}
 	return b.who, nil
 }

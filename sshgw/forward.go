@@ -59,11 +59,11 @@ func (c *conn) forwardChannel(nc gossh.NewChannel, a *authResult) {
 // jumpTarget finds the target a ProxyJump channel asks for: by name (any
 // port: the gateway terminates the connection itself) or by its exact
 // configured address.
-func (s *Server) jumpTarget(p directTCPIP, dest string) *target {
-	if t := s.targets[p.DestAddr]; t != nil {
+func (p *policy) jumpTarget(d directTCPIP, dest string) *target {
+	if t := p.targets[d.DestAddr]; t != nil {
 		return t
 	}
-	for _, t := range s.order {
+	for _, t := range p.order {
 		if t.cfg.Address == dest {
 			return t
 		}
@@ -73,9 +73,9 @@ func (s *Server) jumpTarget(p directTCPIP, dest string) *target {
 
 // mayUse reports whether who may use t with at least one login, MFA
 // freshness aside (the inner connection checks it).
-func (s *Server) mayUse(who authz.Subject, t *target) bool {
+func (p *policy) mayUse(who authz.Subject, t *target, now time.Time) bool {
 	for _, l := range t.cfg.Logins {
-		d := authz.DecideTarget(who, t.cfg, l, s.defaultMFA, s.now())
+		d := authz.DecideTarget(who, t.cfg, l, p.defaultMFA, now)
 		if d.Allow || d.NeedMFA {
 			return true
 		}
@@ -94,14 +94,15 @@ func (c *conn) jumpChannel(nc gossh.NewChannel, a *authResult) {
 		return
 	}
 	details := map[string]string{"destination": sanitize(dest)}
-	t := c.s.jumpTarget(p, dest)
+	pol := c.s.policy()
+	t := pol.jumpTarget(p, dest)
 	if t == nil {
 		c.channelEvent(a, audit.Deny, "jump", "unknown target", details)
 		_ = nc.Reject(gossh.Prohibited, msgUnknownTarget)
 		return
 	}
 	details["target"] = t.cfg.Name
-	if !c.s.mayUse(a.who, t) {
+	if !pol.mayUse(a.who, t, c.s.now()) {
 		c.channelEvent(a, audit.Deny, "jump", "not allowed on target "+t.cfg.Name, details)
 		_ = nc.Reject(gossh.Prohibited, msgNotAllowed)
 		return
@@ -113,12 +114,12 @@ func (c *conn) jumpChannel(nc gossh.NewChannel, a *authResult) {
 	go gossh.DiscardRequests(reqs)
 	c.channelEvent(a, audit.Allow, "jump", "", details)
 	cc := &chanConn{Channel: ch, local: jumpAddr{dest}, remote: c.remote}
-	inner := c.s.newConn(c.ctx, cc, c.remote, t)
+	inner := c.s.newConn(c.ctx, cc, c.remote, t, nil)
 	cc.gone = inner.cancel
 	defer inner.close("")
 	sc, chans, greqs, err := gossh.NewServerConn(newCoalescer(cc), inner.serverConfig())
 	if err != nil {
-		inner.log.Debug("Inner ProxyJump handshake ended without a session.", "error", err)
+		inner.log.DebugContext(inner.ctx, "Inner ProxyJump handshake ended without a session.", "error", err)
 		return
 	}
 	defer sc.Close()

@@ -124,7 +124,7 @@ func TestHostCertificatePrincipals(t *testing.T) {
 		want []string
 	}{
 		{nil, []string{"gate.test", "127.0.0.1"}},
-		{e.srv.targets["prod"], []string{"prod", "127.0.0.1"}},
+		{e.srv.policy().targets["prod"], []string{"prod", "127.0.0.1"}},
 	}
 	for _, tc := range tests {
 		s, err := hostCertSigner(e.srv.keys.host, e.srv.keys.hostCA, e.srv.hostPrincipals(tc.jump), time.Now())

@@ -3,25 +3,24 @@ package sshgw
 import (
 	"context"
 	"errors"
-	"net"
-	"strconv"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/identity"
 )
 
 // counter is the subset of store.Store the rate limiter uses.
-type counter interface {
-	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
-}
+type counter = identity.Counter
 
-// Limit allows at most N events per fixed Window.
-type Limit struct {
-	N      int64
-	Window time.Duration
-}
+// Limit allows at most N events per fixed Window. It is identity's, so both
+// doors count windows and bucket sources (IPv6 per /64) the same way.
+type Limit = identity.Limit
 
-// Default limits. Authentication attempts count every public key the
-// client proves and every approval it starts; approvals count only the
-// approvals started, which each need a person at a browser.
+// Default limits. AuthPerSource counts the failed attempts from one source
+// (an unbound key, a refusal): a key with a valid binding is not counted
+// there, so one noisy key behind a NAT does not lock out every other key
+// from that address. AuthPerKey counts every key proof per (source, key).
+// Approvals count only the approvals started, which each need a person at a
+// browser.
 var (
 	DefaultAuthPerSource     = Limit{N: 300, Window: time.Minute}
 	DefaultAuthPerKey        = Limit{N: 120, Window: time.Minute}
@@ -37,52 +36,47 @@ type Limits struct {
 }
 
 func (l Limits) withDefaults() Limits {
-	def := func(v *Limit, d Limit) {
-		if v.N <= 0 || v.Window <= 0 {
-			*v = d
-		}
-	}
-	def(&l.AuthPerSource, DefaultAuthPerSource)
-	def(&l.AuthPerKey, DefaultAuthPerKey)
-	def(&l.ApprovalPerSource, DefaultApprovalPerSource)
-	def(&l.ApprovalPerKey, DefaultApprovalPerKey)
+	l.AuthPerSource = l.AuthPerSource.OrDefault(DefaultAuthPerSource)
+	l.AuthPerKey = l.AuthPerKey.OrDefault(DefaultAuthPerKey)
+	l.ApprovalPerSource = l.ApprovalPerSource.OrDefault(DefaultApprovalPerSource)
+	l.ApprovalPerKey = l.ApprovalPerKey.OrDefault(DefaultApprovalPerKey)
 	return l
 }
 
 // errRateLimited is returned when a limit is exceeded.
 var errRateLimited = errors.New("rate limited")
 
-// limiter counts events per source and per key in fixed windows in the
-// store, so that every replica shares the counts.
+// limiter counts events in fixed windows in the store, so that every
+// replica shares the counts. A store error is returned too: callers fail
+// closed.
 type limiter struct {
 	c      counter
 	limits Limits
 	now    func() time.Time
 }
 
-// allow counts one event of kind ("auth" or "approval") for source and key
-// fingerprint and returns errRateLimited (naming which limit) when either
-// count is over its limit. A store error is returned too: callers fail
-// closed.
-func (l *limiter) allow(ctx context.Context, kind, source, fingerprint string) error {
-	perSource, perKey := l.limits.AuthPerSource, l.limits.AuthPerKey
-	if kind == "approval" {
-		perSource, perKey = l.limits.ApprovalPerSource, l.limits.ApprovalPerKey
-	}
-	if err := l.count(ctx, kind+"/src/"+sourceBucket(source), perSource); err != nil {
+// keyProof counts one proven key from source, per (source, key): one key
+// that hammers the gateway is limited without touching other keys.
+func (l *limiter) keyProof(ctx context.Context, source, fingerprint string) error {
+	return l.count(ctx, "auth/key/"+identity.SourceKey(source)+"/"+fingerprint, l.limits.AuthPerKey)
+}
+
+// failure counts one failed or unbound attempt from source, and refuses
+// when the source has too many.
+func (l *limiter) failure(ctx context.Context, source string) error {
+	return l.count(ctx, "auth/src/"+identity.SourceKey(source), l.limits.AuthPerSource)
+}
+
+// approval counts one approval started from source for a key.
+func (l *limiter) approval(ctx context.Context, source, fingerprint string) error {
+	if err := l.count(ctx, "approval/src/"+identity.SourceKey(source), l.limits.ApprovalPerSource); err != nil {
 		return err
 	}
-	if fingerprint == "" {
-		return nil
-	}
-	return l.count(ctx, kind+"/key/"+fingerprint, perKey)
+	return l.count(ctx, "approval/key/"+fingerprint, l.limits.ApprovalPerKey)
 }
 
 func (l *limiter) count(ctx context.Context, what string, lim Limit) error {
-	now := l.now()
-	window := now.Truncate(lim.Window).Unix()
-	key := "sshgw/rate/" + what + "/" + strconv.FormatInt(window, 10)
-	n, err := l.c.Incr(ctx, key, lim.Window+time.Second)
+	n, _, err := lim.Count(ctx, l.c, l.now(), "sshgw/rate/"+what)
 	if err != nil {
 		return err
 	}
@@ -90,22 +84,4 @@ func (l *limiter) count(ctx context.Context, what string, lim Limit) error {
 		return errRateLimited
 	}
 	return nil
-}
-
-// sourceBucket reduces a remote address to what a limit counts: the IPv4
-// address, or the /64 of an IPv6 address (one host usually owns a /64).
-func sourceBucket(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	ip := net.ParseIP(host)
-	switch {
-	case ip == nil:
-		return "unknown"
-	case ip.To4() != nil:
-		return ip.To4().String()
-	default:
-		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
-	}
 }

@@ -43,13 +43,14 @@ func (c *conn) listSession(nc gossh.NewChannel, a *authResult) {
 
 // listing renders the targets and logins who may use.
 func (s *Server) listing(who authz.Subject) string {
+	p := s.policy()
 	var b strings.Builder
 	fmt.Fprintf(&b, "Gatehouse: targets for %s\n", sanitize(who.Email))
 	n := 0
-	for _, t := range s.order {
+	for _, t := range p.order {
 		var logins []string
 		for _, l := range t.cfg.Logins {
-			d := authz.DecideTarget(who, t.cfg, l, s.defaultMFA, s.now())
+			d := authz.DecideTarget(who, t.cfg, l, p.defaultMFA, s.now())
 			if d.Allow || d.NeedMFA {
 				logins = append(logins, l)
 			}
@@ -64,7 +65,7 @@ func (s *Server) listing(who authz.Subject) string {
 		b.WriteString("  (no targets)\n")
 		return b.String()
 	}
-	gw := gatewayNames(s.cfg)[0]
-	fmt.Fprintf(&b, "Connect with: ssh -p %s LOGIN@TARGET@%s  or  ssh -J %s:%s LOGIN@TARGET\n", sshPort(s.cfg), gw, gw, sshPort(s.cfg))
+	gw := gatewayNames(p.cfg)[0]
+	fmt.Fprintf(&b, "Connect with: ssh -p %s LOGIN@TARGET@%s  or  ssh -J %s:%s LOGIN@TARGET\n", sshPort(p.cfg), gw, gw, sshPort(p.cfg))
 	return b.String()
 }

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	glssh "github.com/gliderlabs/ssh"
+	"github.com/prometheus/client_golang/prometheus"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
@@ -71,6 +73,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Limits are the authentication rate limits; zero fields take defaults.
 	Limits Limits
+	// PreAuth caps connections that have not authenticated yet; zero
+	// fields take defaults (OpenSSH's MaxStartups 10:30:100, 10 per
+	// source, 30s to authenticate).
+	PreAuth PreAuth
+	// Metrics, if set, receives the gateway's Prometheus metrics (pre-auth
+	// refusals and unauthenticated connections); nil registers none.
+	Metrics prometheus.Registerer
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -78,14 +87,12 @@ type Config struct {
 // defaultMFAMaxAge applies when mfa.max_age is not set.
 const defaultMFAMaxAge = 12 * time.Hour
 
-// Server is the SSH bastion. Create it with New, run it with Serve and stop
-// it with Shutdown.
+// Server is the SSH bastion. Create it with New, run it with Serve, apply
+// a new config with Reload and stop it with Shutdown.
 type Server struct {
-	cfg        *config.Config
-	targets    map[string]*target
-	order      []*target // targets in config order, for listings
-	keys       *keys
-	defaultMFA time.Duration
+	pol  atomic.Pointer[policy] // the policy in force; see Reload
+	keys *keys
+	pre  *preauth
 
 	approvals approvals
 	bindings  keyBindings
@@ -125,28 +132,32 @@ func New(c Config) (*Server, error) {
 	if dataDir == "" {
 		dataDir = c.Cfg.DataDir
 	}
+	pol, err := buildPolicy(c.Cfg)
+	if err != nil {
+		return nil, err
+	}
+	pre, err := newPreauth(c.PreAuth, c.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("sshgw: metrics: %w", err)
+	}
 	k, err := loadKeys(dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("sshgw: %w", err)
 	}
 	s := &Server{
-		cfg:        c.Cfg,
-		targets:    map[string]*target{},
-		keys:       k,
-		defaultMFA: c.Cfg.MFA.MaxAge.D(),
-		approvals:  c.Approvals,
-		bindings:   c.Keys,
-		locks:      c.Locks,
-		store:      c.Store,
-		audit:      c.Audit,
-		log:        c.Logger,
-		now:        c.Now,
-		live:       map[*conn]struct{}{},
-		listeners:  map[net.Listener]struct{}{},
+		keys:      k,
+		pre:       pre,
+		approvals: c.Approvals,
+		bindings:  c.Keys,
+		locks:     c.Locks,
+		store:     c.Store,
+		audit:     c.Audit,
+		log:       c.Logger,
+		now:       c.Now,
+		live:      map[*conn]struct{}{},
+		listeners: map[net.Listener]struct{}{},
 	}
-	if s.defaultMFA <= 0 {
-		s.defaultMFA = defaultMFAMaxAge
-	}
+	s.pol.Store(pol)
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -154,17 +165,6 @@ func New(c Config) (*Server, error) {
 		s.now = time.Now
 	}
 	s.limiter = &limiter{c: c.Store, limits: c.Limits.withDefaults(), now: s.now}
-	for i := range c.Cfg.Targets {
-		t, err := newTarget(fmt.Sprintf("targets[%d]", i), &c.Cfg.Targets[i])
-		if err != nil {
-			return nil, fmt.Errorf("sshgw: %w", err)
-		}
-		if s.targets[t.cfg.Name] != nil {
-			return nil, fmt.Errorf("sshgw: targets[%d].name: %q is used twice", i, t.cfg.Name)
-		}
-		s.targets[t.cfg.Name] = t
-		s.order = append(s.order, t)
-	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.gl = &glssh.Server{
 		Version:              "Gatehouse",
@@ -244,7 +244,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err != nil {
 		// Deadline passed: cut the remaining connections.
 		_ = s.gl.Close()
-		s.closeAll(func(*conn) bool { return true })
+		s.closeAll(func(*conn) bool { return true }, "gateway shutting down")
 	}
 	s.wg.Wait()
 	return err
@@ -260,13 +260,13 @@ func (s *Server) watchLocks() {
 			s.log.ErrorContext(s.ctx, "Cannot subscribe to lock notifications; retrying.", "error", err)
 			select {
 			case <-s.ctx.Done():
-			case <-time.After(time.Second):
+			case <-time.After(time.Second): // a real pause between retries, not a clock reading
 			}
 			continue
 		}
 		for m := range msgs {
 			email := string(m)
-			n := s.closeAll(func(c *conn) bool { return c.email() == email })
+			n := s.closeAll(func(c *conn) bool { return c.email() == email }, "account locked")
 			if n > 0 {
 				s.log.InfoContext(s.ctx, "Closed connections of a locked person.", "user", email, "connections", n)
 			}
@@ -274,9 +274,10 @@ func (s *Server) watchLocks() {
 	}
 }
 
-// closeAll closes every live connection for which match is true and
-// returns how many.
-func (s *Server) closeAll(match func(*conn) bool) int {
+// closeAll closes every live connection for which match is true, telling
+// the client and the audit log reason, and returns how many. They close
+// in parallel: telling each client waits a moment at most.
+func (s *Server) closeAll(match func(*conn) bool, reason string) int {
 	s.mu.Lock()
 	var hit []*conn
 	for c := range s.live {
@@ -285,9 +286,11 @@ func (s *Server) closeAll(match func(*conn) bool) int {
 		}
 	}
 	s.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, c := range hit {
-		c.close("locked or shutting down")
+		wg.Go(func() { c.close(reason) })
 	}
+	wg.Wait()
 	return len(hit)
 }
 
@@ -304,7 +307,7 @@ func (s *Server) track(c *conn, add bool) {
 // connFailed logs a handshake that did not complete (auth refused, client
 // gone, protocol error). Refusals are audited where they are decided.
 func (s *Server) connFailed(nc net.Conn, err error) {
-	s.log.Debug("SSH handshake ended without a session.", "remote", nc.RemoteAddr().String(), "error", err)
+	s.log.DebugContext(s.ctx, "SSH handshake ended without a session.", "remote", nc.RemoteAddr().String(), "error", err)
 }
 
 // serverConfig is gliderlabs' ServerConfigCallback: the SSH settings and

@@ -25,7 +25,7 @@ var upstreamSessionRequests = map[string]bool{
 func (c *conn) relaySession(sc *gossh.ServerConn, nc gossh.NewChannel, a *authResult) {
 	up, upReqs, err := a.up.OpenChannel("session", nil)
 	if err != nil {
-		c.log.Warn("Target refused a session channel.", "error", err)
+		c.log.WarnContext(c.ctx, "Target refused a session channel.", "error", err)
 		_ = nc.Reject(gossh.ConnectionFailed, "target refused the session")
 		return
 	}
@@ -34,6 +34,7 @@ func (c *conn) relaySession(sc *gossh.ServerConn, nc gossh.NewChannel, a *authRe
 		_ = up.Close()
 		return
 	}
+	defer c.addNotice(down.Stderr())()
 	var out sync.WaitGroup // target -> client data
 	out.Add(2)
 	go func() { defer out.Done(); c.pipe(down, up) }()

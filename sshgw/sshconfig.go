@@ -18,7 +18,7 @@ func (s *Server) hostPrincipals(jump *target) []string {
 	if jump != nil {
 		return dedupe([]string{jump.cfg.Name, strings.ToLower(jump.addrHost)})
 	}
-	return gatewayNames(s.cfg)
+	return gatewayNames(s.policy().cfg)
 }
 
 func gatewayNames(cfg *config.Config) []string {
