@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -49,8 +50,10 @@ func (ps Problems) Error() string {
 	return strings.Join(s, "\n")
 }
 
-// LoadFile reads, strictly decodes and validates the config at path. On any
-// problem it returns a Problems error listing all of them.
+// LoadFile reads, strictly decodes, resolves defaults in and validates the
+// config at path, and checks the files it names (CheckFiles). On any
+// problem it returns a Problems error listing all of them. check-config,
+// serve and reload all run it, so they refuse exactly the same configs.
 func LoadFile(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -64,11 +67,15 @@ func LoadFile(path string) (*Config, error) {
 	if buf.Len() > maxConfigSize {
 		return nil, fmt.Errorf("read config: larger than %d bytes", maxConfigSize)
 	}
-	return Load(buf.Bytes())
+	return load(buf.Bytes(), true)
 }
 
-// Load strictly decodes and validates a YAML document.
-func Load(data []byte) (*Config, error) {
+// Load strictly decodes a YAML document, resolves its defaults
+// (ApplyDefaults) and validates it. It reads no other file: the files the
+// config names are checked by LoadFile.
+func Load(data []byte) (*Config, error) { return load(data, false) }
+
+func load(data []byte, checkFiles bool) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, Problems{{Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
@@ -91,6 +98,7 @@ func Load(data []byte) (*Config, error) {
 			probs = append(probs, idx.fromDecodeError(m))
 		}
 	}
+	c.ApplyDefaults()
 	// Validate even when keys were unknown or mistyped, so that one pass
 	// reports everything; but skip a validation problem under a path that
 	// already failed to decode, since its value is missing rather than wrong.
@@ -106,6 +114,21 @@ func Load(data []byte) (*Config, error) {
 			p.Line = idx.line(p.Path)
 		}
 		probs = append(probs, p)
+	}
+	if checkFiles {
+		// A file is not read when its path was already refused; only the
+		// exact path counts here, so that refusing redis as a whole still
+		// reports an unreadable redis.password_file.
+		for _, p := range probs {
+			failed[p.Path] = true
+		}
+		for _, p := range c.checkFiles(time.Now()) {
+			if failed[p.Path] {
+				continue
+			}
+			p.Line = idx.line(p.Path)
+			probs = append(probs, p)
+		}
 	}
 	if len(probs) > 0 {
 		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })

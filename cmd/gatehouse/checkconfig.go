@@ -7,7 +7,6 @@ import (
 	"io"
 
 	"github.com/gatehouse-dev/gatehouse/config"
-	"github.com/gatehouse-dev/gatehouse/proxy"
 )
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
@@ -40,16 +39,13 @@ func parseFlags(fs *flag.FlagSet, args []string, synopsis string) (int, bool) {
 	return 0, true
 }
 
-// loadConfig loads, validates and preflights the config at path. On
-// problems it prints each as "FILE:LINE: path: message" to stderr and
-// reports false.
+// loadConfig loads the config at path with config.LoadFile: defaults
+// resolved, validated, and the files it names checked. check-config, serve,
+// reload and the admin commands all come through here, so they refuse the
+// same configs. On problems it prints each as "FILE:LINE: path: message"
+// to stderr and reports false.
 func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
 	cfg, err := config.LoadFile(path)
-	if err == nil {
-		if ps := proxy.CheckTLSFiles(cfg); len(ps) > 0 {
-			err = ps
-		}
-	}
 	if err == nil {
 		return cfg, true
 	}

@@ -1,0 +1,80 @@
+package config
+
+import "time"
+
+// The documented defaults (README.md, "Configuration" reference). They are
+// resolved once, by ApplyDefaults at load, so that a field documented
+// "default 12h" is 12h for every consumer: no consumer re-defaults, and two
+// doors cannot disagree about what an absent key means.
+const (
+	DefaultShutdownTimeout = 15 * time.Second
+	DefaultAdminAddr       = "127.0.0.1:9090"
+	DefaultTLSMinVersion   = "1.2"
+	// DefaultACMEDirectory is Let's Encrypt's production directory (the
+	// value of certmagic.LetsEncryptProductionCA, which config may not
+	// import).
+	DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
+	DefaultGroupsClaim   = "groups"
+	DefaultMFAMaxAge     = 12 * time.Hour
+	DefaultRouteTimeout  = 30 * time.Second
+	DefaultIdleTimeout   = 30 * time.Minute
+	DefaultMaxSession    = 12 * time.Hour
+	DefaultLogFormat     = "json"
+	DefaultLogLevel      = "info"
+)
+
+// DefaultScopes are the OIDC scopes requested when sso.scopes is empty.
+func DefaultScopes() []string { return []string{"openid", "email", "profile", "groups"} }
+
+// ApplyDefaults replaces every zero field that has a documented default by
+// that default. Load and LoadFile call it before validating; callers that
+// build a Config in code call it themselves. It is idempotent.
+//
+// Inheritance follows the reference: a route's or target's zero
+// mfa_max_age is mfa.max_age, a path rule's is its route's. Fields whose
+// zero is meaningful stay zero: an empty listen address is "off", zero
+// retention is "keep", redis.db 0 is database 0.
+func (c *Config) ApplyDefaults() {
+	setDuration(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	setString(&c.Listen.Admin, DefaultAdminAddr)
+	setString(&c.TLS.MinVersion, DefaultTLSMinVersion)
+	if c.TLS.Mode == TLSModeACME {
+		setString(&c.TLS.ACME.Directory, DefaultACMEDirectory)
+	}
+	setString(&c.SSO.GroupsClaim, DefaultGroupsClaim)
+	if len(c.SSO.Scopes) == 0 {
+		c.SSO.Scopes = DefaultScopes()
+	}
+	setDuration(&c.MFA.MaxAge, DefaultMFAMaxAge)
+	setString(&c.WebAuthn.Enrollment, EnrollmentOpen)
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		setDuration(&r.MFAMaxAge, c.MFA.MaxAge.D())
+		setDuration(&r.Timeout, DefaultRouteTimeout)
+		for j := range r.Paths {
+			setDuration(&r.Paths[j].MFAMaxAge, r.MFAMaxAge.D())
+		}
+	}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		setString(&t.MFA, MFAMaxAge)
+		setDuration(&t.MFAMaxAge, c.MFA.MaxAge.D())
+		setString(&t.Record, RecordRequired)
+		setDuration(&t.IdleTimeout, DefaultIdleTimeout)
+		setDuration(&t.MaxSession, DefaultMaxSession)
+	}
+	setString(&c.Log.Format, DefaultLogFormat)
+	setString(&c.Log.Level, DefaultLogLevel)
+}
+
+func setString(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
+func setDuration(d *Duration, def time.Duration) {
+	if *d == 0 {
+		*d = Duration(def)
+	}
+}
