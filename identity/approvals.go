@@ -63,10 +63,16 @@ type Approval struct {
 	Groups   []string
 	MFAAt    time.Time
 	Approved bool
-	// What is being approved, for the page.
+	// What is being approved, for the page: the page shows where the
+	// connection comes from so that a forwarded link stands out.
 	KeyFingerprint string
 	Target, Login  string
 	Source         string
+	// Created is when the connection asked for approval.
+	Created time.Time
+	// CodeAttemptsLeft is how many wrong codes ApproveWithCode still
+	// accepts before it cancels the approval.
+	CodeAttemptsLeft int
 }
 
 // approvalRec is the stored form.
@@ -84,6 +90,8 @@ type approvalRec struct {
 	Email          string    `json:"email,omitempty"`
 	Groups         []string  `json:"groups,omitempty"`
 	MFAAt          time.Time `json:"mfa_at,omitzero"`
+	// Attempts counts wrong codes typed in ApproveWithCode.
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // Approvals creates and resolves connection-bound SSH approvals kept in the
@@ -171,6 +179,7 @@ func (a *Approvals) view(id string, r *approvalRec) *Approval {
 		ID: id, Code: r.Code, URL: a.baseURL + id, Expires: r.Expires, State: r.State,
 		Email: r.Email, Groups: slices.Clone(r.Groups), MFAAt: r.MFAAt, Approved: r.State == ApprovalApproved,
 		KeyFingerprint: r.KeyFingerprint, Target: r.Target, Login: r.Login, Source: r.Source,
+		Created: r.Created, CodeAttemptsLeft: max(MaxCodeAttempts-r.Attempts, 0),
 	}
 }
 
@@ -207,9 +216,18 @@ func (a *Approvals) Get(ctx context.Context, id string) (*Approval, error) {
 }
 
 // CheckCode reports whether typed matches the approval's code (case, spaces
-// and dashes ignored; constant-time).
+// and dashes ignored; constant-time). It counts nothing: the approve page
+// uses ApproveWithCode, which limits the attempts.
 func CheckCode(ap *Approval, typed string) bool {
-	if ap == nil || len(typed) > 64 {
+	if ap == nil {
+		return false
+	}
+	return codeMatches(ap.Code, typed)
+}
+
+// codeMatches compares a typed code with the issued one in constant time.
+func codeMatches(code, typed string) bool {
+	if len(typed) > 64 {
 		return false
 	}
 	norm := func(s string) []byte {
@@ -223,13 +241,13 @@ func CheckCode(ap *Approval, typed string) bool {
 			return r
 		}, s))
 	}
-	want := norm(ap.Code)
+	want := norm(code)
 	return len(want) == codeLen && subtle.ConstantTimeCompare(norm(typed), want) == 1
 }
 
 // Approve marks a pending approval approved by s. The caller has verified
 // that s comes from a full session with a fresh assertion and that the
-// person confirmed the code. It fails with ErrNotFound when the approval is
+// person typed the code (ApproveWithCode does that check itself). It fails with ErrNotFound when the approval is
 // unknown, expired or already decided, and ErrLocked for a locked account.
 func (a *Approvals) Approve(ctx context.Context, id string, s authz.Subject) error {
 	return a.decide(ctx, id, s, ApprovalApproved)
