@@ -93,17 +93,9 @@ func TestApproveWithCode(t *testing.T) {
 				t.Errorf("audit event carries the code: %+v", ev)
 			}
 		}
-	})
-}
 
-// TestApproveWithCodeLocked: the right code does not approve for a locked
-// account.
-func TestApproveWithCodeLocked(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newBubbleEnv(t)
-		ap, _ := NewApprovals(e.d, "https://gate.example.com")
-		ctx := context.Background()
-		a, _ := ap.Create(ctx, sshReq())
+		// The right code does not approve for a locked account.
+		c, _ := ap.Create(ctx, sshReq())
 		m, err := NewSessions(e.d, SessionOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -116,7 +108,7 @@ func TestApproveWithCodeLocked(t *testing.T) {
 		if err := locks.Lock(ctx, "ann@example.com", "admin", "test"); err != nil {
 			t.Fatal(err)
 		}
-		if err := ap.ApproveWithCode(ctx, a.ID, approver(), a.Code); !errors.Is(err, ErrLocked) {
+		if err := ap.ApproveWithCode(ctx, c.ID, approver(), c.Code); !errors.Is(err, ErrLocked) {
 			t.Errorf("locked ApproveWithCode = %v, want ErrLocked", err)
 		}
 	})

@@ -65,20 +65,24 @@ func TestBoundHandoff(t *testing.T) {
 
 	// A wrong or missing nonce (another browser) fails and burns the code:
 	// the right browser cannot use it afterwards either.
-	for name, try := range map[string]func(code string) error{
-		"another browser's nonce": func(c string) error { _, _, err := m.RedeemBoundHandoff(ctx, c, app, other); return err },
-		"no nonce":                func(c string) error { _, _, err := m.RedeemBoundHandoff(ctx, c, app, ""); return err },
-		"oversized nonce":         func(c string) error { _, _, err := m.RedeemBoundHandoff(ctx, c, app, strings.Repeat(mine, 4)); return err },
-		"the binding as nonce":    func(c string) error { _, _, err := m.RedeemBoundHandoff(ctx, c, app, HandoffBinding(mine)); return err },
-		"unbound redemption":      func(c string) error { _, _, err := m.RedeemHandoff(ctx, c, app); return err },
-		"right nonce, other host": func(c string) error { _, _, err := m.RedeemBoundHandoff(ctx, c, "evil.example.com", mine); return err },
+	redeem := func(c, host, nonce string) error { _, _, err := m.RedeemBoundHandoff(ctx, c, host, nonce); return err }
+	for _, tt := range []struct {
+		name string
+		try  func(code string) error
+	}{
+		{"another browser's nonce", func(c string) error { return redeem(c, app, other) }},
+		{"no nonce", func(c string) error { return redeem(c, app, "") }},
+		{"oversized nonce", func(c string) error { return redeem(c, app, strings.Repeat(mine, 4)) }},
+		{"the binding as nonce", func(c string) error { return redeem(c, app, HandoffBinding(mine)) }},
+		{"right nonce, other host", func(c string) error { return redeem(c, "evil.example.com", mine) }},
+		{"unbound redemption", func(c string) error { _, _, err := m.RedeemHandoff(ctx, c, app); return err }},
 	} {
 		code := issue()
-		if err := try(code); !errors.Is(err, ErrNotFound) {
-			t.Errorf("%s: %v, want ErrNotFound", name, err)
+		if err := tt.try(code); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: %v, want ErrNotFound", tt.name, err)
 		}
-		if _, _, err := m.RedeemBoundHandoff(ctx, code, app, mine); !errors.Is(err, ErrNotFound) {
-			t.Errorf("%s: code not burnt, right browser then got %v", name, err)
+		if err := redeem(code, app, mine); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: code not burnt, right browser then got %v", tt.name, err)
 		}
 	}
 
