@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -69,5 +70,35 @@ func TestSourceKey(t *testing.T) {
 		if got := SourceKey(in); got != want {
 			t.Errorf("SourceKey(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// countStore counts Incr calls per key, as the store does.
+type countStore map[string]int64
+
+func (c countStore) Incr(_ context.Context, key string, _ time.Duration) (int64, error) {
+	c[key]++
+	return c[key], nil
+}
+
+func TestLimitCount(t *testing.T) {
+	lim := Limit{N: 2, Window: time.Minute}
+	c := countStore{}
+	start := time.Date(2030, 1, 1, 9, 0, 15, 0, time.UTC)
+	for i, want := range []int64{1, 2, 3} {
+		n, left, err := lim.Count(context.Background(), c, start, "k")
+		if err != nil || n != want || left != 45*time.Second {
+			t.Errorf("count %d = %d, %v, %v; want %d, 45s", i+1, n, left, err, want)
+		}
+	}
+	// The next window counts from one; other keys are apart.
+	if n, _, _ := lim.Count(context.Background(), c, start.Add(45*time.Second), "k"); n != 1 {
+		t.Errorf("next window = %d, want 1", n)
+	}
+	if n, _, _ := lim.Count(context.Background(), c, start, "other"); n != 1 {
+		t.Errorf("other key = %d, want 1", n)
+	}
+	if got := (Limit{}).OrDefault(lim); got != lim {
+		t.Errorf("zero Limit OrDefault = %v", got)
 	}
 }

@@ -52,7 +52,8 @@ func fresh(s authz.Subject) *authz.Subject {
 // and postgres, one forward, env ALLOWED), every (mfa every_connection),
 // badkey (pinned to the wrong key), viaca (host_ca) and open (remote and
 // agent forwarding, x11 on). mutate may change the config before New.
-func newEnv(t *testing.T, limits Limits, mutate func(*config.Config)) *env {
+// Each of opts may change the gateway's Config before New.
+func newEnv(t *testing.T, limits Limits, mutate func(*config.Config), opts ...func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, dataDir: t.TempDir(), approvals: newFakeApprovals(), binds: newFakeBindings(),
 		locks: &fakeLocks{}, audit: &fakeAudit{}}
@@ -100,8 +101,12 @@ func newEnv(t *testing.T, limits Limits, mutate func(*config.Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.store.Close() })
-	e.srv, err = New(Config{Cfg: e.cfg, Store: e.store, Approvals: e.approvals, Keys: e.binds, Locks: e.locks,
-		Audit: e.audit, Logger: testLogger(t), Limits: limits})
+	sc := Config{Cfg: e.cfg, Store: e.store, Approvals: e.approvals, Keys: e.binds, Locks: e.locks,
+		Audit: e.audit, Logger: testLogger(t), Limits: limits}
+	for _, o := range opts {
+		o(&sc)
+	}
+	e.srv, err = New(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
