@@ -19,6 +19,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/authz"
+	"github.com/gatehouse-dev/gatehouse/config"
 )
 
 // Time limits around authentication. The grace time before it is
@@ -159,7 +160,9 @@ func (c *conn) authenticated(a *authResult) {
 		c.release()
 	}
 	c.auth.Store(a)
-	idle, life := defaultIdleTimeout, defaultMaxSession
+	// A connection without a target (list mode, ProxyJump carrier) gets
+	// the defaults a target gets; each inner connection has its target's.
+	idle, life := config.DefaultIdleTimeout, config.DefaultMaxSession
 	if a.target != nil {
 		idle, life = a.target.idle, a.target.maxLife
 	}

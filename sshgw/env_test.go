@@ -96,6 +96,7 @@ func newEnv(t *testing.T, limits Limits, mutate func(*config.Config), opts ...fu
 	if mutate != nil {
 		mutate(e.cfg)
 	}
+	e.cfg.ApplyDefaults() // as config.Load does
 	e.store, err = store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)

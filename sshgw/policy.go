@@ -26,11 +26,10 @@ type policy struct {
 // buildPolicy parses cfg's targets. It changes nothing: an error leaves
 // whatever policy is in force.
 func buildPolicy(cfg *config.Config) (*policy, error) {
+	// config resolved every default at load (mfa.max_age, each target's
+	// mfa_max_age, idle_timeout, max_session): nothing is re-defaulted
+	// here, so both doors read the same values.
 	p := &policy{cfg: cfg, targets: map[string]*target{}, defaultMFA: cfg.MFA.MaxAge.D()}
-	if p.defaultMFA <= 0 {
-		// TODO(config): drop once config resolves mfa.max_age itself.
-		p.defaultMFA = defaultMFAMaxAge
-	}
 	for i := range cfg.Targets {
 		t, err := newTarget(fmt.Sprintf("targets[%d]", i), &cfg.Targets[i])
 		if err != nil {

@@ -19,6 +19,7 @@ func (e *env) reload(mutate func(*config.Config)) error {
 	c := *e.cfg
 	c.Targets = slices.Clone(e.cfg.Targets)
 	mutate(&c)
+	c.ApplyDefaults()
 	return e.srv.Reload(&c)
 }
 

@@ -59,7 +59,9 @@ var (
 
 // Config holds what New needs. Every interface field is required.
 type Config struct {
-	// Cfg is the validated configuration (targets, mfa, public_url).
+	// Cfg is the loaded configuration (targets, mfa, public_url), its
+	// defaults resolved by config (Load, or ApplyDefaults for one built in
+	// code).
 	Cfg *config.Config
 	// DataDir holds the host key and the CAs; empty means Cfg.DataDir.
 	DataDir string
@@ -83,9 +85,6 @@ type Config struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
-
-// defaultMFAMaxAge applies when mfa.max_age is not set.
-const defaultMFAMaxAge = 12 * time.Hour
 
 // Server is the SSH bastion. Create it with New, run it with Serve, apply
 // a new config with Reload and stop it with Shutdown.

@@ -15,12 +15,8 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 )
 
-// Defaults for a target's limits.
-const (
-	defaultIdleTimeout = 30 * time.Minute
-	defaultMaxSession  = 12 * time.Hour
-	dialTimeout        = 10 * time.Second
-)
+// dialTimeout bounds connecting to a target, handshake included.
+const dialTimeout = 10 * time.Second
 
 // errHostKeyMismatch means the target presented a host key that is neither
 // the pinned one nor certified by its host CA for its name or address.
@@ -69,12 +65,6 @@ func newTarget(path string, t *config.Target) (*target, error) {
 	}
 	for _, e := range t.Env {
 		tg.env[e] = true
-	}
-	if tg.idle <= 0 {
-		tg.idle = defaultIdleTimeout
-	}
-	if tg.maxLife <= 0 {
-		tg.maxLife = defaultMaxSession
 	}
 	return tg, nil
 }
