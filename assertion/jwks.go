@@ -1,4 +1,4 @@
-package proxy
+package assertion
 
 import (
 	"net/http"
@@ -12,7 +12,7 @@ const JWKSPath = "/.well-known/jwks.json"
 // JSON Web Key Set (RFC 7517), for JWKSPath on the portal host. It answers
 // GET and HEAD only. Upstreams may cache the set for five minutes; a new
 // key is published an hour before it signs anything.
-func (a *AssertionSigner) JWKS() http.Handler {
+func (a *Signer) JWKS() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")

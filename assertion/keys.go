@@ -1,4 +1,4 @@
-package proxy
+package assertion
 
 import (
 	"context"
@@ -19,13 +19,14 @@ import (
 
 // Assertion key timing. Every replica shares one key ring in the store.
 const (
-	// AssertionKeysStoreKey is the store key holding the signing key ring.
-	AssertionKeysStoreKey = "proxy/jwt-keys"
-	// AssertionKeyRotation is how long a key is used for signing.
-	AssertionKeyRotation = 24 * time.Hour
-	// AssertionKeyRetention is how long a superseded key stays in the JWKS,
+	// KeysStoreKey is the store key holding the signing key ring.
+	// The value keeps its old name so that existing rings stay in use.
+	KeysStoreKey = "proxy/jwt-keys"
+	// KeyRotation is how long a key is used for signing.
+	KeyRotation = 24 * time.Hour
+	// KeyRetention is how long a superseded key stays in the JWKS,
 	// so that upstreams holding a cached JWKS keep verifying.
-	AssertionKeyRetention = 48 * time.Hour
+	KeyRetention = 48 * time.Hour
 	// assertionKeyLead is how long a new key is published in the JWKS
 	// before any replica signs with it, so that every replica (refreshing
 	// every assertionRefresh) and every upstream (caching the JWKS for
@@ -39,13 +40,14 @@ const (
 	maxRingSize = 64 << 10
 )
 
-// keyStore is the subset of store.Store the assertion signer uses.
-type keyStore interface {
+// KeyStore is the subset of store.Store the signer uses. It must be safe
+// for concurrent use; every replica must share it.
+type KeyStore interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 	CompareAndSwap(ctx context.Context, key string, old, new []byte, ttl time.Duration) (bool, error)
 }
 
-var _ keyStore = store.Store(nil)
+var _ KeyStore = store.Store(nil)
 
 // storedKey is one signing key as kept in the store (oldest first).
 type storedKey struct {
@@ -96,9 +98,9 @@ func thumbprint(pub *ecdsa.PublicKey) (string, error) {
 // next one when due, drops keys past their retention, writes any change
 // back with compare-and-swap (so concurrent replicas agree on one ring),
 // and returns the in-memory ring.
-func loadOrRotate(ctx context.Context, st keyStore, now time.Time) (*keyRing, error) {
+func loadOrRotate(ctx context.Context, st KeyStore, now time.Time) (*keyRing, error) {
 	for range 5 {
-		raw, err := st.Get(ctx, AssertionKeysStoreKey)
+		raw, err := st.Get(ctx, KeysStoreKey)
 		if errors.Is(err, store.ErrNotFound) {
 			raw = nil
 		} else if err != nil {
@@ -124,7 +126,7 @@ func loadOrRotate(ctx context.Context, st keyStore, now time.Time) (*keyRing, er
 			if err != nil {
 				return nil, fmt.Errorf("encode signing keys: %w", err)
 			}
-			ok, err := st.CompareAndSwap(ctx, AssertionKeysStoreKey, raw, b, 0)
+			ok, err := st.CompareAndSwap(ctx, KeysStoreKey, raw, b, 0)
 			if err != nil {
 				return nil, fmt.Errorf("write signing keys: %w", err)
 			}
@@ -143,13 +145,13 @@ func rotate(ring storedRing, now time.Time) (storedRing, bool, error) {
 	var out storedRing
 	changed := false
 	for i, k := range ring.Keys {
-		if i+1 < len(ring.Keys) && now.Sub(ring.Keys[i+1].Created) > AssertionKeyRetention+assertionKeyLead {
+		if i+1 < len(ring.Keys) && now.Sub(ring.Keys[i+1].Created) > KeyRetention+assertionKeyLead {
 			changed = true // superseded long enough ago
 			continue
 		}
 		out.Keys = append(out.Keys, k)
 	}
-	if n := len(out.Keys); n == 0 || now.Sub(out.Keys[n-1].Created) >= AssertionKeyRotation-assertionKeyLead {
+	if n := len(out.Keys); n == 0 || now.Sub(out.Keys[n-1].Created) >= KeyRotation-assertionKeyLead {
 		k, err := newSigningKey(now)
 		if err != nil {
 			return storedRing{}, false, err

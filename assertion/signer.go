@@ -1,4 +1,10 @@
-package proxy
+// Package assertion signs the identity assertion Gatehouse sends to
+// upstreams (a short-lived ES256 JWT in X-Gatehouse-Jwt-Assertion), keeps
+// the signing key ring in the store so that every replica signs with the
+// same keys, rotates it, and serves its public keys as a JWKS. It also
+// carries the admitted identity from the gate to the hop in a request
+// context (WithSubject, SubjectFrom).
+package assertion
 
 import (
 	"context"
@@ -20,25 +26,25 @@ import (
 
 // Assertion lifetimes.
 const (
-	// DefaultAssertionLifetime is how long a signed assertion is valid.
-	DefaultAssertionLifetime = 2 * time.Minute
-	// MaxAssertionLifetime is the longest lifetime the signer accepts.
-	MaxAssertionLifetime = 5 * time.Minute
+	// DefaultLifetime is how long a signed assertion is valid.
+	DefaultLifetime = 2 * time.Minute
+	// MaxLifetime is the longest lifetime the signer accepts.
+	MaxLifetime = 5 * time.Minute
 	// maxCachedAssertions bounds the assertion cache.
 	maxCachedAssertions = 10000
 	// storeTimeout bounds a key ring refresh made on the request path.
 	storeTimeout = 2 * time.Second
 )
 
-// AssertionConfig configures an AssertionSigner.
-type AssertionConfig struct {
+// Config configures a Signer.
+type Config struct {
 	// Store holds the key ring shared by all replicas. Required.
-	Store keyStore
+	Store KeyStore
 	// Issuer is the "iss" claim: the public_url (a trailing slash is
 	// removed). Required.
 	Issuer string
 	// Lifetime is how long each assertion is valid; zero means
-	// DefaultAssertionLifetime. It must not exceed MaxAssertionLifetime.
+	// DefaultLifetime. It must not exceed MaxLifetime.
 	Lifetime time.Duration
 	// Logger receives key rotation and store failures. If nil, logs are
 	// discarded.
@@ -47,7 +53,7 @@ type AssertionConfig struct {
 	Now func() time.Time
 }
 
-// AssertionSigner signs the identity assertions Gatehouse sends upstream in
+// Signer signs the identity assertions Gatehouse sends upstream in
 // X-Gatehouse-Jwt-Assertion: compact ES256 JWTs with the claims
 //
 //	iss     the public_url
@@ -60,19 +66,19 @@ type AssertionConfig struct {
 //
 // and a "kid" header naming the key in the JWKS. Keys are ECDSA P-256 with
 // RFC 7638 thumbprints as key IDs, kept in the store under
-// AssertionKeysStoreKey so that every replica signs with the same ring. A
-// new key is made every AssertionKeyRotation, published an hour before it
-// signs, and kept in the JWKS for AssertionKeyRetention after it is
+// KeysStoreKey so that every replica signs with the same ring. A
+// new key is made every KeyRotation, published an hour before it
+// signs, and kept in the JWKS for KeyRetention after it is
 // superseded.
 //
 // Signing costs tens of microseconds, so an assertion is reused for the
 // same (route, identity) for a quarter of its lifetime: an upstream always
 // receives one with at least three quarters of its lifetime left. An
 // assertion is a bearer statement of identity, not a one-time token; its
-// jti identifies the token, not the request. An AssertionSigner is safe
+// jti identifies the token, not the request. An Signer is safe
 // for concurrent use.
-type AssertionSigner struct {
-	st       keyStore
+type Signer struct {
+	st       KeyStore
 	issuer   string
 	lifetime time.Duration
 	reuse    time.Duration
@@ -97,9 +103,9 @@ type cachedAssertion struct {
 	reuseUntil   time.Time
 }
 
-// NewAssertionSigner loads the key ring from the store, creating or
+// NewSigner loads the key ring from the store, creating or
 // rotating it as needed.
-func NewAssertionSigner(ctx context.Context, cfg AssertionConfig) (*AssertionSigner, error) {
+func NewSigner(ctx context.Context, cfg Config) (*Signer, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("assertion signer: Store is required")
 	}
@@ -108,10 +114,10 @@ func NewAssertionSigner(ctx context.Context, cfg AssertionConfig) (*AssertionSig
 		return nil, errors.New("assertion signer: Issuer is required")
 	}
 	if cfg.Lifetime == 0 {
-		cfg.Lifetime = DefaultAssertionLifetime
+		cfg.Lifetime = DefaultLifetime
 	}
-	if cfg.Lifetime < 10*time.Second || cfg.Lifetime > MaxAssertionLifetime {
-		return nil, fmt.Errorf("assertion signer: lifetime %v out of range 10s..%v", cfg.Lifetime, MaxAssertionLifetime)
+	if cfg.Lifetime < 10*time.Second || cfg.Lifetime > MaxLifetime {
+		return nil, fmt.Errorf("assertion signer: lifetime %v out of range 10s..%v", cfg.Lifetime, MaxLifetime)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -119,7 +125,7 @@ func NewAssertionSigner(ctx context.Context, cfg AssertionConfig) (*AssertionSig
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &AssertionSigner{
+	a := &Signer{
 		st: cfg.Store, issuer: issuer, lifetime: cfg.Lifetime, reuse: cfg.Lifetime / 4,
 		logger: cfg.Logger, now: cfg.Now, seed: maphash.MakeSeed(),
 	}
@@ -135,13 +141,13 @@ func NewAssertionSigner(ctx context.Context, cfg AssertionConfig) (*AssertionSig
 // The signer calls it by itself at most once a minute while in use; a
 // server may also call it periodically. On failure the previous ring stays
 // in use.
-func (a *AssertionSigner) Refresh(ctx context.Context) error {
+func (a *Signer) Refresh(ctx context.Context) error {
 	a.refreshMu.Lock()
 	defer a.refreshMu.Unlock()
 	return a.refreshLocked(ctx)
 }
 
-func (a *AssertionSigner) refreshLocked(ctx context.Context) error {
+func (a *Signer) refreshLocked(ctx context.Context) error {
 	now := a.now()
 	ring, err := loadOrRotate(ctx, a.st, now)
 	if err != nil {
@@ -161,7 +167,7 @@ func (a *AssertionSigner) refreshLocked(ctx context.Context) error {
 
 // currentRing returns the ring, refreshing it first when it is due and no
 // other goroutine is already doing so.
-func (a *AssertionSigner) currentRing(now time.Time) *keyRing {
+func (a *Signer) currentRing(now time.Time) *keyRing {
 	ring := a.ring.Load()
 	if now.Sub(ring.loaded) < assertionRefresh || !a.refreshMu.TryLock() {
 		return ring
@@ -181,7 +187,7 @@ func (a *AssertionSigner) currentRing(now time.Time) *keyRing {
 // Assertion returns a signed assertion of who for the route named aud and
 // the comma-separated groups header value, reusing a recent one when it was
 // signed for exactly the same identity and route.
-func (a *AssertionSigner) Assertion(who authz.Subject, aud string) (token, groups string, err error) {
+func (a *Signer) Assertion(who authz.Subject, aud string) (token, groups string, err error) {
 	now := a.now()
 	mfaAt := int64(0)
 	if !who.MFAAt.IsZero() {
@@ -209,15 +215,15 @@ func (a *AssertionSigner) Assertion(who authz.Subject, aud string) (token, group
 	return token, c.groupsHeader, nil
 }
 
-// assertionClaims are the claims of one assertion.
-type assertionClaims struct {
+// Claims are the claims of one assertion, as an upstream decodes them.
+type Claims struct {
 	jwt.Claims
 	Email  string   `json:"email"`
 	Groups []string `json:"groups"`
 	MFAAt  int64    `json:"mfa_at,omitempty"`
 }
 
-func (a *AssertionSigner) sign(ring *keyRing, who authz.Subject, aud string, mfaAt int64, now time.Time) (string, error) {
+func (a *Signer) sign(ring *keyRing, who authz.Subject, aud string, mfaAt int64, now time.Time) (string, error) {
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return "", fmt.Errorf("assertion id: %w", err)
@@ -227,7 +233,7 @@ func (a *AssertionSigner) sign(ring *keyRing, who authz.Subject, aud string, mfa
 		groups = []string{}
 	}
 	iat := jwt.NewNumericDate(now)
-	c := assertionClaims{
+	c := Claims{
 		Claims: jwt.Claims{
 			Issuer:    a.issuer,
 			Subject:   who.Email,
@@ -249,7 +255,7 @@ func (a *AssertionSigner) sign(ring *keyRing, who authz.Subject, aud string, mfa
 }
 
 // key hashes what an assertion depends on.
-func (a *AssertionSigner) key(aud string, who authz.Subject, mfaAt int64) uint64 {
+func (a *Signer) key(aud string, who authz.Subject, mfaAt int64) uint64 {
 	var h maphash.Hash
 	h.SetSeed(a.seed)
 	h.WriteString(aud)
@@ -281,7 +287,7 @@ func (c *cachedAssertion) matches(aud string, who authz.Subject, mfaAt int64) bo
 }
 
 // sweep drops expired cache entries, and everything if that is not enough.
-func (a *AssertionSigner) sweep(now time.Time) {
+func (a *Signer) sweep(now time.Time) {
 	n := int64(0)
 	a.cache.Range(func(k, v any) bool {
 		if !now.Before(v.(*cachedAssertion).reuseUntil) {

@@ -1,10 +1,7 @@
-package proxy
+package assertion
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/assertion/assertiontest"
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/store"
 	"github.com/go-jose/go-jose/v4"
@@ -54,10 +52,10 @@ type upClock struct {
 func (c *upClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *upClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-func upSigner(t testing.TB, st keyStore, now func() time.Time) *AssertionSigner {
+func upSigner(t testing.TB, st KeyStore, now func() time.Time) *Signer {
 	t.Helper()
-	a, err := NewAssertionSigner(context.Background(), AssertionConfig{
-		Store: st, Issuer: "https://gate.example.test/", Logger: upTestLogger(t), Now: now,
+	a, err := NewSigner(context.Background(), Config{
+		Store: st, Issuer: assertiontest.Issuer + "/", Logger: upTestLogger(t), Now: now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -68,46 +66,15 @@ func upSigner(t testing.TB, st keyStore, now func() time.Time) *AssertionSigner 
 // upFetchJWKS fetches and decodes the JWKS a handler serves.
 func upFetchJWKS(t testing.TB, h http.Handler) (jose.JSONWebKeySet, http.Header, []byte) {
 	t.Helper()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	res, err := http.Get(srv.URL + JWKSPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET jwks: %s", res.Status)
-	}
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(body, &set); err != nil {
-		t.Fatalf("decode jwks: %v", err)
-	}
-	return set, res.Header, body
+	return assertiontest.FetchJWKS(t, h, JWKSPath)
 }
 
 // upVerify verifies token against set the way an upstream would.
-func upVerify(t testing.TB, token string, set jose.JSONWebKeySet, aud string, at time.Time) (assertionClaims, error) {
+func upVerify(t testing.TB, token string, set jose.JSONWebKeySet, aud string, at time.Time) (Claims, error) {
 	t.Helper()
-	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
-	if err != nil {
-		return assertionClaims{}, err
-	}
-	if len(tok.Headers) != 1 {
-		return assertionClaims{}, errors.New("want one signature")
-	}
-	keys := set.Key(tok.Headers[0].KeyID)
-	if len(keys) != 1 {
-		return assertionClaims{}, errors.New("kid not in jwks")
-	}
-	var c assertionClaims
-	if err := tok.Claims(keys[0].Key, &c); err != nil {
-		return assertionClaims{}, err
-	}
-	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: "https://gate.example.test", AnyAudience: jwt.Audience{aud}, Time: at}, 0); err != nil {
-		return assertionClaims{}, err
-	}
-	return c, nil
+	var c Claims
+	err := assertiontest.Verify(token, set, aud, at, &c)
+	return c, err
 }
 
 func TestAssertionVerifiesAgainstJWKS(t *testing.T) {
@@ -141,7 +108,7 @@ func TestAssertionVerifiesAgainstJWKS(t *testing.T) {
 	got := map[string]any{"sub": c.Subject, "email": c.Email, "groups": c.Groups, "mfa_at": c.MFAAt,
 		"lifetime": c.Expiry.Time().Sub(c.IssuedAt.Time()), "nbf": c.NotBefore.Time().Equal(c.IssuedAt.Time()), "jti": c.ID != ""}
 	want := map[string]any{"sub": "alice@example.com", "email": "alice@example.com", "groups": []string{"eng", "sre"}, "mfa_at": mfa.Unix(),
-		"lifetime": DefaultAssertionLifetime, "nbf": true, "jti": true}
+		"lifetime": DefaultLifetime, "nbf": true, "jti": true}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("claims mismatch (-want +got):\n%s", diff)
 	}
@@ -149,7 +116,7 @@ func TestAssertionVerifiesAgainstJWKS(t *testing.T) {
 	if _, err := upVerify(t, token, set, "other-route", clock.Now()); err == nil {
 		t.Error("token accepted for another audience")
 	}
-	if _, err := upVerify(t, token, set, "grafana", clock.Now().Add(DefaultAssertionLifetime+time.Second)); err == nil {
+	if _, err := upVerify(t, token, set, "grafana", clock.Now().Add(DefaultLifetime+time.Second)); err == nil {
 		t.Error("token accepted after expiry")
 	}
 	parts := strings.Split(token, ".")
@@ -176,7 +143,7 @@ func TestAssertionCache(t *testing.T) {
 		{"other groups", 0, authz.Subject{Email: who.Email, Groups: []string{"g", "h"}, MFAAt: who.MFAAt}, "app", false},
 		{"other mfa time", 0, authz.Subject{Email: who.Email, Groups: who.Groups, MFAAt: who.MFAAt.Add(time.Second)}, "app", false},
 		{"other email", 0, authz.Subject{Email: "b@example.com", Groups: who.Groups, MFAAt: who.MFAAt}, "app", false},
-		{"after a quarter of the lifetime", DefaultAssertionLifetime / 4, who, "app", false},
+		{"after a quarter of the lifetime", DefaultLifetime / 4, who, "app", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,7 +164,7 @@ func TestAssertionKeysSharedAndRotated(t *testing.T) {
 	clock := &upClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	a := upSigner(t, st, clock.Now)
 	b := upSigner(t, st, clock.Now) // a second replica
-	kids := func(s *AssertionSigner) []string {
+	kids := func(s *Signer) []string {
 		set, _, _ := upFetchJWKS(t, s.JWKS())
 		var out []string
 		for _, k := range set.Keys {
@@ -231,7 +198,7 @@ func TestAssertionKeysSharedAndRotated(t *testing.T) {
 
 	// 24h+: both replicas sign with the new key; the old one is still published.
 	clock.Advance(time.Hour)
-	for _, s := range []*AssertionSigner{a, b} {
+	for _, s := range []*Signer{a, b} {
 		tok, _, err := s.Assertion(authz.Subject{Email: "x@example.com", MFAAt: clock.Now()}, "r")
 		if err != nil {
 			t.Fatal(err)
@@ -263,69 +230,35 @@ func TestAssertionKeysSharedAndRotated(t *testing.T) {
 	}
 }
 
-// upFlakyStore is a keyStore that can fail or hold arbitrary bytes.
-type upFlakyStore struct {
-	mu   sync.Mutex
-	val  []byte
-	fail bool
-}
-
-func (s *upFlakyStore) Get(ctx context.Context, key string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail {
-		return nil, errors.New("store down")
-	}
-	if s.val == nil {
-		return nil, store.ErrNotFound
-	}
-	return s.val, nil
-}
-
-func (s *upFlakyStore) CompareAndSwap(ctx context.Context, key string, old, new []byte, ttl time.Duration) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail {
-		return false, errors.New("store down")
-	}
-	if string(old) != string(s.val) || (old == nil) != (s.val == nil) {
-		return false, nil
-	}
-	s.val = new
-	return true, nil
-}
-
 func TestAssertionSignerFailures(t *testing.T) {
 	t.Run("corrupt ring is refused and kept", func(t *testing.T) {
-		st := &upFlakyStore{val: []byte("{not json")}
-		_, err := NewAssertionSigner(context.Background(), AssertionConfig{Store: st, Issuer: "https://g"})
+		st := &assertiontest.FlakyStore{Val: []byte("{not json")}
+		_, err := NewSigner(context.Background(), Config{Store: st, Issuer: "https://g"})
 		if err == nil {
-			t.Fatal("NewAssertionSigner accepted a corrupt ring")
+			t.Fatal("NewSigner accepted a corrupt ring")
 		}
-		if string(st.val) != "{not json" {
+		if string(st.Val) != "{not json" {
 			t.Errorf("corrupt ring overwritten")
 		}
 	})
 	t.Run("key ID must match the key", func(t *testing.T) {
-		st := &upFlakyStore{}
+		st := &assertiontest.FlakyStore{}
 		upSigner(t, st, time.Now)
-		st.val = []byte(strings.Replace(string(st.val), `"kid":"`, `"kid":"x`, 1))
-		if _, err := NewAssertionSigner(context.Background(), AssertionConfig{Store: st, Issuer: "https://g"}); err == nil {
+		st.Val = []byte(strings.Replace(string(st.Val), `"kid":"`, `"kid":"x`, 1))
+		if _, err := NewSigner(context.Background(), Config{Store: st, Issuer: "https://g"}); err == nil {
 			t.Fatal("accepted a key whose kid is not its thumbprint")
 		}
 	})
 	t.Run("store down at start", func(t *testing.T) {
-		if _, err := NewAssertionSigner(context.Background(), AssertionConfig{Store: &upFlakyStore{fail: true}, Issuer: "https://g"}); err == nil {
+		if _, err := NewSigner(context.Background(), Config{Store: &assertiontest.FlakyStore{Fail: true}, Issuer: "https://g"}); err == nil {
 			t.Fatal("started without keys")
 		}
 	})
 	t.Run("store down later keeps signing", func(t *testing.T) {
-		st := &upFlakyStore{}
+		st := &assertiontest.FlakyStore{}
 		clock := &upClock{t: time.Now()}
 		a := upSigner(t, st, clock.Now)
-		st.mu.Lock()
-		st.fail = true
-		st.mu.Unlock()
+		st.SetFail(true)
 		clock.Advance(2 * time.Minute)
 		if _, _, err := a.Assertion(authz.Subject{Email: "a@b.c"}, "r"); err != nil {
 			t.Fatalf("Assertion with store down: %v", err)
@@ -335,21 +268,21 @@ func TestAssertionSignerFailures(t *testing.T) {
 		}
 	})
 	t.Run("config", func(t *testing.T) {
-		for _, cfg := range []AssertionConfig{
+		for _, cfg := range []Config{
 			{Issuer: "https://g"},
-			{Store: &upFlakyStore{}},
-			{Store: &upFlakyStore{}, Issuer: "https://g", Lifetime: 6 * time.Minute},
-			{Store: &upFlakyStore{}, Issuer: "https://g", Lifetime: time.Second},
+			{Store: &assertiontest.FlakyStore{}},
+			{Store: &assertiontest.FlakyStore{}, Issuer: "https://g", Lifetime: 6 * time.Minute},
+			{Store: &assertiontest.FlakyStore{}, Issuer: "https://g", Lifetime: time.Second},
 		} {
-			if _, err := NewAssertionSigner(context.Background(), cfg); err == nil {
-				t.Errorf("NewAssertionSigner(%+v) accepted", cfg)
+			if _, err := NewSigner(context.Background(), cfg); err == nil {
+				t.Errorf("NewSigner(%+v) accepted", cfg)
 			}
 		}
 	})
 }
 
 func TestJWKSMethods(t *testing.T) {
-	a := upSigner(t, &upFlakyStore{}, time.Now)
+	a := upSigner(t, &assertiontest.FlakyStore{}, time.Now)
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 		rec := httptest.NewRecorder()
 		a.JWKS().ServeHTTP(rec, httptest.NewRequest(m, JWKSPath, nil))
@@ -360,7 +293,7 @@ func TestJWKSMethods(t *testing.T) {
 }
 
 func BenchmarkAssertionCached(b *testing.B) {
-	a := upSigner(b, &upFlakyStore{}, time.Now)
+	a := upSigner(b, &assertiontest.FlakyStore{}, time.Now)
 	who := authz.Subject{Email: "a@example.com", Groups: []string{"eng", "sre"}, MFAAt: time.Now()}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -371,7 +304,7 @@ func BenchmarkAssertionCached(b *testing.B) {
 }
 
 func BenchmarkAssertionSign(b *testing.B) {
-	a := upSigner(b, &upFlakyStore{}, time.Now)
+	a := upSigner(b, &assertiontest.FlakyStore{}, time.Now)
 	ring := a.ring.Load()
 	who := authz.Subject{Email: "a@example.com", Groups: []string{"eng", "sre"}, MFAAt: time.Now()}
 	b.ReportAllocs()

@@ -1,8 +1,7 @@
-package proxy
+package portal
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/assertion"
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/config"
@@ -29,18 +29,11 @@ const (
 // the return URL; longer ones return to the app's root instead.
 const maxReturnURI = 1800
 
-type (
-	// appSessions is the subset of *identity.Sessions the app gate uses.
-	appSessions interface {
-		Lookup(ctx context.Context, id, host string) (*identity.Session, error)
-		RedeemHandoff(ctx context.Context, code, host string) (*identity.Session, string, error)
-	}
-	// appUpstream carries allowed requests to the application
-	// (*Upstream).
-	appUpstream interface {
-		Serve(w http.ResponseWriter, r *http.Request, who authz.Subject)
-	}
-)
+// appSessions is the subset of *identity.Sessions the app gate uses.
+type appSessions interface {
+	sessionLookup
+	RedeemHandoff(ctx context.Context, code, host string) (*identity.Session, string, error)
+}
 
 var _ appSessions = (*identity.Sessions)(nil)
 
@@ -79,11 +72,11 @@ type App struct {
 	portal     string // public_url origin, e.g. https://gate.example.com
 	defaultMFA time.Duration
 	admins     []string
-	upstream   appUpstream
+	upstream   http.Handler
 	codec      sessionCodec
 	sessions   appSessions
 	audit      portalAudit
-	pages      *web.Pages
+	pages      renderer
 	static     http.Handler
 	logger     *slog.Logger
 	now        func() time.Time
@@ -92,8 +85,11 @@ type App struct {
 
 var _ http.Handler = (*App)(nil)
 
-// NewApp returns the gate for route in front of upstream.
-func NewApp(route config.Route, upstream appUpstream, d AppDeps) (*App, error) {
+// NewApp returns the gate for route in front of upstream, the hop that
+// carries admitted requests to the application (proxy.Upstream). The gate
+// hands it each admitted request with the person's identity in the
+// context (assertion.WithSubject).
+func NewApp(route config.Route, upstream http.Handler, d AppDeps) (*App, error) {
 	switch {
 	case upstream == nil:
 		return nil, fmt.Errorf("app %s: upstream is required", route.Name)
@@ -123,7 +119,6 @@ func NewApp(route config.Route, upstream appUpstream, d AppDeps) (*App, error) {
 		codec:      d.Codec,
 		sessions:   d.Sessions,
 		audit:      d.Audit,
-		pages:      d.Pages,
 		static:     web.StaticAt(appStaticPath),
 		logger:     d.Logger,
 		now:        d.Now,
@@ -132,8 +127,9 @@ func NewApp(route config.Route, upstream appUpstream, d AppDeps) (*App, error) {
 	if port := pub.Port(); port != "" && port != "443" {
 		a.hostPort = a.host + ":" + port
 	}
-	if a.pages == nil {
-		if a.pages, err = web.Parse(); err != nil {
+	pages := d.Pages
+	if pages == nil {
+		if pages, err = web.Parse(); err != nil {
 			return nil, fmt.Errorf("app %s: %w", route.Name, err)
 		}
 	}
@@ -141,6 +137,8 @@ func NewApp(route config.Route, upstream appUpstream, d AppDeps) (*App, error) {
 		a.logger = slog.New(slog.DiscardHandler)
 	}
 	a.logger = a.logger.With("route", route.Name)
+	a.pages = renderer{pages: pages, logger: a.logger, home: a.portal + "/", assets: appStaticPath,
+		link: a.portal + "/", linkText: "Go to Gatehouse"}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -171,7 +169,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := a.now()
 	e, ok, err := a.who(r, now)
 	if err != nil {
-		a.message(w, r, http.StatusServiceUnavailable, "Gatehouse is unavailable",
+		a.pages.message(w, r, http.StatusServiceUnavailable, "Gatehouse is unavailable",
 			"Gatehouse cannot check your sign-in right now. Try again in a moment.", err)
 		return
 	}
@@ -182,7 +180,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := authz.DecideRoute(e.who, a.route, a.defaultMFA, r.URL.Path, now)
 	switch {
 	case d.Allow:
-		a.upstream.Serve(w, r, e.who)
+		a.upstream.ServeHTTP(w, r.WithContext(assertion.WithSubject(r.Context(), e.who)))
 	case d.NeedMFA:
 		http.Redirect(w, r, a.portal+"/auth/stepup?rd="+url.QueryEscape(a.returnURL(r)), http.StatusFound)
 	default:
@@ -202,17 +200,9 @@ func (a *App) who(r *http.Request, now time.Time) (e cacheEntry, ok bool, err er
 	if e, ok := a.cache.get(value, now); ok {
 		return e, true, nil
 	}
-	id, oerr := a.codec.Open(SessionCookie, a.host, value)
-	if oerr != nil {
-		return e, false, nil
-	}
-	s, lerr := a.sessions.Lookup(r.Context(), id, a.host)
-	switch {
-	case lerr == nil:
-	case errors.Is(lerr, identity.ErrNotFound), errors.Is(lerr, identity.ErrForbidden), errors.Is(lerr, identity.ErrLocked):
-		return e, false, nil
-	default:
-		return e, false, lerr
+	s, err := cookieSession(r.Context(), a.codec, a.sessions, a.host, value)
+	if s == nil || err != nil {
+		return e, false, err
 	}
 	e = cacheEntry{who: s.Subject(), handle: s.Handle, parent: s.Parent}
 	a.cache.put(value, e.who, s.Handle, s.Parent, now, s.Expires)
@@ -235,41 +225,8 @@ func (a *App) denied(w http.ResponseWriter, r *http.Request, e cacheEntry, d aut
 	a.logAudit(r, audit.Event{Type: "http.access", Actor: e.who.Email, Resource: "route:" + a.route.Name,
 		Action: r.Method + " " + truncate(r.URL.Path, 256), Decision: audit.Deny, Reason: d.Reason,
 		Source: r.RemoteAddr, Session: shortID16(e.handle), Details: map[string]string{"request_id": rid, "rule": d.Rule}})
-	a.render(w, r, http.StatusForbidden, "denied", web.Page{Title: "Access denied", Email: e.who.Email, RequestID: rid,
+	a.pages.render(w, r, http.StatusForbidden, "denied", web.Page{Title: "Access denied", Email: e.who.Email, RequestID: rid,
 		Body: web.Denied{Resource: a.route.Name, Reason: d.Reason, Rule: d.Rule, Ask: a.admins}})
-}
-
-// message renders a notice or error page on the app host.
-func (a *App) message(w http.ResponseWriter, r *http.Request, status int, heading, text string, err error) {
-	rid := newRequestID()
-	if err != nil {
-		a.logger.WarnContext(r.Context(), "App request failed.", "request_id", rid, "status", status, "error", err)
-	}
-	a.render(w, r, status, "error", web.Page{Title: heading, RequestID: rid,
-		Body: web.Message{Status: status, Heading: heading, Text: text, Link: a.portal + "/", LinkText: "Go to Gatehouse"}})
-}
-
-// render writes one of Gatehouse's pages on the app host, with the
-// security headers of Gatehouse's own pages.
-func (a *App) render(w http.ResponseWriter, r *http.Request, status int, name string, pg web.Page) {
-	pg.Home = a.portal + "/"
-	pg.Assets = appStaticPath
-	b, err := a.pages.RenderBytes(name, pg)
-	if err != nil {
-		a.logger.ErrorContext(r.Context(), "Render failed.", "page", name, "error", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	SecurityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Cache-Control", "no-store")
-		if pg.RequestID != "" {
-			h.Set("X-Request-Id", pg.RequestID)
-		}
-		w.WriteHeader(status)
-		_, _ = w.Write(b)
-	})).ServeHTTP(w, r)
 }
 
 func (a *App) logAudit(r *http.Request, e audit.Event) {
@@ -286,37 +243,8 @@ func shortID16(h string) string {
 	return h
 }
 
-// sessionCookieValue returns the value of the first SessionCookie in the
-// request's Cookie headers, or "". Unlike http.Request.Cookie it parses
-// only as far as it must and allocates nothing: it runs on every proxied
-// request. A value that is not a plain cookie value is treated as absent.
-func sessionCookieValue(h http.Header) string {
-	for _, line := range h["Cookie"] {
-		for len(line) > 0 {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimLeft(part, " \t")
-			name, val, ok := strings.Cut(part, "=")
-			if !ok || name != SessionCookie {
-				continue
-			}
-			val = strings.TrimRight(val, " \t")
-			if len(val) > 1 && val[0] == '"' && val[len(val)-1] == '"' {
-				val = val[1 : len(val)-1]
-			}
-			for i := 0; i < len(val); i++ {
-				if c := val[i]; c <= 0x20 || c >= 0x7f || c == '"' || c == ';' || c == '\\' || c == ',' {
-					return ""
-				}
-			}
-			return val
-		}
-	}
-	return ""
-}
-
 // Forget drops the cached sessions of the session with handle (an app
 // session's own or its portal session's) and, when email is set, of that
 // person, so that a sign-out on this replica ends access here at once.
-// BuildWeb connects it to the portal's sign-outs.
+// NewWeb connects it to the portal's sign-outs.
 func (a *App) Forget(handle, email string) { a.cache.forget(handle, email) }

@@ -1,18 +1,16 @@
-package proxy
+package portal
 
 import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
-
-	"github.com/gatehouse-dev/gatehouse/authz"
 )
 
 // nopUpstream counts admitted requests and answers nothing.
 type nopUpstream struct{ n int }
 
-func (u *nopUpstream) Serve(w http.ResponseWriter, _ *http.Request, _ authz.Subject) { u.n++ }
+func (u *nopUpstream) ServeHTTP(http.ResponseWriter, *http.Request) { u.n++ }
 
 // BenchmarkAppSessionCheck measures the gate's own cost per request with a
 // valid session: cookie parsing, session check and policy decision, without

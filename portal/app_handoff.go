@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"errors"
@@ -18,7 +18,7 @@ func (a *App) reserved(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(r.URL.Path, appStaticPath):
 		a.static.ServeHTTP(w, r)
 	default:
-		a.message(w, r, http.StatusNotFound, "Not found", "There is nothing here.", nil)
+		a.pages.message(w, r, http.StatusNotFound, "Not found", "There is nothing here.", nil)
 	}
 }
 
@@ -38,7 +38,7 @@ func (a *App) handoff(w http.ResponseWriter, r *http.Request) {
 	s, path, err := a.sessions.RedeemHandoff(ctx, code, a.host)
 	if err != nil {
 		if !errors.Is(err, identity.ErrNotFound) && !errors.Is(err, identity.ErrForbidden) && !errors.Is(err, identity.ErrLocked) {
-			a.message(w, r, http.StatusServiceUnavailable, "Gatehouse is unavailable",
+			a.pages.message(w, r, http.StatusServiceUnavailable, "Gatehouse is unavailable",
 				"Gatehouse cannot check your sign-in right now. Try again in a moment.", err)
 			return
 		}
@@ -47,7 +47,7 @@ func (a *App) handoff(w http.ResponseWriter, r *http.Request) {
 	}
 	value, err := a.codec.Seal(SessionCookie, a.host, s.ID)
 	if err != nil {
-		a.message(w, r, http.StatusServiceUnavailable, "Gatehouse is unavailable",
+		a.pages.message(w, r, http.StatusServiceUnavailable, "Gatehouse is unavailable",
 			"Gatehouse cannot sign you in right now. Try again in a moment.", err)
 		return
 	}

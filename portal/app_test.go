@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"net/http"
@@ -54,7 +54,7 @@ func TestAppRefusesBadCookies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherName, err := e.codec.Seal(CookiePrefix+"-flow", "app.test", s.ID)
+	otherName, err := e.codec.Seal(SessionCookie+"-flow", "app.test", s.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/proxy"
 )
 
 // upNopAudit discards audit events.
@@ -110,22 +112,18 @@ func BenchmarkSessionCheckCached(b *testing.B) {
 	}
 }
 
-// upCannedTransport answers every upstream request with a small page
-// without any network, so that the benchmark measures Gatehouse's own
-// work per request.
-type upCannedTransport struct{ body string }
+// upCannedUpstream answers every request with a small page after checking
+// that the hop set the assertion and dropped Gatehouse's cookie.
+type upCannedUpstream struct{ body string }
 
-func (c upCannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Header.Get(HeaderAssertion) == "" || r.Header.Get("Cookie") != "app=1" {
-		return nil, io.ErrUnexpectedEOF
+func (c upCannedUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(proxy.HeaderAssertion) == "" || r.Header.Get("Cookie") != "app=1" {
+		http.Error(w, "bad request from the hop", http.StatusBadRequest)
+		return
 	}
-	return &http.Response{
-		StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:        http.Header{"Content-Type": {"text/html"}, "Content-Length": {strconv.Itoa(len(c.body))}},
-		ContentLength: int64(len(c.body)),
-		Body:          io.NopCloser(strings.NewReader(c.body)),
-		Request:       r,
-	}, nil
+	w.Header().Set("Content-Type", "text/html")
+	w.Header().Set("Content-Length", strconv.Itoa(len(c.body)))
+	_, _ = io.WriteString(w, c.body)
 }
 
 // upDiscardWriter is a minimal ResponseWriter.
@@ -141,8 +139,10 @@ func (w *upDiscardWriter) Write(p []byte) (int, error) { return len(p), nil }
 // BenchmarkAppRequest is one allowed request through the app gate as a
 // browser sends it: session cookie check (cached, as for every request
 // after the first in a second), authz.DecideRoute, the cached JWT
-// assertion, header and cookie rewriting and ReverseProxy, with the
-// upstream replaced by a canned in-memory response.
+// assertion, header and cookie rewriting and ReverseProxy, to a canned
+// upstream on loopback. (Before the gate and the hop were split into
+// portal and proxy, the upstream was an in-memory transport; the loopback
+// round trip is now part of the measurement.)
 func BenchmarkAppRequest(b *testing.B) {
 	app, req := upBenchApp(b)
 	w := &upDiscardWriter{h: http.Header{}}
@@ -163,11 +163,13 @@ func upBenchApp(b *testing.B) (*App, *http.Request) {
 	m := upMint(b, "https://gate.example.test", "app.example.test")
 	route := config.Route{Name: "app", Host: "app.example.test", Upstream: "http://127.0.0.1:9", Allow: config.Allow{Groups: []string{"eng"}}}
 	cfg := &config.Config{PublicURL: "https://gate.example.test", MFA: config.MFA{MaxAge: config.Duration(12 * time.Hour)}, Routes: []config.Route{route}}
-	up, err := NewUpstream(route, upSigner(b, upBolt(b), time.Now), nil)
+	canned := httptest.NewServer(upCannedUpstream{body: strings.Repeat("x", 132)})
+	b.Cleanup(canned.Close)
+	route.Upstream = canned.URL
+	up, err := proxy.NewUpstream(route, upSigner(b, upBolt(b), time.Now), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	up.rp.Transport = upCannedTransport{body: strings.Repeat("x", 132)}
 	app, err := NewApp(route, up, AppDeps{Config: cfg, Codec: m.codec, Sessions: m.sessions, Audit: upNopAudit{}})
 	if err != nil {
 		b.Fatal(err)

@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/proxy"
 )
 
 // upStack is the whole browser path in one process: the front door (TLS,
@@ -39,7 +40,7 @@ func upStartStack(t *testing.T, upstream http.Handler) *upStack {
 		MFA:       config.MFA{MaxAge: config.Duration(12 * time.Hour)},
 		Routes:    []config.Route{route},
 	}
-	u, err := NewUpstream(route, upSigner(t, upBolt(t), time.Now), upTestLogger(t))
+	u, err := proxy.NewUpstream(route, upSigner(t, upBolt(t), time.Now), upTestLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func upStartStack(t *testing.T, upstream http.Handler) *upStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := NewFront(FrontConfig{Config: cfg, Apps: map[string]http.Handler{"app.test": app}, Logger: upTestLogger(t)})
+	f, err := proxy.NewFront(proxy.FrontConfig{Config: cfg, Apps: map[string]http.Handler{"app.test": app}, Logger: upTestLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestStackIdentityAndCookies(t *testing.T) {
 				return
 			}
 			in := seen.last(t)
-			if got := in.Header.Values(HeaderUser); len(got) != 1 || got[0] != tt.wantUser {
+			if got := in.Header.Values(proxy.HeaderUser); len(got) != 1 || got[0] != tt.wantUser {
 				t.Errorf("X-Gatehouse-User = %q, want [%s]", got, tt.wantUser)
 			}
 			if got := in.Header.Get("Cookie"); got != tt.wantCookie {
@@ -149,7 +150,7 @@ func TestStackWebSocketAndStreaming(t *testing.T) {
 				if err != nil {
 					return
 				}
-				if err := c.Write(r.Context(), typ, append([]byte(r.Header.Get(HeaderUser)+": "), msg...)); err != nil {
+				if err := c.Write(r.Context(), typ, append([]byte(r.Header.Get(proxy.HeaderUser)+": "), msg...)); err != nil {
 					return
 				}
 			}

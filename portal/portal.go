@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"context"
@@ -27,7 +27,9 @@ import (
 const (
 	// SessionCookie holds the sealed session ID on the portal and on every
 	// application host (each host its own cookie, sealed for that host).
-	SessionCookie = CookiePrefix
+	// Its name starts with proxy.CookiePrefix, so the hop never forwards it
+	// (TestCookieNamesAreStripped checks every name here).
+	SessionCookie = "__Host-gatehouse"
 	// flowCookie binds an OIDC callback to the browser that started it.
 	flowCookie = "__Host-gatehouse-flow"
 )
@@ -144,7 +146,7 @@ type Portal struct {
 	codec     sessionCodec
 	audit     portalAudit
 	jwks      http.Handler
-	pages     *web.Pages
+	pages     renderer
 	static    http.Handler
 	logger    *slog.Logger
 	now       func() time.Time
@@ -192,7 +194,6 @@ func NewPortal(c PortalConfig) (*Portal, error) {
 		codec:     c.Codec,
 		audit:     c.Audit,
 		jwks:      c.JWKS,
-		pages:     c.Pages,
 		static:    web.Static(),
 		logger:    c.Logger,
 		now:       c.Now,
@@ -202,14 +203,16 @@ func NewPortal(c PortalConfig) (*Portal, error) {
 	if p.port == "443" {
 		p.port = ""
 	}
-	if p.pages == nil {
-		if p.pages, err = web.Parse(); err != nil {
+	pages := c.Pages
+	if pages == nil {
+		if pages, err = web.Parse(); err != nil {
 			return nil, fmt.Errorf("portal: %w", err)
 		}
 	}
 	if p.logger == nil {
 		p.logger = slog.New(slog.DiscardHandler)
 	}
+	p.pages = renderer{pages: pages, logger: p.logger, link: "/", linkText: "Back to Gatehouse"}
 	if p.now == nil {
 		p.now = time.Now
 	}

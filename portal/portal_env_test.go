@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"context"
@@ -17,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/assertion"
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -185,7 +187,7 @@ func newPTEnvWith(t testing.TB, opt ptOptions) *ptEnv {
 	if e.approvals, err = identity.NewApprovals(e.deps, e.cfg.PublicURL); err != nil {
 		t.Fatal(err)
 	}
-	signer, err := NewAssertionSigner(ctx, AssertionConfig{Store: st, Issuer: e.cfg.PublicURL, Logger: logger})
+	signer, err := assertion.NewSigner(ctx, assertion.Config{Store: st, Issuer: e.cfg.PublicURL, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +208,7 @@ func newPTEnvWith(t testing.TB, opt ptOptions) *ptEnv {
 		cacheTTL = -1
 	}
 	for _, rt := range e.cfg.Routes {
-		u, err := NewUpstream(rt, signer, logger)
+		u, err := proxy.NewUpstream(rt, signer, logger)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,9 +220,12 @@ func newPTEnvWith(t testing.TB, opt ptOptions) *ptEnv {
 		e.apps[rt.Host] = a
 	}
 	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := canonicalHost(r.Host)
+		host := strings.ToLower(r.Host)
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = strings.ToLower(h)
+		}
 		if host == "gate.test" {
-			SecurityHeaders(e.portal).ServeHTTP(w, r)
+			proxy.SecurityHeaders(e.portal).ServeHTTP(w, r)
 			return
 		}
 		if a := e.apps[host]; a != nil {

@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"net/http"

@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"encoding/json"
@@ -15,37 +15,14 @@ import (
 	"github.com/gatehouse-dev/gatehouse/web"
 )
 
-// render writes page name with status. Gatehouse's pages are never cached.
-// A template failure is logged and answered with a plain 500.
+// render writes page name with status (see renderer).
 func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, name string, pg web.Page) {
-	b, err := p.pages.RenderBytes(name, pg)
-	if err != nil {
-		p.logger.ErrorContext(r.Context(), "Render failed.", "page", name, "error", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	if pg.RequestID != "" {
-		h.Set("X-Request-Id", pg.RequestID)
-	}
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	p.pages.render(w, r, status, name, pg)
 }
 
-// message renders a notice or error page. A status of 400 or more gets a
-// request ID, logged together with err (err is never shown).
+// message renders a notice or error page (see renderer).
 func (p *Portal) message(w http.ResponseWriter, r *http.Request, status int, heading, text string, err error) {
-	pg := web.Page{Title: heading, Body: web.Message{Status: status, Heading: heading, Text: text, Link: "/", LinkText: "Back to Gatehouse"}}
-	if status >= 400 {
-		pg.RequestID = newRequestID()
-		if err != nil {
-			p.logger.WarnContext(r.Context(), "Portal request failed.", "request_id", pg.RequestID,
-				"path", r.URL.Path, "status", status, "error", err)
-		}
-	}
-	p.render(w, r, status, "error", pg)
+	p.pages.message(w, r, status, heading, text, err)
 }
 
 // jsonReply writes v as JSON with status.
@@ -95,23 +72,7 @@ func setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) 
 // they all look the same to the person: sign in again). A store failure is
 // returned as an error so that callers fail closed with a 503.
 func (p *Portal) session(r *http.Request) (*identity.Session, error) {
-	c, err := r.Cookie(SessionCookie)
-	if err != nil || c.Value == "" {
-		return nil, nil
-	}
-	id, err := p.codec.Open(SessionCookie, p.host, c.Value)
-	if err != nil {
-		return nil, nil
-	}
-	s, err := p.sessions.Lookup(r.Context(), id, p.host)
-	switch {
-	case err == nil:
-		return s, nil
-	case errors.Is(err, identity.ErrNotFound), errors.Is(err, identity.ErrForbidden), errors.Is(err, identity.ErrLocked):
-		return nil, nil
-	default:
-		return nil, err
-	}
+	return cookieSession(r.Context(), p.codec, p.sessions, p.host, sessionCookieValue(r.Header))
 }
 
 // allowedHost reports whether hostport names the portal or a route on the

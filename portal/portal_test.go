@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"fmt"
@@ -32,7 +32,7 @@ func TestPortalLoginRefusesOpenRedirects(t *testing.T) {
 		{"https://user@app.test/", "/"},
 		{"https://app.test:8443/", "/"},
 		{"https://app.test.evil.example/", "/"},
-		{"/%0d%0aSet-Cookie:x=y", "/%0d%0aSet-Cookie:x=y"},
+		{"/%0d%0aSet-Cookie:x=y", "/"}, // encoded controls are refused since dd2e765
 		{"/a\r\nSet-Cookie: x=y", "/"},
 		{"https://APP.test/x", "https://APP.test/x"},
 		{"/" + strings.Repeat("a", 3000), "/"},

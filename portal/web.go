@@ -1,111 +1,74 @@
-package proxy
+package portal
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/config"
-	"github.com/gatehouse-dev/gatehouse/identity"
-	"github.com/gatehouse-dev/gatehouse/store"
 	"github.com/gatehouse-dev/gatehouse/web"
 )
 
-// WebConfig is what BuildWeb needs to assemble the browser side.
+// WebConfig is what NewWeb needs to assemble the browser side. The
+// identity components are built once per process by cmd/gatehouse and
+// shared with the SSH bastion and the admin commands.
 type WebConfig struct {
 	// Config is the validated configuration. Required.
 	Config *config.Config
-	// Store keeps sessions, keys, codes and the signing key ring. Required.
-	Store store.Store
+	// OIDC runs the SSO login (*identity.OIDC). Required.
+	OIDC portalOIDC
+	// Sessions keeps sessions and handoff codes (*identity.Sessions).
+	// Required; it must also satisfy appSessions.
+	Sessions interface {
+		portalSessions
+		appSessions
+	}
+	// WebAuthn runs the key ceremonies (*identity.WebAuthn). Required.
+	WebAuthn portalWebAuthn
+	// Approvals resolves SSH approvals (*identity.Approvals). Optional.
+	Approvals portalApprovals
+	// Limiter rate-limits login, assertion and approval. Required.
+	Limiter portalLimiter
+	// Codec seals cookies (*identity.Codec). Required.
+	Codec sessionCodec
 	// Audit records sign-ins, ceremonies, denials and approvals. Required.
 	Audit portalAudit
+	// JWKS serves the upstream assertion keys (assertion.Signer.JWKS).
+	// Optional: nil answers 404.
+	JWKS http.Handler
+	// Hop returns the handler that carries a route's admitted requests to
+	// its upstream (proxy.NewUpstream). Required when there are routes.
+	Hop func(config.Route) (http.Handler, error)
 	// Logger receives operational messages; if nil, they are discarded.
 	Logger *slog.Logger
-	// SSOClient talks to the IdP. If nil, identity.SSOHTTPClient(cfg.SSO)
-	// is used (system roots plus sso.ca_roots).
-	SSOClient *http.Client
 }
 
-// Web is the browser side of Gatehouse, ready for FrontConfig: the portal
-// for public_url and one gate per route host.
+// Web is the browser side of Gatehouse, ready for proxy.FrontConfig: the
+// portal for public_url and one gate per route host.
 type Web struct {
-	// Portal serves the public_url host. It is nil (an untyped nil
-	// http.Handler, so the front shows its placeholder) when the
-	// configuration has no SSO issuer, i.e. no routes and no targets.
+	// Portal serves the public_url host.
 	Portal http.Handler
 	// Apps maps each route's host (lower case) to its gate.
 	Apps map[string]http.Handler
-	// Signer signs the upstream assertions; its JWKS is served by Portal.
-	Signer *AssertionSigner
 }
 
-// BuildWeb builds the portal and every route's gate over shared identity
-// components. It does not need the IdP to answer: the OIDC issuer is
-// discovered lazily (see identity.NewOIDC), and until it answers sign-ins
-// get a 503 while existing sessions keep working. It starts no goroutines;
-// calling it again (on reload) builds fresh handlers over the same store,
-// so sessions survive a reload.
-func BuildWeb(ctx context.Context, c WebConfig) (*Web, error) {
+// NewWeb builds the portal and every route's gate over the shared identity
+// components, and connects the portal's sign-outs to the gates' caches. It
+// starts no goroutines; calling it again (on reload) builds fresh handlers
+// over the same components, so sessions survive a reload.
+func NewWeb(c WebConfig) (*Web, error) {
 	cfg := c.Config
-	if cfg == nil || c.Store == nil || c.Audit == nil {
-		return nil, fmt.Errorf("build web: Config, Store and Audit are required")
+	if cfg == nil || c.Sessions == nil {
+		return nil, errors.New("build web: Config and Sessions are required")
+	}
+	if len(cfg.Routes) > 0 && c.Hop == nil {
+		return nil, errors.New("build web: Hop is required for routes")
 	}
 	logger := c.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.SSO.Issuer == "" {
-		if len(cfg.Routes) > 0 {
-			return nil, fmt.Errorf("build web: routes need sso.issuer")
-		}
-		return &Web{}, nil
-	}
-	d := identity.Deps{Store: c.Store, Audit: c.Audit, Logger: logger.With("component", "identity")}
-	codec, err := identity.NewCodec(ctx, d, 0)
-	if err != nil {
-		return nil, fmt.Errorf("build web: cookie codec: %w", err)
-	}
-	sessions, err := identity.NewSessions(d, identity.SessionOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("build web: sessions: %w", err)
-	}
-	users, err := identity.NewUsers(d)
-	if err != nil {
-		return nil, fmt.Errorf("build web: users: %w", err)
-	}
-	invites, err := identity.NewInvites(d)
-	if err != nil {
-		return nil, fmt.Errorf("build web: invites: %w", err)
-	}
-	wa, err := identity.NewWebAuthn(d, identity.WebAuthnConfig{PublicURL: cfg.PublicURL, Enrollment: cfg.WebAuthn.Enrollment},
-		users, sessions, invites)
-	if err != nil {
-		return nil, fmt.Errorf("build web: webauthn: %w", err)
-	}
-	approvals, err := identity.NewApprovals(d, cfg.PublicURL)
-	if err != nil {
-		return nil, fmt.Errorf("build web: approvals: %w", err)
-	}
-	limiter, err := identity.NewLimiter(d)
-	if err != nil {
-		return nil, fmt.Errorf("build web: limiter: %w", err)
-	}
-	client := c.SSOClient
-	if client == nil {
-		if client, err = identity.SSOHTTPClient(cfg.SSO); err != nil {
-			return nil, fmt.Errorf("build web: sso client: %w", err)
-		}
-	}
-	oidc, err := identity.NewOIDC(ctx, d, cfg.SSO, strings.TrimSuffix(cfg.PublicURL, "/")+"/auth/callback", client)
-	if err != nil {
-		return nil, fmt.Errorf("build web: oidc: %w", err)
-	}
-	signer, err := NewAssertionSigner(ctx, AssertionConfig{Store: c.Store, Issuer: cfg.PublicURL,
-		Logger: logger.With("component", "assertion")})
-	if err != nil {
-		return nil, fmt.Errorf("build web: %w", err)
 	}
 	pages, err := web.Parse()
 	if err != nil {
@@ -113,8 +76,8 @@ func BuildWeb(ctx context.Context, c WebConfig) (*Web, error) {
 	}
 	var gates []*App
 	portal, err := NewPortal(PortalConfig{
-		Config: cfg, OIDC: oidc, Sessions: sessions, WebAuthn: wa, Approvals: approvals, Limiter: limiter,
-		Codec: codec, Audit: c.Audit, JWKS: signer.JWKS(), Pages: pages, Logger: logger.With("component", "portal"),
+		Config: cfg, OIDC: c.OIDC, Sessions: c.Sessions, WebAuthn: c.WebAuthn, Approvals: c.Approvals, Limiter: c.Limiter,
+		Codec: c.Codec, Audit: c.Audit, JWKS: c.JWKS, Pages: pages, Logger: logger.With("component", "portal"),
 		Revoked: func(handle, email string) {
 			for _, g := range gates {
 				g.Forget(handle, email)
@@ -124,13 +87,13 @@ func BuildWeb(ctx context.Context, c WebConfig) (*Web, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build web: %w", err)
 	}
-	w := &Web{Portal: portal, Apps: map[string]http.Handler{}, Signer: signer}
+	w := &Web{Portal: portal, Apps: map[string]http.Handler{}}
 	for _, rt := range cfg.Routes {
-		up, err := NewUpstream(rt, signer, logger.With("component", "upstream"))
+		hop, err := c.Hop(rt)
 		if err != nil {
 			return nil, fmt.Errorf("build web: %w", err)
 		}
-		app, err := NewApp(rt, up, AppDeps{Config: cfg, Codec: codec, Sessions: sessions, Audit: c.Audit,
+		app, err := NewApp(rt, hop, AppDeps{Config: cfg, Codec: c.Codec, Sessions: c.Sessions, Audit: c.Audit,
 			Pages: pages, Logger: logger.With("component", "app")})
 		if err != nil {
 			return nil, fmt.Errorf("build web: %w", err)

@@ -2,8 +2,11 @@
 // certificates from files, a self-signed demo certificate or ACME
 // (certmagic), routing by Host to the portal or a route's application,
 // security headers, the plain-HTTP redirect and ACME challenge listener, the
-// admin listener (/healthz, /readyz, /metrics), and the portal pages and
-// reverse proxy that later files add.
+// admin listener (/healthz, /readyz, /metrics), and the hop that carries an
+// admitted request to its upstream with the identity headers and the signed
+// assertion (Upstream). What people see in a browser (the portal and the
+// gate in front of each route) is package portal's; it reaches the front as
+// plain http.Handlers.
 package proxy
 
 import (

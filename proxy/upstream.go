@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/assertion"
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/config"
 )
@@ -41,6 +42,12 @@ const (
 	HeaderAssertion = "X-Gatehouse-Jwt-Assertion"
 )
 
+// Signer signs the identity assertion for one route (*assertion.Signer):
+// a token for X-Gatehouse-Jwt-Assertion and the X-Gatehouse-Groups value.
+type Signer interface {
+	Assertion(who authz.Subject, aud string) (token, groups string, err error)
+}
+
 // Upstream forwards the requests of one route to its upstream with
 // Gatehouse's identity headers. It never follows upstream redirects; it
 // passes WebSocket upgrades and streaming responses through. It is safe for
@@ -48,7 +55,7 @@ const (
 type Upstream struct {
 	name    string
 	target  *url.URL
-	signer  *AssertionSigner
+	signer  Signer
 	logger  *slog.Logger
 	maxBody int64
 	// rp is the template proxy; Serve copies it and sets Rewrite per request.
@@ -57,7 +64,7 @@ type Upstream struct {
 
 // NewUpstream returns the proxy for route r. signer is required: no request
 // is forwarded without an assertion. If logger is nil, logs are discarded.
-func NewUpstream(r config.Route, signer *AssertionSigner, logger *slog.Logger) (*Upstream, error) {
+func NewUpstream(r config.Route, signer Signer, logger *slog.Logger) (*Upstream, error) {
 	if signer == nil {
 		return nil, fmt.Errorf("route %s: assertion signer is required", r.Name)
 	}
@@ -131,6 +138,13 @@ func (u *Upstream) Close() error {
 		c.CloseIdleConnections()
 	}
 	return nil
+}
+
+// ServeHTTP forwards r as the identity the gate admitted and put into its
+// context (assertion.WithSubject); without one it refuses the request.
+func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	who, _ := assertion.SubjectFrom(r.Context())
+	u.Serve(w, r, who)
 }
 
 // Serve forwards r to the upstream as who. The caller has already

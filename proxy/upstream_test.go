@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gatehouse-dev/gatehouse/assertion"
+	"github.com/gatehouse-dev/gatehouse/assertion/assertiontest"
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/google/go-cmp/cmp"
@@ -27,7 +29,7 @@ type upFixture struct {
 	upstream *httptest.Server
 	proxy    *httptest.Server
 	u        *Upstream
-	signer   *AssertionSigner
+	signer   *assertion.Signer
 }
 
 func upStart(t *testing.T, upstreamPath string, timeout time.Duration, h http.Handler) *upFixture {
@@ -344,7 +346,7 @@ func TestUpstreamErrors(t *testing.T) {
 		}
 	})
 	t.Run("bad config", func(t *testing.T) {
-		s := upSigner(t, &upFlakyStore{}, time.Now)
+		s := upSigner(t, &assertiontest.FlakyStore{}, time.Now)
 		for _, up := range []string{"", "ftp://x", "http://", "http://u:p@h", "http://h/?q", "::"} {
 			if _, err := NewUpstream(config.Route{Name: "r", Upstream: up}, s, nil); err == nil {
 				t.Errorf("NewUpstream(%q) accepted", up)

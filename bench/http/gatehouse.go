@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gatehouse-dev/gatehouse/proxy"
+	"github.com/gatehouse-dev/gatehouse/portal"
 )
 
 // gatehouseSetup is the config and state one Gatehouse run uses.
@@ -69,7 +69,7 @@ func (g *gatehouseSetup) mint(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mint session: %w", err)
 	}
-	g.cookie = proxy.SessionCookie + "=" + v
+	g.cookie = portal.SessionCookie + "=" + v
 	return nil
 }
 

@@ -5,22 +5,28 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
+	"github.com/gatehouse-dev/gatehouse/assertion"
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/portal"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
 // runInproc serves the config with the components `gatehouse serve` wires
-// for the browser side (proxy.BuildWeb: portal, app gates with the session
-// check and authz, upstream proxies with the JWT assertion; the front door
-// with TLS; the audit log) in this process. It is the fallback when the
+// for the browser side (identity, portal.NewWeb: portal, app gates with
+// the session check and authz, proxy.NewUpstream hops with the JWT
+// assertion; the front door with TLS; the audit log) in this process, put
+// together by buildWeb below the way cmd/gatehouse's wiring does. It is the fallback when the
 // real binary cannot serve routes, and the process the CPU profile is
 // taken from (the binary has no profiling endpoint). It runs until
 // SIGTERM.
@@ -60,7 +66,7 @@ func inproc(cfgPath, profile string) error {
 		return err
 	}
 	defer al.Close()
-	web, err := proxy.BuildWeb(ctx, proxy.WebConfig{Config: cfg, Store: st, Audit: al, Logger: logger})
+	web, err := buildWeb(ctx, cfg, identity.Deps{Store: st, Audit: al, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -79,4 +85,57 @@ func inproc(cfgPath, profile string) error {
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	return front.Serve(ctx)
+}
+
+// buildWeb is cmd/gatehouse's newIdentity and buildWeb for the browser side
+// only (cmd is a main package and cannot be imported): the same
+// constructors with the same arguments. When the wiring there changes,
+// change it here too.
+func buildWeb(ctx context.Context, cfg *config.Config, d identity.Deps) (*portal.Web, error) {
+	sessions, err := identity.NewSessions(d, identity.SessionOptions{})
+	if err != nil {
+		return nil, err
+	}
+	users, err := identity.NewUsers(d)
+	if err != nil {
+		return nil, err
+	}
+	invites, err := identity.NewInvites(d)
+	if err != nil {
+		return nil, err
+	}
+	wa, err := identity.NewWebAuthn(d, identity.WebAuthnConfig{PublicURL: cfg.PublicURL, Enrollment: cfg.WebAuthn.Enrollment},
+		users, sessions, invites)
+	if err != nil {
+		return nil, err
+	}
+	limiter, err := identity.NewLimiter(d)
+	if err != nil {
+		return nil, err
+	}
+	approvals, err := identity.NewApprovals(d, cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	codec, err := identity.NewCodec(ctx, d, 0)
+	if err != nil {
+		return nil, err
+	}
+	client, err := identity.SSOHTTPClient(cfg.SSO)
+	if err != nil {
+		return nil, err
+	}
+	oidc, err := identity.NewOIDC(ctx, d, cfg.SSO, strings.TrimSuffix(cfg.PublicURL, "/")+"/auth/callback", client)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := assertion.NewSigner(ctx, assertion.Config{Store: d.Store, Issuer: cfg.PublicURL, Logger: d.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return portal.NewWeb(portal.WebConfig{
+		Config: cfg, OIDC: oidc, Sessions: sessions, WebAuthn: wa, Approvals: approvals, Limiter: limiter, Codec: codec, Audit: d.Audit,
+		JWKS: signer.JWKS(), Logger: d.Logger,
+		Hop: func(rt config.Route) (http.Handler, error) { return proxy.NewUpstream(rt, signer, d.Logger) },
+	})
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/descope/virtualwebauthn"
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/identity"
-	"github.com/gatehouse-dev/gatehouse/proxy"
+	"github.com/gatehouse-dev/gatehouse/portal"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -105,7 +105,7 @@ func mintSession(ctx context.Context, dataDir, publicURL, appHost string) (strin
 	if err != nil {
 		return "", fmt.Errorf("redeem handoff: %w", err)
 	}
-	v, err := codec.Seal(proxy.SessionCookie, appHost, app.ID)
+	v, err := codec.Seal(portal.SessionCookie, appHost, app.ID)
 	if err != nil {
 		return "", fmt.Errorf("seal cookie: %w", err)
 	}

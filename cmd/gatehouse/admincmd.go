@@ -23,19 +23,11 @@ func controlPath(cfg *config.Config) string {
 	return filepath.Join(cfg.DataDir, control.SocketName)
 }
 
-// adminOps builds the admin commands over live state. serve offers them on
-// the control socket; with no server running, the CLI runs the same ops on
-// the store itself.
-func adminOps(cfg *config.Config, st store.Store, al auditLog, logger *slog.Logger) (map[string]control.Op, error) {
-	d := identity.Deps{Store: st, Audit: al, Logger: logger}
-	_, locks, err := newLocks(d)
-	if err != nil {
-		return nil, err
-	}
-	invites, err := identity.NewInvites(d)
-	if err != nil {
-		return nil, err
-	}
+// adminOps builds the admin commands over the process's identity
+// components. serve offers them on the control socket; with no server
+// running, the CLI runs the same ops on the store itself.
+func adminOps(cfg *config.Config, id *identityParts) map[string]control.Op {
+	locks, invites := id.locks, id.invites
 	return map[string]control.Op{
 		"lock": func(ctx context.Context, args []string) (string, error) {
 			if len(args) != 2 {
@@ -66,7 +58,7 @@ func adminOps(cfg *config.Config, st store.Store, al auditLog, logger *slog.Logg
 			base := strings.TrimSuffix(cfg.PublicURL, "/")
 			return fmt.Sprintf("%s/enroll/%s\n(single use, valid for %s; send it to %s only)\n", base, tok, identity.InviteTTL, args[0]), nil
 		},
-	}, nil
+	}
 }
 
 // runAdmin runs op on the deployment cfg describes: through the running
@@ -90,10 +82,11 @@ func runAdmin(ctx context.Context, cfg *config.Config, op string, args []string,
 		return "", err
 	}
 	defer al.Close()
-	ops, err := adminOps(cfg, st, al, logger)
+	id, err := newIdentity(ctx, deps{cfg: cfg, store: st, audit: al, logger: logger})
 	if err != nil {
 		return "", err
 	}
+	ops := adminOps(cfg, id)
 	who := "cli:unknown"
 	if u, err := user.Current(); err == nil {
 		who = "cli:" + u.Username
@@ -144,12 +137,10 @@ func adminCommand(op string) func(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// serveControl starts the control socket for a running server.
-func serveControl(cfg *config.Config, st store.Store, al auditLog, logger *slog.Logger) (*control.Server, func() error, error) {
-	ops, err := adminOps(cfg, st, al, logger)
-	if err != nil {
-		return nil, nil, err
-	}
+// serveControl starts the control socket for a running server, over the
+// server's identity components.
+func serveControl(cfg *config.Config, id *identityParts, logger *slog.Logger) (*control.Server, func() error, error) {
+	ops := adminOps(cfg, id)
 	ln, err := control.Listen(controlPath(cfg))
 	if err != nil {
 		return nil, nil, err

@@ -97,7 +97,11 @@ func TestAdminCommandsThroughServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer al.Close()
-	srv, serve, err := serveControl(cfg, st, al, nil)
+	id, err := newIdentity(context.Background(), deps{cfg: cfg, store: st, audit: al})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, serve, err := serveControl(cfg, id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,13 +110,17 @@ func (s *server) run(ctx context.Context) error {
 		}
 	}()
 
-	ctl, serveCtl, err := serveControl(cfg, st, al, s.logger.With("component", "control"))
+	reg := prometheus.NewRegistry()
+	d := deps{cfg: cfg, store: st, audit: al, logger: s.logger, metrics: reg}
+	// The identity components are built once and shared by the control
+	// socket's admin ops, the browser side and the SSH bastion.
+	if d.ident, err = newIdentity(ctx, d); err != nil {
+		return err
+	}
+	ctl, serveCtl, err := serveControl(cfg, d.ident, s.logger.With("component", "control"))
 	if err != nil {
 		return err
 	}
-
-	reg := prometheus.NewRegistry()
-	d := deps{cfg: cfg, store: st, audit: al, logger: s.logger, metrics: reg}
 	ready := []proxy.ReadyCheck{{Name: "store", Check: s.storeReady}}
 	if cfg.Listen.HTTPS != "" {
 		web, err := buildWeb(ctx, d)
@@ -273,7 +277,13 @@ func (s *server) reload() error {
 		return errors.New(strings.TrimSpace(buf.String()))
 	}
 	if s.front != nil {
+		// The web side is rebuilt whole for the new config, over the same
+		// store: sessions survive.
 		d := deps{cfg: cfg, store: s.store, audit: s.audit, logger: s.logger, metrics: s.front.Metrics()}
+		var err error
+		if d.ident, err = newIdentity(context.Background(), d); err != nil {
+			return err
+		}
 		web, err := buildWeb(context.Background(), d)
 		if err != nil {
 			return err

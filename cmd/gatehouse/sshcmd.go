@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 
-	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/sshgw"
 )
 
@@ -41,18 +40,11 @@ func cmdSSHConfig(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// startSSH builds the SSH bastion and opens its listener.
+// startSSH builds the SSH bastion over the process's identity components
+// (d.ident) and opens its listener.
 func startSSH(d deps) (*sshgw.Server, net.Listener, error) {
-	idd := identity.Deps{Store: d.store, Audit: d.audit, Logger: d.logger}
-	approvals, err := identity.NewApprovals(idd, d.cfg.PublicURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	keys, locks, err := newLocks(idd)
-	if err != nil {
-		return nil, nil, err
-	}
-	srv, err := sshgw.New(sshgw.Config{Cfg: d.cfg, Store: d.store, Approvals: approvals, Keys: keys, Locks: locks,
+	id := d.ident
+	srv, err := sshgw.New(sshgw.Config{Cfg: d.cfg, Store: d.store, Approvals: id.approvals, Keys: id.keys, Locks: id.locks,
 		Audit: d.audit, Logger: d.logger.With("component", "sshgw")})
 	if err != nil {
 		return nil, nil, err

@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime/debug"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gatehouse-dev/gatehouse/assertion"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/portal"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
@@ -20,6 +25,11 @@ type deps struct {
 	audit   auditLog
 	logger  *slog.Logger
 	metrics *prometheus.Registry
+	// ident is the process's identity components; nil until newIdentity.
+	ident *identityParts
+	// ssoClient talks to the IdP; if nil, identity.SSOHTTPClient(cfg.SSO)
+	// is used (tests pass one that trusts their issuer).
+	ssoClient *http.Client
 }
 
 // version is this build's module version, or "devel".
@@ -30,35 +40,106 @@ func version() string {
 	return "devel"
 }
 
-// buildWeb builds the portal for the public_url host and one gate per
-// route host. It does not need the IdP to answer (sign-ins fail closed
-// with a 503 until it does; sessions that exist keep working); on a
-// configuration error serve refuses to start and a reload keeps the old
-// handlers.
-func buildWeb(ctx context.Context, d deps) (*proxy.Web, error) {
-	return proxy.BuildWeb(ctx, proxy.WebConfig{
-		Config: d.cfg,
-		Store:  d.store,
-		Audit:  d.audit,
-		Logger: d.logger,
-	})
+// identityParts are the identity components of one process, built once by
+// newIdentity and shared by the portal, the app gates, the SSH bastion and
+// the admin operations. They are stateless wrappers over the store, so a
+// reload that builds new ones over the same store keeps every session.
+type identityParts struct {
+	sessions  *identity.Sessions
+	users     *identity.Users
+	keys      *identity.KeyBindings
+	locks     *identity.Locks
+	approvals *identity.Approvals
+	limiter   *identity.Limiter
+	invites   *identity.Invites
+	// codec, webauthn and oidc serve the browser side; they are nil when
+	// the configuration has no SSO issuer (no routes, no browser sign-in).
+	codec    *identity.Codec
+	webauthn *identity.WebAuthn
+	oidc     *identity.OIDC
 }
 
-// newLocks builds the key bindings and the locks over them: a lock revokes
-// the person's sessions and unbinds their SSH keys. The identity components
-// are stateless wrappers over the store, so several instances share state.
-func newLocks(d identity.Deps) (*identity.KeyBindings, *identity.Locks, error) {
-	sessions, err := identity.NewSessions(d, identity.SessionOptions{})
-	if err != nil {
-		return nil, nil, err
+// newIdentity builds the identity components for cfg over d's store. It
+// does not need the IdP to answer: the OIDC issuer is discovered lazily
+// (see identity.NewOIDC), and until it answers sign-ins get a 503 while
+// existing sessions keep working.
+func newIdentity(ctx context.Context, d deps) (*identityParts, error) {
+	cfg := d.cfg
+	logger := d.logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
-	keys, err := identity.NewKeyBindings(d)
-	if err != nil {
-		return nil, nil, err
+	idd := identity.Deps{Store: d.store, Audit: d.audit, Logger: logger.With("component", "identity")}
+	var p identityParts
+	var err error
+	if p.sessions, err = identity.NewSessions(idd, identity.SessionOptions{}); err != nil {
+		return nil, fmt.Errorf("identity: sessions: %w", err)
 	}
-	locks, err := identity.NewLocks(d, sessions, keys)
-	if err != nil {
-		return nil, nil, err
+	if p.users, err = identity.NewUsers(idd); err != nil {
+		return nil, fmt.Errorf("identity: users: %w", err)
 	}
-	return keys, locks, nil
+	if p.keys, err = identity.NewKeyBindings(idd); err != nil {
+		return nil, fmt.Errorf("identity: key bindings: %w", err)
+	}
+	// A lock revokes the person's sessions and unbinds their SSH keys.
+	if p.locks, err = identity.NewLocks(idd, p.sessions, p.keys); err != nil {
+		return nil, fmt.Errorf("identity: locks: %w", err)
+	}
+	if p.approvals, err = identity.NewApprovals(idd, cfg.PublicURL); err != nil {
+		return nil, fmt.Errorf("identity: approvals: %w", err)
+	}
+	if p.limiter, err = identity.NewLimiter(idd); err != nil {
+		return nil, fmt.Errorf("identity: limiter: %w", err)
+	}
+	if p.invites, err = identity.NewInvites(idd); err != nil {
+		return nil, fmt.Errorf("identity: invites: %w", err)
+	}
+	if cfg.SSO.Issuer == "" {
+		return &p, nil
+	}
+	if p.codec, err = identity.NewCodec(ctx, idd, 0); err != nil {
+		return nil, fmt.Errorf("identity: cookie codec: %w", err)
+	}
+	if p.webauthn, err = identity.NewWebAuthn(idd, identity.WebAuthnConfig{PublicURL: cfg.PublicURL, Enrollment: cfg.WebAuthn.Enrollment},
+		p.users, p.sessions, p.invites); err != nil {
+		return nil, fmt.Errorf("identity: webauthn: %w", err)
+	}
+	client := d.ssoClient
+	if client == nil {
+		if client, err = identity.SSOHTTPClient(cfg.SSO); err != nil {
+			return nil, fmt.Errorf("identity: sso client: %w", err)
+		}
+	}
+	redirect := strings.TrimSuffix(cfg.PublicURL, "/") + "/auth/callback"
+	if p.oidc, err = identity.NewOIDC(ctx, idd, cfg.SSO, redirect, client); err != nil {
+		return nil, fmt.Errorf("identity: oidc: %w", err)
+	}
+	return &p, nil
+}
+
+// buildWeb builds the portal for the public_url host and one gate per
+// route host, each gate in front of its hop to the upstream, over the
+// identity components in d.ident. On a configuration error serve refuses
+// to start and a reload keeps the old handlers. With no SSO issuer there
+// is no portal (the front shows its placeholder) and no route.
+func buildWeb(ctx context.Context, d deps) (*portal.Web, error) {
+	cfg := d.cfg
+	if cfg.SSO.Issuer == "" {
+		if len(cfg.Routes) > 0 {
+			return nil, fmt.Errorf("build web: routes need sso.issuer")
+		}
+		return &portal.Web{}, nil
+	}
+	id := d.ident
+	signer, err := assertion.NewSigner(ctx, assertion.Config{Store: d.store, Issuer: cfg.PublicURL,
+		Logger: d.logger.With("component", "assertion")})
+	if err != nil {
+		return nil, fmt.Errorf("build web: %w", err)
+	}
+	hopLogger := d.logger.With("component", "upstream")
+	return portal.NewWeb(portal.WebConfig{
+		Config: cfg, OIDC: id.oidc, Sessions: id.sessions, WebAuthn: id.webauthn, Approvals: id.approvals,
+		Limiter: id.limiter, Codec: id.codec, Audit: d.audit, JWKS: signer.JWKS(), Logger: d.logger,
+		Hop: func(rt config.Route) (http.Handler, error) { return proxy.NewUpstream(rt, signer, hopLogger) },
+	})
 }

@@ -1,6 +1,11 @@
-package proxy
+package main
 
 import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/audit"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +18,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
-// TestBuildWebIdPDown builds the browser side against an issuer nobody
+// TestBuildWebIdPDown builds (through the wiring serve uses) the browser side against an issuer nobody
 // answers for: the build succeeds, app routes still send people to sign
 // in, and the sign-in answers a plain 503 instead of a redirect.
 func TestBuildWebIdPDown(t *testing.T) {
@@ -33,11 +38,20 @@ func TestBuildWebIdPDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cfg := ptConfig("http://127.0.0.1:9")
-	cfg.SSO = config.SSO{Issuer: issuer, ClientID: "gatehouse", ClientSecretFile: secret}
-	w, err := BuildWeb(t.Context(), WebConfig{Config: cfg, Store: st, Audit: &ptAudit{}, Logger: upTestLogger(t)})
+	cfg := &config.Config{
+		PublicURL: "https://gate.test",
+		MFA:       config.MFA{MaxAge: config.Duration(12 * time.Hour)},
+		Routes: []config.Route{{Name: "app", Host: "app.test", Upstream: "http://127.0.0.1:9",
+			Allow: config.Allow{Groups: []string{"eng"}}}},
+		SSO: config.SSO{Issuer: issuer, ClientID: "gatehouse", ClientSecretFile: secret},
+	}
+	d := deps{cfg: cfg, store: st, audit: nopAudit{}, logger: slog.New(slog.DiscardHandler)}
+	if d.ident, err = newIdentity(t.Context(), d); err != nil {
+		t.Fatalf("newIdentity with the IdP down: %v", err)
+	}
+	w, err := buildWeb(t.Context(), d)
 	if err != nil {
-		t.Fatalf("BuildWeb with the IdP down: %v", err)
+		t.Fatalf("buildWeb with the IdP down: %v", err)
 	}
 
 	rec := httptest.NewRecorder()
@@ -63,3 +77,8 @@ func TestBuildWebIdPDown(t *testing.T) {
 		}
 	}
 }
+
+// nopAudit discards audit events.
+type nopAudit struct{}
+
+func (nopAudit) Log(context.Context, audit.Event) error { return nil }
