@@ -24,6 +24,8 @@ const maxReturnLen = 2048
 //     a browser resolves "https://GATE/.//evil.com" to the path
 //     "//evil.com", which a redirect to the bare path turns into another
 //     origin;
+//   - the path is in the form net/url writes it back (EscapedPath returns
+//     it unchanged), so that rebuilding it cannot turn "%2F" into "/";
 //   - nothing but printable ASCII (no control characters or spaces), no
 //     "\" raw or encoded (%5C), no encoded control characters, and at most
 //     2048 bytes.
@@ -62,6 +64,12 @@ func SafeReturn(raw string, allowedHost func(host string) bool) (string, bool) {
 		return "", false
 	}
 	if u.Scheme == "" && u.Host != "" || u.Scheme != "" && !strings.EqualFold(u.Scheme, "https") {
+		return "", false
+	}
+	// Callers rebuild the path with EscapedPath, which re-escapes a path
+	// that is not in Go's canonical form from its decoded text: "/%2F\""
+	// would come back as "//%22". Accept only a path that survives as is.
+	if p, _, _ := strings.Cut(rest, "?"); u.EscapedPath() != strings.SplitN(p, "#", 2)[0] {
 		return "", false
 	}
 	return raw, true

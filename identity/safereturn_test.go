@@ -86,6 +86,11 @@ func TestSafeReturn(t *testing.T) {
 		{"https://grafana.example.com/a.b/..c/d..", true},
 		{"/x?next=//evil.com", true},
 		{"/%2fevil.com", true},
+		// Found by FuzzSafeReturn: net/url re-escapes this path from its
+		// decoded form, "//%22", which leaves the origin.
+		{"/%2F\"", false},
+		{"https://grafana.example.com/%2Fevil.com\"", false},
+		{"/a\"b", false},
 	}
 	for _, tc := range cases {
 		got, ok := SafeReturn(tc.raw, allowed)
