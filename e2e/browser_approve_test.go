@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/e2e/harness"
 	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/portal"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
@@ -22,7 +23,7 @@ import (
 // TestBrowserApproval drives the SSH approval page in real Chromium: the
 // link from the terminal, sign-in with Dex, enrolment, the page showing the
 // code and the connection, the code confirmation and the approving
-// assertion. The portal runs in-process (proxy.BuildWeb over a real store
+// assertion. The portal runs in-process (portal.NewWeb over a real store
 // and audit log, behind proxy.SecurityHeaders as the front serves it) so
 // the test can create the approval the SSH gateway would.
 func TestBrowserApproval(t *testing.T) {
@@ -57,10 +58,7 @@ func TestBrowserApproval(t *testing.T) {
 		MFA: config.MFA{MaxAge: config.Duration(12 * time.Hour)},
 	}
 	ctx := t.Context()
-	w, err := proxy.BuildWeb(ctx, proxy.WebConfig{Config: cfg, Store: st, Audit: al})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := buildApprovalPortal(t, cfg, st, al)
 	srv := httptest.NewUnstartedServer(proxy.SecurityHeaders(w.Portal))
 	srv.Listener.Close()
 	srv.Listener = ln
@@ -69,10 +67,7 @@ func TestBrowserApproval(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	// The SSH gateway's side: an unknown key asks for approval.
-	approvals, err := identity.NewApprovals(identity.Deps{Store: st, Audit: al}, portal)
-	if err != nil {
-		t.Fatal(err)
-	}
+	approvals := mustApprovals(t, st, al, portal)
 	req := identity.ApprovalRequest{SessionID: "ssh-1", SessionHash: []byte("exchange hash"),
 		KeyFingerprint: "SHA256:Zm9vYmFyYmF6cXV4", Target: "prod-db", Login: "postgres", Source: "203.0.113.9:40022"}
 	ap, err := approvals.Create(ctx, req)
@@ -136,4 +131,46 @@ func TestBrowserApproval(t *testing.T) {
 			t.Errorf("audit log lacks %s", want)
 		}
 	}
+}
+
+// buildApprovalPortal builds the portal the way serve does (the identity
+// components over one store, portal.NewWeb), without routes.
+func buildApprovalPortal(t *testing.T, cfg *config.Config, st store.Store, al *audit.Log) *portal.Web {
+	t.Helper()
+	d := identity.Deps{Store: st, Audit: al}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	sessions, err := identity.NewSessions(d, identity.SessionOptions{})
+	must(err)
+	users, err := identity.NewUsers(d)
+	must(err)
+	invites, err := identity.NewInvites(d)
+	must(err)
+	limiter, err := identity.NewLimiter(d)
+	must(err)
+	codec, err := identity.NewCodec(t.Context(), d, 0)
+	must(err)
+	wa, err := identity.NewWebAuthn(d, identity.WebAuthnConfig{PublicURL: cfg.PublicURL}, users, sessions, invites)
+	must(err)
+	client, err := identity.SSOHTTPClient(cfg.SSO)
+	must(err)
+	oidc, err := identity.NewOIDC(t.Context(), d, cfg.SSO, cfg.PublicURL+"/auth/callback", client)
+	must(err)
+	w, err := portal.NewWeb(portal.WebConfig{Config: cfg, OIDC: oidc, Sessions: sessions, WebAuthn: wa,
+		Approvals: mustApprovals(t, st, al, cfg.PublicURL), Limiter: limiter, Codec: codec, Audit: al})
+	must(err)
+	return w
+}
+
+func mustApprovals(t *testing.T, st store.Store, al *audit.Log, publicURL string) *identity.Approvals {
+	t.Helper()
+	a, err := identity.NewApprovals(identity.Deps{Store: st, Audit: al}, publicURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
