@@ -96,7 +96,10 @@ func (s *Server) newConn(parent context.Context, nc net.Conn, remote net.Addr, j
 	c.ctx, c.cancel = context.WithCancel(parent)
 	c.log = s.log.With("conn", c.id, "remote", remote.String())
 	c.activity.Store(s.now().UnixNano())
+	// Under mu: the timer's close reads authTimer, also when it fires at once.
+	c.mu.Lock()
 	c.authTimer = time.AfterFunc(s.pre.lim.Grace, c.graceExpired)
+	c.mu.Unlock()
 	// Whatever ends the connection's context closes the transport.
 	context.AfterFunc(c.ctx, func() { c.close("") })
 	return c

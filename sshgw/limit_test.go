@@ -5,8 +5,22 @@ import (
 	"testing"
 	"time"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"github.com/gatehouse-dev/gatehouse/audit"
 )
+
+// settle runs a command on cl and closes it. The round trip means the
+// server has finished its side of the handshake: gliderlabs' Shutdown
+// races with a handshake that completes while it waits (connWg.Add after
+// Wait), which the race detector reports.
+func settle(t *testing.T, cl *gossh.Client) {
+	t.Helper()
+	if out, _, code := run(t, cl, "echo ok", ""); out != "ok\n" || code != 0 {
+		t.Errorf("session: %q, %d", out, code)
+	}
+	cl.Close()
+}
 
 // rateLimited dials with c and reports whether the gateway refused it as
 // rate limited.
@@ -14,7 +28,7 @@ func (e *env) rateLimited(c *client) bool {
 	e.t.Helper()
 	cl, err := e.dial(c)
 	if err == nil {
-		cl.Close()
+		settle(e.t, cl)
 		return false
 	}
 	return strings.Contains(c.banner(), msgRateLimited)
@@ -47,7 +61,7 @@ func TestRateLimitPerSourceCountsOnlyFailures(t *testing.T) {
 		if err != nil {
 			t.Fatalf("bound key, attempt %d, from the noisy source: %v", i+1, err)
 		}
-		cl.Close()
+		settle(t, cl)
 	}
 }
 
@@ -70,5 +84,5 @@ func TestRateLimitPerSourceAndKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("another bound key from the same source: %v", err)
 	}
-	cl.Close()
+	settle(t, cl)
 }

@@ -194,7 +194,7 @@ func TestReloadRefusedChangesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatalf("new connection under the old policy: %v", err)
 			}
-			cl.Close()
+			settle(t, cl)
 		})
 	}
 }
