@@ -47,20 +47,28 @@ func buildPolicy(cfg *config.Config) (*policy, error) {
 // policy returns the policy in force.
 func (s *Server) policy() *policy { return s.pol.Load() }
 
-// ReloadBlockers returns, for each setting that the SSH gateway cannot
-// change while it runs, an error naming it; nil when new can be applied
-// live. The listener itself belongs to the caller, which should refuse a
-// changed listen.ssh as well; it is checked here too so that Reload never
-// half-applies a config.
-func ReloadBlockers(old, new *config.Config) error {
-	var errs []error
-	if old.DataDir != new.DataDir {
-		errs = append(errs, errors.New("data_dir cannot change without a restart (it holds the SSH host key and CAs)"))
+// CheckReload reports whether Reload would accept cfg, without applying
+// it: settings that need a restart (config.RestartRequired) and the whole
+// new policy built. serve asks it before swapping anything, so a reload
+// reaches both doors or neither.
+func (s *Server) CheckReload(cfg *config.Config) error {
+	_, err := s.prepare(cfg)
+	return err
+}
+
+// prepare builds the policy for cfg, or says why cfg cannot be applied.
+func (s *Server) prepare(cfg *config.Config) (*policy, error) {
+	if cfg == nil {
+		return nil, errors.New("sshgw: reload: no config")
 	}
-	if old.Listen.SSH != new.Listen.SSH {
-		errs = append(errs, errors.New("listen.ssh cannot change without a restart"))
+	if err := config.RestartRequired(s.policy().cfg, cfg); err != nil {
+		return nil, fmt.Errorf("sshgw: reload refused: %w", err)
 	}
-	return errors.Join(errs...)
+	p, err := buildPolicy(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sshgw: reload refused: %w", err)
+	}
+	return p, nil
 }
 
 // Reload applies cfg: it builds the whole new policy first and returns an
@@ -70,16 +78,9 @@ func ReloadBlockers(old, new *config.Config) error {
 // ended, with a message to the client and an audit event, as a lock ends
 // them.
 func (s *Server) Reload(cfg *config.Config) error {
-	if cfg == nil {
-		return errors.New("sshgw: reload: no config")
-	}
-	old := s.policy()
-	if err := ReloadBlockers(old.cfg, cfg); err != nil {
-		return fmt.Errorf("sshgw: reload refused: %w", err)
-	}
-	p, err := buildPolicy(cfg)
+	p, err := s.prepare(cfg)
 	if err != nil {
-		return fmt.Errorf("sshgw: reload refused: %w", err)
+		return err
 	}
 	s.pol.Store(p)
 	n := s.closeAll(func(c *conn) bool { return !c.readmit(p) }, reasonReload)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -139,12 +140,11 @@ func adminCommand(op string) func(args []string, stdout, stderr io.Writer) int {
 
 // serveControl starts the control socket for a running server, over the
 // server's identity components.
-func serveControl(cfg *config.Config, id *identityParts, logger *slog.Logger) (*control.Server, func() error, error) {
+func serveControl(cfg *config.Config, id *identityParts, logger *slog.Logger) (*control.Server, net.Listener, error) {
 	ops := adminOps(cfg, id)
 	ln, err := control.Listen(controlPath(cfg))
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := &control.Server{Ops: ops, Logger: logger}
-	return srv, func() error { return srv.Serve(ln) }, nil
+	return &control.Server{Ops: ops, Logger: logger}, ln, nil
 }

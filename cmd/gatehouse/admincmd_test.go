@@ -101,12 +101,12 @@ func TestAdminCommandsThroughServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, serve, err := serveControl(cfg, id, nil)
+	srv, ln, err := serveControl(cfg, id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- serve() }()
+	go func() { done <- srv.Serve(ln) }()
 	defer func() {
 		srv.Shutdown(context.Background())
 		<-done

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/portal"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/sshgw"
 	"github.com/gatehouse-dev/gatehouse/store"
@@ -79,6 +80,8 @@ type server struct {
 	store store.Store
 	audit auditLog
 	front *proxy.Front // nil when listen.https is off
+	web   *portal.Web  // the handlers the front serves; a reload swaps them
+	ssh   *sshgw.Server
 	admin *proxy.Admin
 }
 
@@ -117,16 +120,20 @@ func (s *server) run(ctx context.Context) error {
 	if d.ident, err = newIdentity(ctx, d); err != nil {
 		return err
 	}
-	ctl, serveCtl, err := serveControl(cfg, d.ident, s.logger.With("component", "control"))
+	ctl, ctlLn, err := serveControl(cfg, d.ident, s.logger.With("component", "control"))
 	if err != nil {
 		return err
 	}
+	// Closed on every return, early ones included: a socket left behind
+	// would make admin commands talk to a server that is gone.
+	defer ctlLn.Close()
 	ready := []proxy.ReadyCheck{{Name: "store", Check: s.storeReady}}
 	if cfg.Listen.HTTPS != "" {
 		web, err := buildWeb(ctx, d)
 		if err != nil {
 			return err
 		}
+		s.web = web
 		s.front, err = proxy.NewFront(proxy.FrontConfig{
 			Config:  cfg,
 			Portal:  web.Portal,
@@ -150,6 +157,7 @@ func (s *server) run(ctx context.Context) error {
 			return err
 		}
 		defer sshLn.Close()
+		s.ssh = sshSrv
 	}
 	s.admin, err = proxy.NewAdmin(proxy.AdminConfig{
 		Addr:    cfg.Listen.Admin,
@@ -199,7 +207,7 @@ func (s *server) run(ctx context.Context) error {
 		g.Go(func() error { return s.front.Serve(gctx) })
 	}
 	g.Go(func() error { return s.admin.Serve(gctx) })
-	g.Go(serveCtl)
+	g.Go(func() error { return ctl.Serve(ctlLn) })
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -268,14 +276,22 @@ func (s *server) reloadOnHUP(ctx context.Context, hup <-chan os.Signal) {
 	}
 }
 
-// reload loads the config file again and applies it only if it validates;
-// otherwise nothing changes.
+// reload loads the config file again and applies it to both doors, or,
+// if anything in it cannot be applied, to neither. Everything is built
+// before anything is swapped; the SSH door, applied last, is checked before
+// the web side is swapped, and if it still refuses, the web side is put
+// back.
 func (s *server) reload() error {
 	var buf strings.Builder
 	cfg, ok := loadConfig(s.path, &buf)
 	if !ok {
 		return errors.New(strings.TrimSpace(buf.String()))
 	}
+	old := s.cfg.Load()
+	if err := config.RestartRequired(old, cfg); err != nil {
+		return err
+	}
+	var web *portal.Web
 	if s.front != nil {
 		// The web side is rebuilt whole for the new config, over the same
 		// store: sessions survive.
@@ -284,13 +300,32 @@ func (s *server) reload() error {
 		if d.ident, err = newIdentity(context.Background(), d); err != nil {
 			return err
 		}
-		web, err := buildWeb(context.Background(), d)
-		if err != nil {
+		if web, err = buildWeb(context.Background(), d); err != nil {
 			return err
 		}
+	}
+	if s.ssh != nil {
+		if err := s.ssh.CheckReload(cfg); err != nil {
+			return err
+		}
+	}
+	if s.front != nil {
 		if err := s.front.Reload(cfg, web.Portal, web.Apps); err != nil {
 			return err
 		}
+	}
+	if s.ssh != nil {
+		if err := s.ssh.Reload(cfg); err != nil {
+			if s.front != nil {
+				if rerr := s.front.Reload(old, s.web.Portal, s.web.Apps); rerr != nil {
+					s.logger.Error("Putting the web side back after a refused SSH reload failed.", "error", rerr)
+				}
+			}
+			return err
+		}
+	}
+	if web != nil {
+		s.web = web
 	}
 	s.cfg.Store(cfg)
 	s.level.Set(logLevel(cfg.Log.Level))

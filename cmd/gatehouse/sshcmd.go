@@ -45,7 +45,7 @@ func cmdSSHConfig(args []string, stdout, stderr io.Writer) int {
 func startSSH(d deps) (*sshgw.Server, net.Listener, error) {
 	id := d.ident
 	srv, err := sshgw.New(sshgw.Config{Cfg: d.cfg, Store: d.store, Approvals: id.approvals, Keys: id.keys, Locks: id.locks,
-		Audit: d.audit, Logger: d.logger.With("component", "sshgw")})
+		Audit: d.audit, Logger: d.logger.With("component", "sshgw"), Metrics: d.metrics})
 	if err != nil {
 		return nil, nil, err
 	}
