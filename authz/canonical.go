@@ -50,9 +50,16 @@ const MaxPathLen = 8192
 // segments that were judged. Letter case is kept: the path rules ignore
 // ASCII case when they compare (see DecideRoute).
 func CanonicalPath(rawPath string) (string, error) {
+	canon, _, err := canonical(rawPath)
+	return canon, err
+}
+
+// canonical returns CanonicalPath's result and its decoded form: what an
+// upstream that decodes once sees, and what DecideRoute matches rules on.
+func canonical(rawPath string) (canon, decoded string, err error) {
 	segs, trailing, err := canonSegments(rawPath)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	var b strings.Builder
 	b.Grow(len(rawPath))
@@ -60,24 +67,20 @@ func CanonicalPath(rawPath string) (string, error) {
 		b.WriteByte('/')
 		escapeSegment(&b, s)
 	}
-	if trailing || len(segs) == 0 {
+	decoded = "/" + strings.Join(segs, "/")
+	if trailing && len(segs) > 0 {
+		b.WriteByte('/')
+		decoded += "/"
+	}
+	if len(segs) == 0 {
 		b.WriteByte('/')
 	}
-	return b.String(), nil
-}
-
-// decodedPath returns the decoded form of a canonical path: what an
-// upstream that decodes once sees. DecideRoute matches rules against it.
-func decodedPath(rawPath string) (string, error) {
-	segs, trailing, err := canonSegments(rawPath)
-	if err != nil {
-		return "", err
+	// Escaping can triple the length; the bound holds for the result too,
+	// or CanonicalPath(canon) would refuse what CanonicalPath returned.
+	if b.Len() > MaxPathLen {
+		return "", "", notCanon(-1, "too long")
 	}
-	p := "/" + strings.Join(segs, "/")
-	if trailing && len(segs) > 0 {
-		p += "/"
-	}
-	return p, nil
+	return b.String(), decoded, nil
 }
 
 // notCanon builds a refusal that names the offending segment by position,

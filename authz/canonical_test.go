@@ -60,6 +60,8 @@ func TestCanonicalPath(t *testing.T) {
 		{"/a%", ""}, {"/a%2", ""}, {"/a%zz", ""}, {"/a%u002e", ""}, {"/%252e%252e/admin", ""}, {"/%25%32%66", ""}, {"/100%25", ""},
 		// Not a path.
 		{"", ""}, {"admin", ""}, {"*", ""}, {"/" + strings.Repeat("a", MaxPathLen), ""},
+		// Found by FuzzCanonicalPath: short enough raw, too long escaped.
+		{"/" + strings.Repeat(`"`, MaxPathLen/3+1), ""},
 
 		// Accepted forms and their one canonical spelling.
 		{"/", "/"},
@@ -77,6 +79,7 @@ func TestCanonicalPath(t *testing.T) {
 		{"/.well-known/jwks.json", "/.well-known/jwks.json"},
 		{"/a.b/c..d/..e", "/a.b/c..d/..e"},
 		{"/a\"<>^`{|}", "/a%22%3C%3E%5E%60%7B%7C%7D"},
+		{"/" + strings.Repeat(`"`, MaxPathLen/3), "/" + strings.Repeat("%22", MaxPathLen/3)},
 	}
 	for _, tt := range tests {
 		got, err := CanonicalPath(tt.raw)
@@ -160,6 +163,11 @@ func FuzzCanonicalPath(f *testing.F) {
 			t.Fatalf("upstream cannot parse %q: %v", canon, err)
 		}
 		dec := u.Path
+		// The door forwards with URL{Path: dec, RawPath: canon}; net/url
+		// must then send canon byte for byte.
+		if got := (&url.URL{Path: dec, RawPath: canon}).EscapedPath(); got != canon {
+			t.Fatalf("forwarding %q would send %q", canon, got)
+		}
 		if !utf8.ValidString(dec) {
 			t.Fatalf("%q decodes to invalid UTF-8", canon)
 		}

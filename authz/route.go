@@ -39,7 +39,7 @@ func DecideRoute(s Subject, r *config.Route, defaultMFA time.Duration, urlPath s
 	allows := []config.Allow{r.Allow}
 	maxAge := routeMFA
 
-	p, err := decodedPath(urlPath)
+	_, p, err := canonical(urlPath)
 	if err != nil {
 		return Decision{Rule: ruleID, Reason: where + ": request path refused (" + strings.TrimPrefix(err.Error(), ErrPathNotCanonical.Error()+": ") + ")"}
 	}
