@@ -32,11 +32,12 @@ log: {format: text, level: debug}
 }
 
 func TestRun(t *testing.T) {
-	good := writeConfig(t, validYAML(t.TempDir()))
+	// t.TempDir itself is 0755, which serve refuses as a data_dir.
+	good := writeConfig(t, validYAML(filepath.Join(t.TempDir(), "data")))
 	bad := writeConfig(t, `public_url: https://gate.test
 listen: {https: ":8443"}
 tls: {mode: self_signed}
-data_dir: /var/lib/gatehouse
+data_dir: `+filepath.Join(t.TempDir(), "data")+`
 sso: {issuer: "https://idp.test", client_id: gh, client_secret_file: /etc/secret}
 routes:
   - name: grafana
@@ -48,7 +49,7 @@ routes:
     upstream: http://10.0.0.6
     allow: {groups: [eng]}
 `)
-	typo := writeConfig(t, validYAML(t.TempDir())+"routes:\n  - name: wiki\n    hosst: wiki.test\n")
+	typo := writeConfig(t, validYAML(filepath.Join(t.TempDir(), "data"))+"routes:\n  - name: wiki\n    hosst: wiki.test\n")
 	files := writeConfig(t, `public_url: https://gate.test
 listen: {https: ":8443"}
 tls: {mode: files, cert_file: /nonexistent/tls.crt, key_file: /nonexistent/tls.key}
@@ -68,12 +69,16 @@ data_dir: /var/lib/gatehouse
 		{"check-config invalid", []string{"check-config", "--config", bad}, 1, nil, []string{
 			bad + ":9: routes[0].upstream: scheme must be http or https",
 			bad + ":12: routes[1].host: must be a lowercase DNS name without port",
-			bad + ": 2 problem(s)",
+			bad + ":5: sso.client_secret_file: open /etc/secret: no such file or directory",
+			bad + ": 3 problem(s)",
 		}},
 		{"check-config unknown key", []string{"check-config", "--config", typo}, 1, nil, []string{
 			typo + `:11: routes[0].hosst: unknown key (did you mean "host"?)`,
 		}},
-		{"check-config unreadable cert files", []string{"check-config", "--config", files}, 1, nil, []string{files + ": tls.cert_file/key_file: open /nonexistent/tls.crt"}},
+		{"check-config unreadable cert files", []string{"check-config", "--config", files}, 1, nil, []string{
+			files + ":3: tls.cert_file: open /nonexistent/tls.crt: no such file or directory",
+			files + ":3: tls.key_file: open /nonexistent/tls.key: no such file or directory",
+		}},
 		{"check-config missing file", []string{"check-config", "--config", "/nonexistent/g.yaml"}, 1, nil, []string{"/nonexistent/g.yaml: read config"}},
 		{"check-config without --config", []string{"check-config"}, 2, nil, []string{"usage: gatehouse check-config --config FILE"}},
 		{"check-config positional argument", []string{"check-config", "--config", good, "extra"}, 2, nil, []string{"usage:"}},
