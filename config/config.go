@@ -116,6 +116,34 @@ type Route struct {
 	Paths     []PathRule `yaml:"paths"`
 	// Timeout bounds the wait for the upstream's response headers; zero: 30s.
 	Timeout Duration `yaml:"timeout"`
+	// AllowEncodedSlashes lets "%2F" in a request path through unchanged
+	// for upstreams that need it (GitLab-style project IDs); every other
+	// unsafe spelling is still refused. Path rules are refused on such a
+	// route, because "/a%2Fb" and "/a/b" may name the same resource there.
+	AllowEncodedSlashes bool `yaml:"allow_encoded_slashes"`
+	// WebSocketOrigins lists origins (https://host[:port]) besides the
+	// route's own from which a browser may open a WebSocket.
+	WebSocketOrigins []string `yaml:"websocket_origins"`
+	// StripHeaders names request headers removed before the hop, on top of
+	// the identity and URL-override families Gatehouse always removes.
+	StripHeaders []string `yaml:"strip_headers"`
+	// IdentityHeaders fills request headers with the admitted identity:
+	// header name -> one of IdentityFields (e.g. X-WEBAUTH-USER: email for
+	// Grafana's auth proxy).
+	IdentityHeaders map[string]string `yaml:"identity_headers"`
+}
+
+// Identity fields a route may put into identity_headers.
+const (
+	IdentityEmail  = "email"
+	IdentityUser   = "user"
+	IdentityGroups = "groups"
+	IdentityName   = "name"
+)
+
+// IdentityFields are the values identity_headers accepts.
+func IdentityFields() []string {
+	return []string{IdentityEmail, IdentityUser, IdentityGroups, IdentityName}
 }
 
 // PathRule gives requests under a path prefix their own allow list.

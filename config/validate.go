@@ -259,6 +259,7 @@ func (v *validator) route(p string, r Route, hosts, names map[string]string) {
 		}
 		v.allow(pp+".allow", pr.Allow)
 	}
+	v.hop(p, r)
 }
 
 func (v *validator) name(p, name string, names map[string]string) {
