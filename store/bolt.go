@@ -50,7 +50,7 @@ type BoltOptions struct {
 	// SweepInterval is how often expired keys are deleted from disk. Zero
 	// means one minute. Expired keys are invisible before they are swept.
 	SweepInterval time.Duration
-	// Now returns the current time, for tests. If nil, time.Now is used.
+	// Now is the clock that judges expiry. If nil, time.Now is used.
 	Now func() time.Time
 	// Logger receives the sweeper's errors. If nil, they are discarded.
 	Logger *slog.Logger

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -185,38 +186,42 @@ func TestSweepDeletesExpiredKeys(t *testing.T) {
 	}
 }
 
+// In a synctest bubble time.Now is fake, so the store's default clock and
+// the sweeper's ticker move together and synctest.Wait says when a sweep is
+// over.
 func TestSweeperRunsInBackgroundAndStops(t *testing.T) {
-	ctx := t.Context()
-	clock := &testClock{now: time.Unix(1_000_000, 0)}
-	b := openTest(t, filepath.Join(t.TempDir(), "store.db"), BoltOptions{Now: clock.Now, SweepInterval: time.Millisecond})
-	if err := b.Set(ctx, "tmp", []byte("x"), time.Second); err != nil {
-		t.Fatal(err)
-	}
-	clock.Advance(time.Minute)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if kv, _ := countKeys(t, b); kv == 0 {
-			break
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		b := openTest(t, filepath.Join(t.TempDir(), "store.db"), BoltOptions{})
+		if err := b.Set(ctx, "tmp", []byte("x"), time.Second); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("background sweeper did not delete the expired key within 5s")
+		// Expired after a second, but only the sweep deletes it from disk.
+		time.Sleep(defaultSweepInterval - time.Millisecond)
+		synctest.Wait()
+		if kv, _ := countKeys(t, b); kv != 1 {
+			t.Fatalf("before the first sweep: %d keys on disk, want 1", kv)
 		}
 		time.Sleep(time.Millisecond)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-b.swept:
-	default:
-		t.Error("sweeper still running after Close")
-	}
-	if err := b.Close(); err != nil {
-		t.Errorf("second Close = %v, want nil", err)
-	}
-	if err := b.Set(context.Background(), "k", nil, 0); !errors.Is(err, ErrClosed) {
-		t.Errorf("Set after Close = %v, want ErrClosed", err)
-	}
+		synctest.Wait()
+		if kv, exp := countKeys(t, b); kv != 0 || exp != 0 {
+			t.Fatalf("after the first sweep: %d keys, %d index entries; want none", kv, exp)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-b.swept:
+		default:
+			t.Error("sweeper still running after Close")
+		}
+		if err := b.Close(); err != nil {
+			t.Errorf("second Close = %v, want nil", err)
+		}
+		if err := b.Set(context.Background(), "k", nil, 0); !errors.Is(err, ErrClosed) {
+			t.Errorf("Set after Close = %v, want ErrClosed", err)
+		}
+	})
 }
 
 func TestCorruptValueIsAnError(t *testing.T) {
@@ -233,42 +238,51 @@ func TestCorruptValueIsAnError(t *testing.T) {
 	}
 }
 
+// In a synctest bubble the ctx deadline is fake time and synctest.Wait says
+// when a Publish is blocked.
 func TestPublishWaitsForSlowSubscriber(t *testing.T) {
-	b := openTest(t, filepath.Join(t.TempDir(), "store.db"), BoltOptions{})
-	subCtx, unsubscribe := context.WithCancel(t.Context())
-	ch, err := b.Subscribe(subCtx, "c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range subBuffer {
-		if err := b.Publish(t.Context(), "c", []byte{byte(i)}); err != nil {
-			t.Fatalf("Publish %d into the buffer = %v", i, err)
-		}
-	}
-	// The buffer is full: Publish waits rather than drop, bounded by ctx.
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
-	if err := b.Publish(ctx, "c", []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Publish to a full subscriber = %v, want DeadlineExceeded", err)
-	}
-	// Once the subscriber reads, the next Publish goes through.
-	if m := <-ch; len(m) != 1 || m[0] != 0 {
-		t.Fatalf("first message = %v, want [0]", m)
-	}
-	if err := b.Publish(t.Context(), "c", []byte("y")); err != nil {
-		t.Fatalf("Publish after a read = %v", err)
-	}
-	// A Publish blocked on a subscriber that leaves returns.
-	done := make(chan error, 1)
-	go func() { done <- b.Publish(t.Context(), "c", []byte("z")) }()
-	time.Sleep(20 * time.Millisecond)
-	unsubscribe()
-	select {
-	case err := <-done:
+	synctest.Test(t, func(t *testing.T) {
+		b := openTest(t, filepath.Join(t.TempDir(), "store.db"), BoltOptions{})
+		subCtx, unsubscribe := context.WithCancel(t.Context())
+		ch, err := b.Subscribe(subCtx, "c")
 		if err != nil {
-			t.Errorf("Publish to a leaving subscriber = %v, want nil", err)
+			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Publish stayed blocked after the subscriber left")
-	}
+		for i := range subBuffer {
+			if err := b.Publish(t.Context(), "c", []byte{byte(i)}); err != nil {
+				t.Fatalf("Publish %d into the buffer = %v", i, err)
+			}
+		}
+		// The buffer is full: Publish waits rather than drop, bounded by ctx.
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		if err := b.Publish(ctx, "c", []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Publish to a full subscriber = %v, want DeadlineExceeded", err)
+		}
+		// Once the subscriber reads, the next Publish goes through.
+		if m := <-ch; len(m) != 1 || m[0] != 0 {
+			t.Fatalf("first message = %v, want [0]", m)
+		}
+		if err := b.Publish(t.Context(), "c", []byte("y")); err != nil {
+			t.Fatalf("Publish after a read = %v", err)
+		}
+		// A Publish blocked on a subscriber that leaves returns.
+		done := make(chan error, 1)
+		go func() { done <- b.Publish(t.Context(), "c", []byte("z")) }()
+		synctest.Wait() // Publish is blocked on the full buffer
+		select {
+		case err := <-done:
+			t.Fatalf("Publish to a full subscriber returned %v before it left", err)
+		default:
+		}
+		unsubscribe()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Publish to a leaving subscriber = %v, want nil", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Publish stayed blocked after the subscriber left")
+		}
+	})
 }
