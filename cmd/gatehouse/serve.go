@@ -57,7 +57,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		<-ctx.Done()
 		stop()
 	}()
-	s := &server{path: *path, logger: logger, level: &level, stdout: stdout, started: make(chan struct{})}
+	s := &server{path: *path, logger: logger, level: &level, stdout: stdout}
 	s.cfg.Store(cfg)
 	if err := s.run(ctx); err != nil {
 		logger.Error("Gatehouse stopped with an error.", "error", err)
@@ -74,8 +74,6 @@ type server struct {
 	level  *slog.LevelVar
 	stdout io.Writer                     // audit.stdout sink
 	cfg    atomic.Pointer[config.Config] // the config in force; SIGHUP swaps it
-
-	started chan struct{} // closed once the listeners are up (for tests)
 
 	store store.Store
 	audit auditLog
@@ -184,14 +182,12 @@ func (s *server) run(ctx context.Context) error {
 		s.shutdownEarly(ctx)
 		return err
 	}
-	s.logger.Info("Gatehouse started.", attrs...)
-
 	// Catch SIGHUP before announcing the start: its default action kills
 	// the process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	close(s.started)
+	s.logger.Info("Gatehouse started.", attrs...)
 
 	g, gctx := errgroup.WithContext(ctx)
 	if sshSrv != nil {

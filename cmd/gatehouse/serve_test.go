@@ -88,9 +88,33 @@ func countLines(t *testing.T, file string) int {
 	return bytes.Count(b, []byte("\n"))
 }
 
-// startServer runs serve in-process with the config at path and waits
-// until /readyz answers 200. stop ends it (as SIGTERM does) and returns
-// what run returned.
+// startWatch passes records on and reports the admin address from the
+// "Gatehouse started." line, which is how an operator learns that serve is
+// up and where its ephemeral listeners are. Sub-loggers made with With lose
+// the watch, which is fine: the start line is logged on the root logger.
+type startWatch struct {
+	slog.Handler
+	admin chan string // buffered(1): the first start line's admin address
+}
+
+func (h startWatch) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "Gatehouse started." {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "admin" {
+				select {
+				case h.admin <- a.Value.String():
+				default:
+				}
+			}
+			return true
+		})
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// startServer runs serve in-process with the config at path, waits for its
+// start line and then until /readyz answers 200, as an operator would. stop
+// ends it (as SIGTERM does) and returns what run returned.
 func startServer(t *testing.T, path string) (s *server, stop func() error) {
 	t.Helper()
 	cfg, ok := loadConfig(path, io.Discard)
@@ -98,14 +122,15 @@ func startServer(t *testing.T, path string) (s *server, stop func() error) {
 		t.Fatal("test config invalid")
 	}
 	var level slog.LevelVar
-	s = &server{path: path, level: &level, stdout: io.Discard, started: make(chan struct{}),
-		logger: newLogger(cfg.Log, tLogWriter{t}, &level)}
+	watch := startWatch{Handler: newLogger(cfg.Log, tLogWriter{t}, &level).Handler(), admin: make(chan string, 1)}
+	s = &server{path: path, level: &level, stdout: io.Discard, logger: slog.New(watch)}
 	s.cfg.Store(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- s.run(ctx) }()
+	var admin string
 	select {
-	case <-s.started:
+	case admin = <-watch.admin:
 	case err := <-ran:
 		cancel()
 		t.Fatalf("run = %v before start", err)
@@ -116,7 +141,6 @@ func startServer(t *testing.T, path string) (s *server, stop func() error) {
 	}
 
 	// Ready once the listeners serve (Serve runs just after start).
-	admin := s.admin.Addr().String()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := http.Get("http://" + admin + "/readyz")

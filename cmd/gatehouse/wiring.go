@@ -27,9 +27,6 @@ type deps struct {
 	metrics *prometheus.Registry
 	// ident is the process's identity components; nil until newIdentity.
 	ident *identityParts
-	// ssoClient talks to the IdP; if nil, identity.SSOHTTPClient(cfg.SSO)
-	// is used (tests pass one that trusts their issuer).
-	ssoClient *http.Client
 }
 
 // version is this build's module version, or "devel".
@@ -104,11 +101,10 @@ func newIdentity(ctx context.Context, d deps) (*identityParts, error) {
 		p.users, p.sessions, p.invites); err != nil {
 		return nil, fmt.Errorf("identity: webauthn: %w", err)
 	}
-	client := d.ssoClient
-	if client == nil {
-		if client, err = identity.SSOHTTPClient(cfg.SSO); err != nil {
-			return nil, fmt.Errorf("identity: sso client: %w", err)
-		}
+	// sso.ca_roots is how tests (and deployments) trust a private issuer.
+	client, err := identity.SSOHTTPClient(cfg.SSO)
+	if err != nil {
+		return nil, fmt.Errorf("identity: sso client: %w", err)
 	}
 	redirect := strings.TrimSuffix(cfg.PublicURL, "/") + "/auth/callback"
 	if p.oidc, err = identity.NewOIDC(ctx, idd, cfg.SSO, redirect, client); err != nil {
