@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,6 +141,46 @@ func (e *btEnv) signIn(t *testing.T, tab *harness.Tab, rawURL, email, password, 
 	tab.WaitURLPrefix(wantURL)
 }
 
+// waitStepUpDue polls rawURL, an app URL on a route with a short
+// mfa_max_age, until Gatehouse sends the person holding portalCookie to the
+// step-up page. A Go client with its own cookie jar makes the same trip a
+// browser would (app host, portal, handoff) with that portal session, so the
+// browser's own cookies and trip are left as they were.
+func (e *btEnv) waitStepUpDue(t *testing.T, portalCookie, rawURL string) {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	portal, _ := url.Parse(e.portal + "/")
+	jar.SetCookies(portal, []*http.Cookie{{Name: "__Host-gatehouse", Value: portalCookie, Path: "/", Secure: true}})
+	c := e.client()
+	c.Jar = jar
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Path == "/auth/stepup" || len(via) > 10 {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	deadline := time.Now().Add(e.freshAge + 10*time.Second)
+	for ; ; time.Sleep(200 * time.Millisecond) {
+		res, err := c.Get(rawURL)
+		if err != nil {
+			t.Fatalf("poll %s: %v", rawURL, err)
+		}
+		res.Body.Close()
+		loc := res.Header.Get("Location")
+		switch {
+		case res.StatusCode == http.StatusFound && strings.HasPrefix(loc, e.portal+"/auth/stepup?"):
+			return
+		case res.StatusCode != http.StatusOK:
+			t.Fatalf("poll %s = %d (Location %q), want 200 until a redirect to the step-up", rawURL, res.StatusCode, loc)
+		case time.Now().After(deadline):
+			t.Fatalf("%s still admits the session %v after its mfa_max_age (%v)", rawURL, e.freshAge+10*time.Second, e.freshAge)
+		}
+	}
+}
+
 // step runs one stage of a test whose stages build on each other. Stages
 // are not subtests: the tabs belong to the whole test, and a failed stage
 // leaves nothing for the next one to build on.
@@ -240,7 +282,10 @@ func TestBrowserAccess(t *testing.T) {
 
 	step(t, "step-up when MFA is stale", func() {
 		report := e.url("fresh.test", "/report?week=4")
-		time.Sleep(e.freshAge + time.Second)
+		// The real binary's clock cannot be moved, so wait until the
+		// route's mfa_max_age has run out for this session as Gatehouse
+		// sees it, without touching the tab's own trip to fresh.test.
+		e.waitStepUpDue(t, btCookie(tab2, "gate.test"), report)
 		tab2.Navigate(report)
 		tab2.WaitURLPrefix(e.portal + "/auth/stepup?rd=")
 		tab2.WaitText("Confirm it is you")
@@ -297,11 +342,17 @@ func TestBrowserAccess(t *testing.T) {
 		tab2.WaitText("Your apps")
 		tab2.Click(`form[action="/auth/logout"] button`)
 		tab2.WaitText("You are signed out.")
-		// The app's cache trusts a cookie for at most a second.
-		time.Sleep(1500 * time.Millisecond)
-		res := get(e.url("app.test", "/after"), appCookie)
+		// The app's cache trusts a cookie for at most a second: poll
+		// until the old cookie is refused, for at most 1.5s.
+		var res *http.Response
+		for deadline := time.Now().Add(1500 * time.Millisecond); ; time.Sleep(50 * time.Millisecond) {
+			res = get(e.url("app.test", "/after"), appCookie)
+			if res.StatusCode != http.StatusOK || time.Now().After(deadline) {
+				break
+			}
+		}
 		if loc := res.Header.Get("Location"); res.StatusCode != http.StatusFound || !strings.HasPrefix(loc, e.portal+"/auth/login?rd=") {
-			t.Errorf("old app cookie after sign-out = %d to %q, want a redirect to the login", res.StatusCode, loc)
+			t.Errorf("old app cookie 1.5s after sign-out = %d to %q, want a redirect to the login", res.StatusCode, loc)
 		}
 		res = get(e.portal+"/keys/add", portalCookie)
 		if loc := res.Header.Get("Location"); res.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "/auth/login") {
