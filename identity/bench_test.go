@@ -9,8 +9,8 @@ func BenchmarkSessionCheck(b *testing.B) {
 	m := e.sessions(b)
 	c := newCodec(b, e)
 	p := e.fullSession(b, m, "ann@example.com", portal)
-	code, _ := m.IssueHandoff(e.ctx(), p.ID, "app.example.com", "/")
-	as, _, err := m.RedeemHandoff(e.ctx(), code, "app.example.com")
+	code, _ := issueHandoff(m, e.ctx(), p.ID, "app.example.com", "/")
+	as, _, err := redeemHandoff(m, e.ctx(), code, "app.example.com")
 	if err != nil {
 		b.Fatal(err)
 	}

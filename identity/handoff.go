@@ -28,8 +28,8 @@ type handoff struct {
 	Host   string `json:"host"`
 	Path   string `json:"path"`
 	// Bind is HandoffBinding of the nonce of the browser that started the
-	// trip; "" for a code issued by the deprecated IssueHandoff.
-	Bind string `json:"bind,omitempty"`
+	// trip.
+	Bind string `json:"bind"`
 }
 
 func handoffKey(code string) string { return "identity/handoff/" + hashToken(code) }
@@ -54,31 +54,17 @@ func HandoffBinding(nonce string) string {
 	return hashToken(nonce)
 }
 
-// IssueBoundHandoff is IssueHandoff for a code bound to the browser that
-// holds the nonce whose HandoffBinding is binding (64 hex digits; anything
-// else is ErrForbidden). Only RedeemBoundHandoff with that nonce redeems it.
+// IssueBoundHandoff returns a one-time code (HandoffTTL, single use) that
+// lets host open an app session for the full portal session
+// portalSessionID and then continue at path (a relative path; see
+// SafeReturn), in the browser that holds the nonce whose HandoffBinding is
+// binding (64 hex digits; anything else is ErrForbidden). Only
+// RedeemBoundHandoff with that nonce redeems it. It refuses a pending
+// session (ErrMFARequired) and a locked account (ErrLocked).
 func (m *Sessions) IssueBoundHandoff(ctx context.Context, portalSessionID, host, path, binding string) (string, error) {
 	if len(binding) != handoffBindingLen || strings.Trim(binding, "0123456789abcdef") != "" {
 		return "", fmt.Errorf("%w: malformed handoff binding", ErrForbidden)
 	}
-	return m.issueHandoff(ctx, portalSessionID, host, path, binding)
-}
-
-// IssueHandoff returns a one-time code (HandoffTTL, single use) that lets
-// host open an app session for the full portal session portalSessionID and
-// then continue at path (a relative path; see SafeReturn). It refuses a
-// pending session (ErrMFARequired) and a locked account (ErrLocked).
-//
-// Deprecated: the code works in any browser that opens it within
-// HandoffTTL (login CSRF, issue 12). Use IssueBoundHandoff; this stays only
-// until the portal and the app gate switch.
-func (m *Sessions) IssueHandoff(ctx context.Context, portalSessionID, host, path string) (string, error) {
-	return m.issueHandoff(ctx, portalSessionID, host, path, "")
-}
-
-// issueHandoff stores a code for host, path and the browser binding bind
-// ("" for none).
-func (m *Sessions) issueHandoff(ctx context.Context, portalSessionID, host, path, bind string) (string, error) {
 	if host == "" {
 		return "", errors.New("identity: handoff: empty host")
 	}
@@ -108,7 +94,7 @@ func (m *Sessions) issueHandoff(ctx context.Context, portalSessionID, host, path
 	if err != nil {
 		return "", err
 	}
-	raw, err := json.Marshal(handoff{Parent: s.Handle, Host: strings.ToLower(host), Path: path, Bind: bind})
+	raw, err := json.Marshal(handoff{Parent: s.Handle, Host: strings.ToLower(host), Path: path, Bind: binding})
 	if err != nil {
 		return "", err
 	}
@@ -125,23 +111,6 @@ func (m *Sessions) issueHandoff(ctx context.Context, portalSessionID, host, path
 // another nonce or none is given, or its portal session has ended. Every
 // refused code is burnt, so a wrong nonce cannot be retried.
 func (m *Sessions) RedeemBoundHandoff(ctx context.Context, code, host, nonce string) (*Session, string, error) {
-	return m.redeemHandoff(ctx, code, host, nonce, true)
-}
-
-// RedeemHandoff consumes code on host and returns the new app session and
-// the path to continue at. A code is refused (ErrNotFound) when unknown,
-// used, expired, issued for another host, or its portal session has ended;
-// a code presented on the wrong host is burnt. It refuses (and burns) codes
-// from IssueBoundHandoff, which only RedeemBoundHandoff can redeem.
-//
-// Deprecated: see IssueHandoff. Use RedeemBoundHandoff.
-func (m *Sessions) RedeemHandoff(ctx context.Context, code, host string) (*Session, string, error) {
-	return m.redeemHandoff(ctx, code, host, "", false)
-}
-
-// redeemHandoff consumes code; bound says whether the caller presents the
-// browser's nonce (RedeemBoundHandoff) or not (the deprecated path).
-func (m *Sessions) redeemHandoff(ctx context.Context, code, host, nonce string, bound bool) (*Session, string, error) {
 	if code == "" || len(code) > 128 {
 		return nil, "", ErrNotFound
 	}
@@ -161,7 +130,7 @@ func (m *Sessions) redeemHandoff(ctx context.Context, code, host, nonce string, 
 		m.d.deny(ctx, EventHandoff, "", "handoff code presented on another host", map[string]string{"host": truncate(host, 253), "want_host": h.Host})
 		return nil, "", ErrNotFound
 	}
-	if why := handoffBrowserMismatch(h.Bind, nonce, bound); why != "" {
+	if why := handoffBrowserMismatch(h.Bind, nonce); why != "" {
 		m.d.deny(ctx, EventHandoff, "", why, map[string]string{"host": truncate(host, 253)})
 		return nil, "", ErrNotFound
 	}
@@ -200,15 +169,12 @@ func (m *Sessions) redeemHandoff(ctx context.Context, code, host, nonce string, 
 }
 
 // handoffBrowserMismatch returns why a code with binding bind may not be
-// redeemed with nonce ("" when it may). bound is whether the caller is
-// RedeemBoundHandoff.
-func handoffBrowserMismatch(bind, nonce string, bound bool) string {
+// redeemed with nonce ("" when it may).
+func handoffBrowserMismatch(bind, nonce string) string {
 	switch {
-	case !bound && bind != "":
-		return "browser-bound handoff code redeemed without its browser check"
-	case !bound:
-		return ""
 	case bind == "":
+		// Only a code stored before handoffs were bound (an upgrade
+		// within HandoffTTL) has none: refuse it.
 		return "handoff code not bound to a browser"
 	case nonce == "" || len(nonce) > 128:
 		return "handoff code presented without its browser's nonce (another browser?)"

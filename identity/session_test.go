@@ -112,21 +112,21 @@ func TestHandoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.IssueHandoff(ctx, pending.ID, app, "/"); !errors.Is(err, ErrMFARequired) {
+	if _, err := issueHandoff(m, ctx, pending.ID, app, "/"); !errors.Is(err, ErrMFARequired) {
 		t.Errorf("IssueHandoff for a pending session = %v, want ErrMFARequired", err)
 	}
 	p := e.fullSession(t, m, "ann@example.com", portal)
 	for _, bad := range []string{"//evil.example", "https://evil.example/", `/\evil`} {
-		if _, err := m.IssueHandoff(ctx, p.ID, app, bad); !errors.Is(err, ErrForbidden) {
+		if _, err := issueHandoff(m, ctx, p.ID, app, bad); !errors.Is(err, ErrForbidden) {
 			t.Errorf("IssueHandoff(path %q) = %v, want ErrForbidden", bad, err)
 		}
 	}
 
-	code, err := m.IssueHandoff(ctx, p.ID, app, "/d/abc?x=1")
+	code, err := issueHandoff(m, ctx, p.ID, app, "/d/abc?x=1")
 	if err != nil {
 		t.Fatalf("IssueHandoff: %v", err)
 	}
-	as, path, err := m.RedeemHandoff(ctx, code, "GRAFANA.example.com")
+	as, path, err := redeemHandoff(m, ctx, code, "GRAFANA.example.com")
 	if err != nil {
 		t.Fatalf("RedeemHandoff: %v", err)
 	}
@@ -137,7 +137,7 @@ func TestHandoff(t *testing.T) {
 		t.Fatalf("app session reuses the portal session ID")
 	}
 	// Single use.
-	if _, _, err := m.RedeemHandoff(ctx, code, app); !errors.Is(err, ErrNotFound) {
+	if _, _, err := redeemHandoff(m, ctx, code, app); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second RedeemHandoff = %v, want ErrNotFound", err)
 	}
 	// The app session works only on its host.
@@ -149,18 +149,18 @@ func TestHandoff(t *testing.T) {
 	}
 
 	// Host binding: a code redeemed on another host fails and is burnt.
-	code2, _ := m.IssueHandoff(ctx, p.ID, app, "/")
-	if _, _, err := m.RedeemHandoff(ctx, code2, "evil.example.com"); !errors.Is(err, ErrNotFound) {
+	code2, _ := issueHandoff(m, ctx, p.ID, app, "/")
+	if _, _, err := redeemHandoff(m, ctx, code2, "evil.example.com"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RedeemHandoff on another host = %v, want ErrNotFound", err)
 	}
-	if _, _, err := m.RedeemHandoff(ctx, code2, app); !errors.Is(err, ErrNotFound) {
+	if _, _, err := redeemHandoff(m, ctx, code2, app); !errors.Is(err, ErrNotFound) {
 		t.Errorf("code burnt on another host still redeems: %v", err)
 	}
 
 	// Expiry.
-	code3, _ := m.IssueHandoff(ctx, p.ID, app, "/")
+	code3, _ := issueHandoff(m, ctx, p.ID, app, "/")
 	e.clk.Advance(HandoffTTL + time.Second)
-	if _, _, err := m.RedeemHandoff(ctx, code3, app); !errors.Is(err, ErrNotFound) {
+	if _, _, err := redeemHandoff(m, ctx, code3, app); !errors.Is(err, ErrNotFound) {
 		t.Errorf("expired code = %v, want ErrNotFound", err)
 	}
 
@@ -191,8 +191,8 @@ func TestAppSessionKeepsPortalAlive(t *testing.T) {
 	m := e.sessions(t)
 	ctx := e.ctx()
 	p := e.fullSession(t, m, "ann@example.com", portal)
-	code, _ := m.IssueHandoff(ctx, p.ID, "app.example.com", "/")
-	as, _, err := m.RedeemHandoff(ctx, code, "app.example.com")
+	code, _ := issueHandoff(m, ctx, p.ID, "app.example.com", "/")
+	as, _, err := redeemHandoff(m, ctx, code, "app.example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,8 +214,8 @@ func TestAppSessionEndsWithPortalSession(t *testing.T) {
 	m := e.sessions(t)
 	ctx := e.ctx()
 	p := e.fullSession(t, m, "ann@example.com", portal)
-	code, _ := m.IssueHandoff(ctx, p.ID, "app.example.com", "/")
-	as, _, err := m.RedeemHandoff(ctx, code, "app.example.com")
+	code, _ := issueHandoff(m, ctx, p.ID, "app.example.com", "/")
+	as, _, err := redeemHandoff(m, ctx, code, "app.example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,11 +231,11 @@ func TestAppSessionEndsWithPortalSession(t *testing.T) {
 	// A handoff redeemed after the portal session was revoked fails, and
 	// leaves no app session behind.
 	p2 := e.fullSession(t, m, "ann@example.com", portal)
-	code2, _ := m.IssueHandoff(ctx, p2.ID, "app.example.com", "/")
+	code2, _ := issueHandoff(m, ctx, p2.ID, "app.example.com", "/")
 	if err := m.Revoke(ctx, p2.Handle); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := m.RedeemHandoff(ctx, code2, "app.example.com"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := redeemHandoff(m, ctx, code2, "app.example.com"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RedeemHandoff after revoke = %v, want ErrNotFound", err)
 	}
 	if kvs, _ := e.st.List(ctx, childPrefix(p2.Handle)); len(kvs) != 0 {
@@ -267,7 +267,7 @@ func TestRedeemRacingRevoke(t *testing.T) {
 	m, _ := NewSessions(d, SessionOptions{})
 	ctx := e.ctx()
 	p := e.fullSession(t, m, "ann@example.com", portal)
-	code, _ := m.IssueHandoff(ctx, p.ID, "app.example.com", "/")
+	code, _ := issueHandoff(m, ctx, p.ID, "app.example.com", "/")
 	// The portal session is revoked right after RedeemHandoff indexed its
 	// new app session, before the app session record is written.
 	hs.onSet = func(key string) {
@@ -278,7 +278,7 @@ func TestRedeemRacingRevoke(t *testing.T) {
 			}
 		}
 	}
-	as, _, err := m.RedeemHandoff(ctx, code, "app.example.com")
+	as, _, err := redeemHandoff(m, ctx, code, "app.example.com")
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("RedeemHandoff racing a revoke = %+v, %v; want ErrNotFound", as, err)
 	}
@@ -295,8 +295,8 @@ func TestRevokeAllAndList(t *testing.T) {
 	e.clk.Advance(time.Minute)
 	a2 := e.fullSession(t, m, "ANN@example.com", portal)
 	b := e.fullSession(t, m, "bob@example.com", portal)
-	code, _ := m.IssueHandoff(ctx, a1.ID, "app.example.com", "/")
-	app, _, _ := m.RedeemHandoff(ctx, code, "app.example.com")
+	code, _ := issueHandoff(m, ctx, a1.ID, "app.example.com", "/")
+	app, _, _ := redeemHandoff(m, ctx, code, "app.example.com")
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()

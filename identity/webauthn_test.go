@@ -229,8 +229,8 @@ func TestWebAuthnReplayAndBinding(t *testing.T) {
 		t.Errorf("assertion against a registration ceremony = %v, want ErrNotFound", err)
 	}
 	// App sessions cannot run ceremonies.
-	code, _ := e.m.IssueHandoff(ctx, s.ID, "app.example.com", "/")
-	app, _, err := e.m.RedeemHandoff(ctx, code, "app.example.com")
+	code, _ := issueHandoff(e.m, ctx, s.ID, "app.example.com", "/")
+	app, _, err := redeemHandoff(e.m, ctx, code, "app.example.com")
 	if err != nil {
 		t.Fatal(err)
 	}

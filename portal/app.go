@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -32,7 +31,7 @@ const maxReturnURI = 1800
 // appSessions is the subset of *identity.Sessions the app gate uses.
 type appSessions interface {
 	sessionLookup
-	RedeemHandoff(ctx context.Context, code, host string) (*identity.Session, string, error)
+	RedeemBoundHandoff(ctx context.Context, code, host, nonce string) (*identity.Session, string, error)
 }
 
 var _ appSessions = (*identity.Sessions)(nil)
@@ -174,15 +173,17 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		http.Redirect(w, r, a.portal+"/auth/login?rd="+url.QueryEscape(a.returnURL(r)), http.StatusFound)
+		a.startTrip(w, r, "/auth/login")
 		return
 	}
 	d := authz.DecideRoute(e.who, a.route, a.defaultMFA, r.URL.Path, now)
 	switch {
 	case d.Allow:
 		a.upstream.ServeHTTP(w, r.WithContext(assertion.WithSubject(r.Context(), e.who)))
+	case d.NeedMFA && stepUpLoops(e.who.MFAAt, now):
+		a.stepUpLoop(w, r, e, d, now)
 	case d.NeedMFA:
-		http.Redirect(w, r, a.portal+"/auth/stepup?rd="+url.QueryEscape(a.returnURL(r)), http.StatusFound)
+		a.startTrip(w, r, "/auth/stepup")
 	default:
 		a.denied(w, r, e, d)
 	}

@@ -3,7 +3,6 @@ package portal
 import (
 	"errors"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -24,25 +23,48 @@ func (a *App) reserved(w http.ResponseWriter, r *http.Request) {
 
 // handoff redeems a one-time code from the portal: it opens an app session
 // for this host, sets the host cookie and continues at the path stored with
-// the code (never a URL from the request). A bad, used or expired code
-// starts the sign-in again.
+// the code (never a URL from the request). The code is bound to the
+// browser that started the trip (its trip cookie, see startTrip), which is
+// cleared here whatever happens: a trip ends with its handoff.
+//
+// A code presented without this browser's trip nonce is refused and burnt,
+// and this browser's own session cookie, if any, is left alone: a handoff
+// URL opened in another browser signs nobody in there (login CSRF). The
+// price is that the browser that started the trip cannot use a code that
+// another browser opened first; it restarts the sign-in instead, which
+// with its portal session is one redirect. We accept that: a code that
+// stayed valid after a refusal could be raced for, and the only ways to
+// lose one are to leak the URL or to open it twice.
+//
+// With a trip cookie, a bad, used or expired code goes back to the app's
+// root, where the gate admits an existing session or starts a new trip.
+// Without one, it shows an error page rather than redirecting: a browser
+// that refuses the cookie would otherwise loop through the portal.
 func (a *App) handoff(w http.ResponseWriter, r *http.Request) {
+	nonce := tripNonce(r)
+	setCookie(w, tripCookie, "", -1)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	code := r.URL.Query().Get("code")
 	if code == "" || len(code) > 256 {
-		http.Redirect(w, r, a.portal+"/auth/login?rd="+url.QueryEscape("https://"+a.hostPort+"/"), http.StatusFound)
+		http.Redirect(w, r, "/", http.StatusFound)
 		return
 	}
 	// identity audits the redemption (both ways) and records the client
 	// on the new app session.
 	ctx := identity.WithClient(r.Context(), identity.Client{Source: r.RemoteAddr, UserAgent: r.UserAgent()})
-	s, path, err := a.sessions.RedeemHandoff(ctx, code, a.host)
+	s, path, err := a.sessions.RedeemBoundHandoff(ctx, code, a.host, nonce)
 	if err != nil {
-		if !errors.Is(err, identity.ErrNotFound) && !errors.Is(err, identity.ErrForbidden) && !errors.Is(err, identity.ErrLocked) {
+		switch {
+		case !errors.Is(err, identity.ErrNotFound) && !errors.Is(err, identity.ErrForbidden) && !errors.Is(err, identity.ErrLocked):
 			a.pages.message(w, r, http.StatusServiceUnavailable, "Gatehouse is unavailable",
 				"Gatehouse cannot check your sign-in right now. Try again in a moment.", err)
-			return
+		case nonce == "":
+			a.pages.message(w, r, http.StatusForbidden, "Sign-in link not for this browser",
+				"This sign-in link was made for another browser, or this browser did not keep Gatehouse's cookie. Open the app again to sign in here.", err)
+		default:
+			http.Redirect(w, r, "/", http.StatusFound)
 		}
-		http.Redirect(w, r, a.portal+"/auth/login?rd="+url.QueryEscape("https://"+a.hostPort+"/"), http.StatusFound)
 		return
 	}
 	value, err := a.codec.Seal(SessionCookie, a.host, s.ID)
@@ -62,8 +84,6 @@ func (a *App) handoff(w http.ResponseWriter, r *http.Request) {
 	if !localPath(path) {
 		path = "/"
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, path, http.StatusFound)
 }
 

@@ -27,11 +27,30 @@ func TestAppWithoutSessionRedirectsToLogin(t *testing.T) {
 			if res.StatusCode != http.StatusFound {
 				t.Fatalf("GET %s = %d, want 302", tt.url, res.StatusCode)
 			}
-			want := "https://gate.test/auth/login?rd=" + url.QueryEscape(tt.wantRD)
-			if got := res.Header.Get("Location"); got != want {
+			// The trip is bound to this browser: a nonce cookie on the app
+			// host, its binding (never the nonce) in the URL.
+			bind := e.tripBinding(c, "app.test")
+			want := "https://gate.test/auth/login?rd=" + url.QueryEscape(tt.wantRD) + "&bind=" + bind
+			if got := res.Header.Get("Location"); bind == "" || got != want {
 				t.Errorf("GET %s Location = %q, want %q", tt.url, got, want)
 			}
 		})
+	}
+	// One nonce per browser: every trip above reused the first one, and it
+	// is a short-lived, host-only, HttpOnly, Secure, Lax cookie.
+	res := e.get(e.client(), "https://app.test/")
+	var trip *http.Cookie
+	for _, ck := range res.Cookies() {
+		if ck.Name == tripCookie {
+			trip = ck
+		}
+	}
+	if trip == nil || !trip.Secure || !trip.HttpOnly || trip.SameSite != http.SameSiteLaxMode || trip.Path != "/" ||
+		trip.Domain != "" || trip.MaxAge <= 0 || trip.MaxAge > int(identity.HandoffNonceTTL.Seconds()) {
+		t.Errorf("trip cookie = %+v", trip)
+	}
+	if strings.Contains(res.Header.Get("Location"), trip.Value) {
+		t.Errorf("the trip nonce itself is in the URL")
 	}
 	if n := e.upHits.get(); n != 0 {
 		t.Errorf("upstream saw %d requests without a session, want 0", n)
@@ -107,18 +126,37 @@ func TestAppRefusesBadCookies(t *testing.T) {
 func TestAppHandoffRefusals(t *testing.T) {
 	e := newPTEnv(t)
 	c := e.client()
-	tests := []struct{ name, query string }{
-		{"no code", ""},
-		{"unknown code", "?code=bogus"},
-		{"huge code", "?code=" + strings.Repeat("x", 1000)},
-		{"redirect parameter ignored", "?code=bogus&rd=https://evil.example/"},
+	// With a trip cookie (this browser started a sign-in), a bad code goes
+	// back to the app's root to start again; without one, it is refused
+	// with a page (no redirect: a browser that drops the cookie would
+	// loop). Never anywhere a parameter says.
+	tests := []struct {
+		name, query string
+		trip        bool
+		status      int
+	}{
+		{"no code", "", true, http.StatusFound},
+		{"unknown code", "?code=bogus", true, http.StatusFound},
+		{"huge code", "?code=" + strings.Repeat("x", 1000), true, http.StatusFound},
+		{"redirect parameter ignored", "?code=bogus&rd=https://evil.example/", true, http.StatusFound},
+		{"unknown code, no trip", "?code=bogus", false, http.StatusForbidden},
+		{"redirect parameter ignored, no trip", "?code=bogus&rd=https://evil.example/", false, http.StatusForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.trip {
+				e.get(c, "https://app.test/") // sets the trip cookie
+			}
 			res := e.get(c, "https://app.test/.gatehouse/handoff"+tt.query)
-			want := "https://gate.test/auth/login?rd=" + url.QueryEscape("https://app.test/")
-			if res.StatusCode != http.StatusFound || res.Header.Get("Location") != want {
-				t.Errorf("handoff%s = %d to %q, want 302 to %q", tt.query, res.StatusCode, res.Header.Get("Location"), want)
+			want := ""
+			if tt.status == http.StatusFound {
+				want = "/"
+			}
+			if res.StatusCode != tt.status || res.Header.Get("Location") != want {
+				t.Errorf("handoff%s = %d to %q, want %d to %q", tt.query, res.StatusCode, res.Header.Get("Location"), tt.status, want)
+			}
+			if jarCookie(c, "app.test", tripCookie) != "" {
+				t.Errorf("handoff%s left the trip cookie", tt.query)
 			}
 			if e.cookie(c, "app.test") != "" {
 				t.Errorf("handoff%s set a session cookie", tt.query)

@@ -58,7 +58,7 @@ type (
 		Revoke(ctx context.Context, handle string) error
 		RevokeAll(ctx context.Context, email string) (int, error)
 		List(ctx context.Context, email string) ([]identity.Session, error)
-		IssueHandoff(ctx context.Context, portalSessionID, host, path string) (string, error)
+		IssueBoundHandoff(ctx context.Context, portalSessionID, host, path, binding string) (string, error)
 	}
 	portalWebAuthn interface {
 		HasCredentials(ctx context.Context, email string) (bool, error)

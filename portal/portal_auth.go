@@ -29,12 +29,13 @@ func (p *Portal) idpUnavailable(w http.ResponseWriter, r *http.Request, err erro
 		"The identity provider is not answering; try again in a minute.", err)
 }
 
-// login starts a sign-in for the return URL rd. A person who already has a
-// full portal session goes straight on (with a handoff code for an app
-// host); one whose session still lacks a security key goes to that step;
-// anyone else goes to the IdP.
+// login starts a sign-in for the trip in the query (the return URL rd and
+// the app host's binding). A person who already has a full portal session
+// goes straight on (with a handoff code for an app host); one whose
+// session still lacks a security key goes to that step; anyone else goes
+// to the IdP, which gives the trip back to the callback.
 func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
-	rd := p.safeReturn(r.URL.Query().Get("rd"))
+	t := p.tripFrom(r.URL.Query())
 	s, err := p.session(r)
 	if err != nil {
 		p.unavailable(w, r, err)
@@ -42,16 +43,22 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if s != nil {
 		if s.Pending() {
-			http.Redirect(w, r, withRD("/auth/verify", rd), http.StatusFound)
+			http.Redirect(w, r, t.at("/auth/verify"), http.StatusFound)
 			return
 		}
-		p.proceed(w, r, s, rd)
+		p.proceed(w, r, s, t)
 		return
 	}
 	if p.limited(w, r, "login", "", false) {
 		return
 	}
-	authURL, flow, err := p.oidc.BeginLogin(r.Context(), rd)
+	// The flow keeps one return URL: a bound trip travels as the portal
+	// URL of its next step, which the callback goes to directly.
+	returnTo := t.rd
+	if t.bind != "" {
+		returnTo = t.at("/auth/verify")
+	}
+	authURL, flow, err := p.oidc.BeginLogin(r.Context(), returnTo)
 	if errors.Is(err, identity.ErrIdPUnavailable) {
 		p.idpUnavailable(w, r, err)
 		return
@@ -64,15 +71,22 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, authURL, http.StatusFound)
 }
 
-// proceed sends a full session on to rd.
-func (p *Portal) proceed(w http.ResponseWriter, r *http.Request, s *identity.Session, rd string) {
-	to, err := p.continueTo(r, s, rd)
+// proceed sends a full session on to the trip's return URL.
+func (p *Portal) proceed(w http.ResponseWriter, r *http.Request, s *identity.Session, t trip) {
+	to, err := p.continueTo(r, s, t)
 	if err != nil {
-		if errors.Is(err, identity.ErrMFARequired) {
-			http.Redirect(w, r, withRD("/auth/verify", rd), http.StatusFound)
-			return
+		switch {
+		case errors.Is(err, identity.ErrMFARequired):
+			http.Redirect(w, r, t.at("/auth/verify"), http.StatusFound)
+		case errors.Is(err, identity.ErrLocked):
+			p.message(w, r, http.StatusForbidden, "Account locked",
+				"Your account is locked. Ask your Gatehouse administrators.", err)
+		case errors.Is(err, identity.ErrNotFound):
+			// The session ended between its lookup and the handoff.
+			http.Redirect(w, r, t.at("/auth/login"), http.StatusFound)
+		default:
+			p.unavailable(w, r, err)
 		}
-		p.unavailable(w, r, err)
 		return
 	}
 	http.Redirect(w, r, to, http.StatusFound)
@@ -130,7 +144,7 @@ func (p *Portal) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	setCookie(w, SessionCookie, value, 0)
 	rd := p.safeReturn(l.ReturnTo)
-	if strings.HasPrefix(rd, "/enroll/") || strings.HasPrefix(rd, "/enroll?") {
+	if strings.HasPrefix(rd, "/enroll/") || strings.HasPrefix(rd, "/enroll?") || strings.HasPrefix(rd, "/auth/verify?") {
 		http.Redirect(w, r, rd, http.StatusFound)
 		return
 	}
@@ -141,13 +155,13 @@ func (p *Portal) callback(w http.ResponseWriter, r *http.Request) {
 // person has a key, else an enrolment (open mode) or a pointer to the
 // invite link (invite mode). A full session goes straight on.
 func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
-	rd := p.safeReturn(r.URL.Query().Get("rd"))
-	s := p.requireSession(w, r, withRD("/auth/verify", rd), false)
+	t := p.tripFrom(r.URL.Query())
+	s := p.requireSession(w, r, t.at("/auth/verify"), false)
 	if s == nil {
 		return
 	}
 	if !s.Pending() {
-		p.proceed(w, r, s, rd)
+		p.proceed(w, r, s, t)
 		return
 	}
 	has, err := p.webauthn.HasCredentials(r.Context(), s.Email)
@@ -156,7 +170,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if has {
-		p.render(w, r, http.StatusOK, "assert", p.ceremonyPage(s, "Use your security key", web.ModeAssert, rd, ""))
+		p.render(w, r, http.StatusOK, "assert", p.ceremonyPage(s, "Use your security key", web.ModeAssert, t, ""))
 		return
 	}
 	if p.cfg.WebAuthn.Enrollment == config.EnrollmentInvite {
@@ -164,24 +178,24 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 			"You have no security key yet. Ask your Gatehouse administrators for an enrolment link.", nil)
 		return
 	}
-	p.render(w, r, http.StatusOK, "enroll", p.ceremonyPage(s, "Set up your security key", web.ModeEnroll, rd, ""))
+	p.render(w, r, http.StatusOK, "enroll", p.ceremonyPage(s, "Set up your security key", web.ModeEnroll, t, ""))
 }
 
 // stepUp asks a signed-in person for a fresh assertion, then continues to
-// rd. Routes whose mfa_max_age ran out send people here.
+// trip's return URL. Routes whose mfa_max_age ran out send people here.
 func (p *Portal) stepUp(w http.ResponseWriter, r *http.Request) {
-	rd := p.safeReturn(r.URL.Query().Get("rd"))
-	s := p.requireSession(w, r, withRD("/auth/stepup", rd), false)
+	t := p.tripFrom(r.URL.Query())
+	s := p.requireSession(w, r, t.at("/auth/stepup"), false)
 	if s == nil {
 		return
 	}
 	if s.Pending() {
-		http.Redirect(w, r, withRD("/auth/verify", rd), http.StatusFound)
+		http.Redirect(w, r, t.at("/auth/verify"), http.StatusFound)
 		return
 	}
-	pg := p.ceremonyPage(s, "Confirm it is you", web.ModeStepUp, rd, "")
+	pg := p.ceremonyPage(s, "Confirm it is you", web.ModeStepUp, t, "")
 	c := pg.Body.(web.Ceremony)
-	c.Resource = p.routeName(rd)
+	c.Resource = p.routeName(t.rd)
 	pg.Body = c
 	p.render(w, r, http.StatusOK, "assert", pg)
 }
@@ -214,7 +228,7 @@ func (p *Portal) enrollInvite(w http.ResponseWriter, r *http.Request) {
 			"Sign in with it; you can add more keys on your Gatehouse page.", nil)
 		return
 	}
-	p.render(w, r, http.StatusOK, "enroll", p.ceremonyPage(s, "Set up your security key", web.ModeEnroll, "/", token))
+	p.render(w, r, http.StatusOK, "enroll", p.ceremonyPage(s, "Set up your security key", web.ModeEnroll, trip{rd: "/"}, token))
 }
 
 // requireSession returns the request's portal session. Without one it
@@ -238,16 +252,9 @@ func (p *Portal) requireSession(w http.ResponseWriter, r *http.Request, here str
 }
 
 // ceremonyPage builds an enrol or assert page whose finish endpoints carry
-// the return URL (and the invite token, if any).
-func (p *Portal) ceremonyPage(s *identity.Session, title, mode, rd, invite string) web.Page {
-	q := url.Values{}
-	if rd != "" && rd != "/" {
-		q.Set("rd", rd)
-	}
-	finishQ := ""
-	if len(q) > 0 {
-		finishQ = "?" + q.Encode()
-	}
+// the trip (and the invite token, if any).
+func (p *Portal) ceremonyPage(s *identity.Session, title, mode string, t trip, invite string) web.Page {
+	finishQ := t.at("")
 	beginQ := ""
 	if invite != "" {
 		beginQ = "?" + url.Values{"invite": {invite}}.Encode()

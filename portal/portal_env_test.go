@@ -307,9 +307,22 @@ func (e *ptEnv) postForm(c *http.Client, rawURL string, v url.Values, origin str
 
 // cookie returns the value of the session cookie the client holds for
 // host, or "".
-func (e *ptEnv) cookie(c *http.Client, host string) string {
+func (e *ptEnv) cookie(c *http.Client, host string) string { return jarCookie(c, host, SessionCookie) }
+
+// tripBinding returns the binding of the trip nonce the client holds for
+// host, or "" when it holds none.
+func (e *ptEnv) tripBinding(c *http.Client, host string) string {
+	if n := jarCookie(c, host, tripCookie); n != "" {
+		return identity.HandoffBinding(n)
+	}
+	return ""
+}
+
+// jarCookie returns the value of the cookie name the client holds for
+// host, or "".
+func jarCookie(c *http.Client, host, name string) string {
 	for _, ck := range c.Jar.Cookies(&url.URL{Scheme: "https", Host: host, Path: "/"}) {
-		if ck.Name == SessionCookie {
+		if ck.Name == name {
 			return ck.Value
 		}
 	}

@@ -98,7 +98,7 @@ func (p *Portal) keysAdd(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
-	p.render(w, r, http.StatusOK, "enroll", p.ceremonyPage(s, "Add a security key", web.ModeAdd, "/", ""))
+	p.render(w, r, http.StatusOK, "enroll", p.ceremonyPage(s, "Add a security key", web.ModeAdd, trip{rd: "/"}, ""))
 }
 
 // credentialID decodes a key ID from a form.

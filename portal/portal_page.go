@@ -123,13 +123,16 @@ func returnShapeOK(u string) bool {
 }
 
 // continueTo returns where a full session goes after sign-in or step-up for
-// the (already checked) return URL rd: a portal path as is, or for a route
-// host a handoff URL carrying a fresh one-time code for that host.
-func (p *Portal) continueTo(r *http.Request, s *identity.Session, rd string) (string, error) {
-	if strings.HasPrefix(rd, "/") {
-		return rd, nil
+// the (already checked) trip t: a portal path as is, or for a route host a
+// handoff URL carrying a fresh one-time code for that host, bound to the
+// browser that started the trip. Without a binding (a link to the portal
+// that no app gate made) it returns the app URL itself: its gate starts a
+// bound trip, which comes back here with one.
+func (p *Portal) continueTo(r *http.Request, s *identity.Session, t trip) (string, error) {
+	if strings.HasPrefix(t.rd, "/") {
+		return t.rd, nil
 	}
-	u, err := url.Parse(rd)
+	u, err := url.Parse(t.rd)
 	if err != nil {
 		return "/", nil
 	}
@@ -140,7 +143,15 @@ func (p *Portal) continueTo(r *http.Request, s *identity.Session, rd string) (st
 	if p.routes[host] == nil {
 		return "/", nil
 	}
-	code, err := p.sessions.IssueHandoff(r.Context(), s.ID, host, pathAndQuery(u))
+	if t.bind == "" {
+		return t.rd, nil
+	}
+	code, err := p.sessions.IssueBoundHandoff(r.Context(), s.ID, host, pathAndQuery(u), t.bind)
+	if errors.Is(err, identity.ErrForbidden) {
+		// A path identity will not carry: lose the destination, never
+		// show an error for a bad return URL.
+		return "/", nil
+	}
 	if err != nil {
 		return "", err
 	}

@@ -59,7 +59,7 @@ func TestPortalCallbackStartsPendingSession(t *testing.T) {
 	if res.StatusCode != http.StatusFound {
 		t.Fatalf("callback = %d, want 302", res.StatusCode)
 	}
-	want := "/auth/verify?rd=" + url.QueryEscape("https://app.test/dash?q=1")
+	want := "/auth/verify?rd=" + url.QueryEscape("https://app.test/dash?q=1") + "&bind=" + e.tripBinding(c, "app.test")
 	if got := res.Header.Get("Location"); got != want {
 		t.Errorf("callback Location = %q, want %q", got, want)
 	}

@@ -118,8 +118,7 @@ func (p *Portal) assertFinish(w http.ResponseWriter, r *http.Request) {
 // ceremonyDone answers a finished ceremony with where the script should go
 // next: the return URL, through a handoff code for an app host.
 func (p *Portal) ceremonyDone(w http.ResponseWriter, r *http.Request, s *identity.Session) {
-	rd := p.safeReturn(r.URL.Query().Get("rd"))
-	to, err := p.continueTo(r, s, rd)
+	to, err := p.continueTo(r, s, p.tripFrom(r.URL.Query()))
 	if err != nil {
 		p.jsonError(w, r, http.StatusServiceUnavailable, "Gatehouse is unavailable. Try again in a moment.", err)
 		return

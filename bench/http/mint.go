@@ -97,11 +97,15 @@ func mintSession(ctx context.Context, dataDir, publicURL, appHost string) (strin
 	if s, err = wa.FinishRegistration(ctx, s, "bench key", strings.NewReader(resp)); err != nil {
 		return "", fmt.Errorf("finish registration: %w", err)
 	}
-	code, err := sess.IssueHandoff(ctx, s.ID, appHost, "/")
+	nonce, err := identity.NewHandoffNonce()
+	if err != nil {
+		return "", err
+	}
+	code, err := sess.IssueBoundHandoff(ctx, s.ID, appHost, "/", identity.HandoffBinding(nonce))
 	if err != nil {
 		return "", fmt.Errorf("handoff: %w", err)
 	}
-	app, _, err := sess.RedeemHandoff(ctx, code, appHost)
+	app, _, err := sess.RedeemBoundHandoff(ctx, code, appHost, nonce)
 	if err != nil {
 		return "", fmt.Errorf("redeem handoff: %w", err)
 	}
