@@ -31,7 +31,11 @@ func stepUpLoops(mfaAt, now time.Time) bool {
 func (a *App) stepUpLoop(w http.ResponseWriter, r *http.Request, e cacheEntry, d authz.Decision, now time.Time) {
 	rid := newRequestID()
 	age := now.Sub(e.who.MFAAt).Round(time.Second)
-	reason := "step-up loop: confirmed " + age.String() + " ago, yet " + d.Reason
+	when := age.String() + " ago"
+	if age < 0 {
+		when = "at a time " + (-age).String() + " in the future (clocks disagree)"
+	}
+	reason := "step-up loop: confirmed " + when + ", yet " + d.Reason
 	a.logger.WarnContext(r.Context(), "Step-up asked again right after a step-up; refusing instead of looping.",
 		"request_id", rid, "rule", d.Rule, "reason", d.Reason, "mfa_age", age.String(), "session", shortID16(e.handle))
 	a.logAudit(r, audit.Event{Type: "http.access", Actor: e.who.Email, Resource: "route:" + a.route.Name,
@@ -40,6 +44,6 @@ func (a *App) stepUpLoop(w http.ResponseWriter, r *http.Request, e cacheEntry, d
 	a.pages.render(w, r, http.StatusForbidden, "denied", web.Page{Title: "Security key confirmation keeps repeating",
 		Email: e.who.Email, RequestID: rid,
 		Body: web.Denied{Resource: a.route.Name, Rule: d.Rule, Ask: a.admins,
-			Reason: "You confirmed with your security key " + age.String() + " ago, but " + d.Reason +
+			Reason: "You confirmed with your security key " + when + ", but " + d.Reason +
 				". Confirming again would not help: ask an administrator to check this rule's mfa_max_age and the servers' clocks."}})
 }

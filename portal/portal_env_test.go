@@ -104,6 +104,10 @@ func ptConfig(upstream string) *config.Config {
 			{Name: "other", Host: "other.test", Upstream: upstream, Allow: config.Allow{Groups: []string{"ops"}}},
 			{Name: "fresh", Host: "fresh.test", Upstream: upstream, Allow: config.Allow{Groups: []string{"eng"}},
 				MFAMaxAge: config.Duration(time.Minute)},
+			// flash's rule is shorter than a trip through the portal: a
+			// step-up loop (TestStepUpLoopShowsTheRule).
+			{Name: "flash", Host: "flash.test", Upstream: upstream, Allow: config.Allow{Groups: []string{"eng"}},
+				MFAMaxAge: config.Duration(10 * time.Second)},
 		},
 		Admins: config.Allow{Groups: []string{"security"}, Emails: []string{"root@example.com"}},
 	}
