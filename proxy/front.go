@@ -63,6 +63,22 @@ type FrontConfig struct {
 	// activation). Front owns and closes them.
 	HTTPSListener net.Listener
 	HTTPListener  net.Listener
+	// Audit receives the front's refusals (paths that cannot be
+	// canonicalised, WebSocket origins, over-cap WebSockets) as audit
+	// events. If nil, they are only logged.
+	Audit FrontAudit
+	// MaxConnsPerSource caps open HTTPS connections from one source (an
+	// IPv4 address or an IPv6 /64). Zero: DefaultMaxConnsPerSource.
+	MaxConnsPerSource int
+	// MaxConns caps open HTTPS connections in total. Zero:
+	// DefaultMaxConns.
+	MaxConns int
+	// MaxWebSocketsPerSession caps the WebSockets one person has open at
+	// once. Zero: DefaultMaxWebSocketsPerSession.
+	MaxWebSocketsPerSession int
+	// MaxWebSockets caps open WebSockets in total. Zero:
+	// DefaultMaxWebSockets.
+	MaxWebSockets int
 }
 
 // Front is the HTTPS front door. Create it with NewFront, run it with Serve,
@@ -83,6 +99,8 @@ type Front struct {
 	httpsSrv        *http.Server
 	httpSrv         *http.Server // nil when listen.http is off
 	routes          atomic.Pointer[frontRoutes]
+	audit           FrontAudit // nil: refusals are only logged
+	ws              *wsGuard
 
 	// life bounds background work (ticket rotation, ACME); Shutdown
 	// cancels it.
@@ -122,6 +140,7 @@ func NewFront(fc FrontConfig) (*Front, error) {
 		dataDir:  fc.DataDir,
 		httpsLn:  fc.HTTPSListener,
 		httpLn:   fc.HTTPListener,
+		audit:    fc.Audit,
 		done:     make(chan struct{}),
 	}
 	built := false
@@ -141,6 +160,8 @@ func NewFront(fc FrontConfig) (*Front, error) {
 	if f.metrics, err = newFrontMetrics(f.registry, fc.Version); err != nil {
 		return nil, err
 	}
+	f.ws = newWSGuard(orDefault(fc.MaxWebSocketsPerSession, DefaultMaxWebSocketsPerSession),
+		orDefault(fc.MaxWebSockets, DefaultMaxWebSockets), func(n int) { f.metrics.websockets.Set(float64(n)) })
 	rt, err := newFrontRoutes(cfg, fc.Portal, fc.Apps)
 	if err != nil {
 		return nil, fmt.Errorf("front: %w", err)
@@ -282,11 +303,13 @@ func (f *Front) Serve(ctx context.Context) error {
 // Shutdown stops accepting connections, lets in-flight requests finish
 // until ctx ends, then closes what remains and stops background work. It is
 // safe to call more than once and from several goroutines; every call
-// returns the first call's result. Hijacked connections (WebSockets) are not
-// tracked here; their handlers must end them.
+// returns the first call's result. WebSockets tunnelled by the hop are
+// closed at once.
 func (f *Front) Shutdown(ctx context.Context) error {
 	f.shutdownOnce.Do(func() {
 		f.closing.Store(true)
+		// Hijacked connections are unknown to http.Server.Shutdown.
+		f.ws.closeAll()
 		var errs []error
 		for _, s := range []*http.Server{f.httpsSrv, f.httpSrv} {
 			if s == nil {
@@ -307,4 +330,12 @@ func (f *Front) Shutdown(ctx context.Context) error {
 		close(f.done)
 	})
 	return f.shutdownErr
+}
+
+// orDefault returns v, or def when v is zero or negative.
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
 }

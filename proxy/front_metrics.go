@@ -16,6 +16,7 @@ type frontMetrics struct {
 	requests          *prometheus.CounterVec   // host, code
 	duration          *prometheus.HistogramVec // host
 	handshakeFailures prometheus.Counter
+	websockets        prometheus.Gauge
 }
 
 func newFrontMetrics(reg prometheus.Registerer, version string) (*frontMetrics, error) {
@@ -33,6 +34,10 @@ func newFrontMetrics(reg prometheus.Registerer, version string) (*frontMetrics, 
 			Name: "gatehouse_tls_handshake_failures_total",
 			Help: "TLS handshakes on the HTTPS listener that failed.",
 		}),
+		websockets: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_websockets_open",
+			Help: "WebSockets tunnelled to upstreams right now.",
+		}),
 	}
 	if version == "" {
 		version = buildVersion()
@@ -43,7 +48,7 @@ func newFrontMetrics(reg prometheus.Registerer, version string) (*frontMetrics, 
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	info.Set(1)
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.handshakeFailures, info} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.handshakeFailures, m.websockets, info} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register front metrics: %w", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,10 @@ type frontRoutes struct {
 	portal       http.Handler
 	routeHosts   map[string]bool         // every configured route host
 	apps         map[string]http.Handler // route host -> handler
+	// encodedSlashes holds the route hosts with allow_encoded_slashes.
+	encodedSlashes map[string]bool
+	// wsOrigins holds each route host's websocket_origins, lower case.
+	wsOrigins map[string][]string
 }
 
 // frontPublicHost returns the lowercased host of public_url.
@@ -47,10 +52,12 @@ func newFrontRoutes(cfg *config.Config, portal http.Handler, apps map[string]htt
 		return nil, err
 	}
 	rt := &frontRoutes{
-		cfg:        cfg,
-		publicHost: pub,
-		routeHosts: map[string]bool{},
-		apps:       map[string]http.Handler{},
+		cfg:            cfg,
+		publicHost:     pub,
+		routeHosts:     map[string]bool{},
+		apps:           map[string]http.Handler{},
+		encodedSlashes: map[string]bool{},
+		wsOrigins:      map[string][]string{},
 	}
 	if u, _ := url.Parse(cfg.PublicURL); u.Port() != "" && u.Port() != "443" {
 		rt.redirectPort = ":" + u.Port()
@@ -60,7 +67,12 @@ func newFrontRoutes(cfg *config.Config, portal http.Handler, apps map[string]htt
 	}
 	rt.portal = SecurityHeaders(portal)
 	for _, r := range cfg.Routes {
-		rt.routeHosts[strings.ToLower(r.Host)] = true
+		h := strings.ToLower(r.Host)
+		rt.routeHosts[h] = true
+		rt.encodedSlashes[h] = r.AllowEncodedSlashes
+		for _, o := range r.WebSocketOrigins {
+			rt.wsOrigins[h] = append(rt.wsOrigins[h], strings.ToLower(o))
+		}
 	}
 	for host, h := range apps {
 		if !rt.routeHosts[host] {
@@ -141,7 +153,8 @@ func (f *Front) dispatch(w http.ResponseWriter, r *http.Request) string {
 		return labelRefused
 	}
 	host := canonicalHost(r.Host)
-	h, label := f.routes.Load().lookup(host)
+	rt := f.routes.Load()
+	h, label := rt.lookup(host)
 	if h == nil {
 		frontError(w, http.StatusMisdirectedRequest, "unknown host")
 		return label
@@ -153,6 +166,28 @@ func (f *Front) dispatch(w http.ResponseWriter, r *http.Request) string {
 		frontError(w, http.StatusMisdirectedRequest, "misdirected request")
 		return label
 	}
+	if !f.canonicalise(w, r, host, rt.encodedSlashes[host]) {
+		return label
+	}
+	if rt.routeHosts[host] && isWebSocketUpgrade(r) {
+		// Cross-site WebSocket hijacking: a page on another origin (a
+		// sibling app host is same-site, so SameSite cookies do not stop
+		// it) must not open a socket as the person.
+		if !rt.originAllowed(host, r.Header.Get("Origin")) {
+			f.refuse(r, host, "websocket origin not allowed: "+strconv.Quote(truncate(r.Header.Get("Origin"), 128)))
+			frontError(w, http.StatusForbidden, "WebSocket origin not allowed")
+			return label
+		}
+		r = r.WithContext(withWSGuard(r.Context(), f.ws))
+	}
 	h.ServeHTTP(w, r)
 	return label
+}
+
+// truncate shortens s to at most n bytes, for logs and audit events.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }

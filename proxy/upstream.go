@@ -58,6 +58,10 @@ type Upstream struct {
 	signer  Signer
 	logger  *slog.Logger
 	maxBody int64
+	// strip and ident are the route's strip_headers (normalised) and
+	// identity_headers.
+	strip []string
+	ident []identityHeader
 	// rp is the template proxy; Serve copies it and sets Rewrite per request.
 	rp httputil.ReverseProxy
 }
@@ -86,6 +90,10 @@ func NewUpstream(r config.Route, signer Signer, logger *slog.Logger) (*Upstream,
 		signer:  signer,
 		logger:  logger.With("route", r.Name),
 		maxBody: DefaultMaxRequestBody,
+		ident:   newIdentityHeaders(r.IdentityHeaders),
+	}
+	for _, h := range r.StripHeaders {
+		u.strip = append(u.strip, normHeaderName(h))
 	}
 	u.rp = httputil.ReverseProxy{
 		Transport:      newUpstreamTransport(timeout),
@@ -166,9 +174,26 @@ func (u *Upstream) Serve(w http.ResponseWriter, r *http.Request, who authz.Subje
 		plainError(w, http.StatusInternalServerError, "Internal error.")
 		return
 	}
+	switch {
+	case isWebSocketUpgrade(r):
+		ww, release, ok := u.admitWebSocket(w, r, who)
+		if !ok {
+			return
+		}
+		defer func() {
+			if !ww.hijacked {
+				release()
+			}
+		}()
+		w = ww
+	case needsUpgradeStrip(r.Header):
+		// Any other upgrade (h2c above all) would tunnel past the gate:
+		// the upstream gets a plain request instead.
+		r = withoutUpgrade(r)
+	}
 	rp := u.rp
 	rp.Rewrite = func(pr *httputil.ProxyRequest) {
-		stripClientHeaders(pr.Out.Header)
+		stripClientHeaders(pr.Out.Header, u.strip)
 		pr.SetURL(u.target)
 		pr.SetXForwarded()
 		h := pr.Out.Header
@@ -177,6 +202,11 @@ func (u *Upstream) Serve(w http.ResponseWriter, r *http.Request, who authz.Subje
 		h[HeaderEmail] = vals[1:2:2]
 		h[HeaderGroups] = vals[2:3:3]
 		h[HeaderAssertion] = vals[3:4:4]
+		setIdentityHeaders(h, u.ident, who, groups)
+		// Connection tokens and HTTP2-Settings were stripped before
+		// ReverseProxy saw the request; HTTP2-Settings is not among its
+		// hop-by-hop headers, so drop it here too.
+		h.Del("Http2-Settings")
 		stripGatehouseCookies(h)
 		if pr.Out.Body != nil && u.maxBody > 0 {
 			pr.Out.Body = http.MaxBytesReader(w, pr.Out.Body, u.maxBody)
@@ -185,9 +215,32 @@ func (u *Upstream) Serve(w http.ResponseWriter, r *http.Request, who authz.Subje
 	rp.ServeHTTP(w, r)
 }
 
-// modifyResponse drops any attempt by the upstream to set a Gatehouse
-// cookie on the route's host.
+// admitWebSocket takes a WebSocket slot for who from the front's guard.
+// Without the guard (the front checked the Origin) or over a cap it
+// answers the request itself and reports false.
+func (u *Upstream) admitWebSocket(w http.ResponseWriter, r *http.Request, who authz.Subject) (*wsWriter, func(), bool) {
+	g := wsGuardFrom(r.Context())
+	if g == nil {
+		u.logger.WarnContext(r.Context(), "Refusing a WebSocket the front did not admit.")
+		plainError(w, http.StatusForbidden, "WebSocket not allowed.")
+		return nil, nil, false
+	}
+	release, code := g.acquire(wsKey(who.Email))
+	if code != 0 {
+		u.logger.WarnContext(r.Context(), "Refusing a WebSocket over the cap.", "status", code)
+		plainError(w, code, "Too many WebSockets.")
+		return nil, nil, false
+	}
+	return &wsWriter{ResponseWriter: w, g: g, release: release}, release, true
+}
+
+// modifyResponse refuses a protocol switch other than the WebSocket the
+// client asked for, and drops any attempt by the upstream to set a
+// Gatehouse cookie on the route's host.
 func (u *Upstream) modifyResponse(res *http.Response) error {
+	if res.StatusCode == http.StatusSwitchingProtocols && !switchAllowed(res) {
+		return errUnrequestedSwitch
+	}
 	if dropped := stripGatehouseSetCookies(res.Header); dropped > 0 {
 		u.logger.Warn("Dropped Set-Cookie for a Gatehouse cookie from the upstream.", "count", dropped)
 	}

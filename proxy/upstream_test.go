@@ -30,6 +30,7 @@ type upFixture struct {
 	proxy    *httptest.Server
 	u        *Upstream
 	signer   *assertion.Signer
+	ws       *wsGuard
 }
 
 func upStart(t *testing.T, upstreamPath string, timeout time.Duration, h http.Handler) *upFixture {
@@ -43,8 +44,10 @@ func upStart(t *testing.T, upstreamPath string, timeout time.Duration, h http.Ha
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The front admits WebSockets (Origin, caps) through this guard.
+	f.ws = newWSGuard(2, 100, nil)
 	f.proxy = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.u.Serve(w, r, upAlice)
+		f.u.Serve(w, r.WithContext(withWSGuard(r.Context(), f.ws)), upAlice)
 	}))
 	t.Cleanup(f.proxy.Close)
 	return f
@@ -154,7 +157,7 @@ func TestStripClientHeadersRawKeys(t *testing.T) {
 		"FORWARDED": {"x"}, "x-client-ip": {"1"}, "X-Gatehouse": {"not a prefix match, kept"}, "Cookie": {"a=1"},
 		"X-Forwardedness": {"kept"},
 	}
-	stripClientHeaders(h)
+	stripClientHeaders(h, nil)
 	want := http.Header{"X-Gatehouse": {"not a prefix match, kept"}, "Cookie": {"a=1"}, "X-Forwardedness": {"kept"}}
 	if diff := cmp.Diff(want, h); diff != "" {
 		t.Errorf("stripClientHeaders mismatch (-want +got):\n%s", diff)
