@@ -13,9 +13,16 @@ import (
 // maxApprovalID bounds the ID taken from the URL before any store lookup.
 const maxApprovalID = 128
 
-// approvePage shows an SSH approval: the key fingerprint, target, login,
-// source and verification code. It needs a full session; the approve button
-// asks for a fresh assertion before it posts.
+// maxTypedCode bounds the typed verification code before it reaches
+// identity (codes are 9 characters; spaces and dashes are ignored).
+const maxTypedCode = 32
+
+// approvePage shows an SSH approval: where the connection comes from (its
+// source address, key fingerprint, target, login and time) and a field for
+// the verification code the person's terminal shows. It never shows the
+// code itself: a person who opens a forwarded link cannot know it (number
+// matching, issue 12). It needs a full session; the approve button asks
+// for a fresh assertion before it posts.
 func (p *Portal) approvePage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if p.approvals == nil || id == "" || len(id) > maxApprovalID {
@@ -26,6 +33,12 @@ func (p *Portal) approvePage(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
+	p.showApproval(w, r, s, id, http.StatusOK, "")
+}
+
+// showApproval renders the approval page for id with status and the
+// refusal msg of the last attempt ("" for none).
+func (p *Portal) showApproval(w http.ResponseWriter, r *http.Request, s *identity.Session, id string, status int, msg string) {
 	ap, err := p.approvals.Get(r.Context(), id)
 	if err != nil {
 		p.approvalFailed(w, r, err)
@@ -41,17 +54,19 @@ func (p *Portal) approvePage(w http.ResponseWriter, r *http.Request) {
 		Target:       ap.Target,
 		Login:        ap.Login,
 		Source:       ap.Source,
-		Code:         ap.Code,
+		Created:      ap.Created,
 		Expires:      ap.Expires,
+		Error:        msg,
+		AttemptsLeft: ap.CodeAttemptsLeft,
 		AssertBegin:  "/auth/webauthn/assert/begin",
 		AssertFinish: "/auth/webauthn/assert/finish",
 	})
 	pg.Script = true
-	p.render(w, r, http.StatusOK, "approve", pg)
+	p.render(w, r, status, "approve", pg)
 }
 
-// approvePost approves or denies. Approving needs the confirmation that
-// the codes match and an assertion within approveFreshness; denying needs
+// approvePost approves or denies. Approving needs the code the terminal
+// shows, typed, and an assertion within approveFreshness; denying needs
 // neither (it can only take access away).
 func (p *Portal) approvePost(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
@@ -75,9 +90,10 @@ func (p *Portal) approvePost(w http.ResponseWriter, r *http.Request) {
 		}
 		p.message(w, r, http.StatusOK, "Connection denied", "The SSH connection was refused. You can close this page.", nil)
 	case "approve":
-		if r.PostFormValue("confirm") != "yes" {
-			p.approvalRefused(w, r, s, id, "verification code not confirmed",
-				"Confirm that the code on this page matches the one in your terminal.")
+		typed := r.PostFormValue("code")
+		if typed == "" || len(typed) > maxTypedCode {
+			p.approvalRefused(w, r, s, id, "verification code not typed",
+				"Type the verification code your terminal shows.")
 			return
 		}
 		age := p.now().Sub(s.MFAAt)
@@ -86,11 +102,20 @@ func (p *Portal) approvePost(w http.ResponseWriter, r *http.Request) {
 				"Approving needs a touch of your security key on this page. Go back and press Approve again.")
 			return
 		}
-		if err := p.approvals.Approve(ctx, id, s.Subject()); err != nil {
+		err := p.approvals.ApproveWithCode(ctx, id, s.Subject(), typed)
+		switch {
+		case err == nil:
+			p.message(w, r, http.StatusOK, "Connection approved", "Go back to your terminal: the connection continues there.", nil)
+		case errors.Is(err, identity.ErrApprovalDenied):
+			// identity audited the last wrong code and cancelled.
+			p.message(w, r, http.StatusForbidden, "Connection refused",
+				"The code did not match too many times, so Gatehouse refused this SSH connection. If it was you, connect again.", err)
+		case errors.Is(err, identity.ErrWrongCode):
+			p.showApproval(w, r, s, id, http.StatusForbidden,
+				"That is not the code your terminal shows. Check it and try again; if you did not start this connection, deny it.")
+		default:
 			p.approvalFailed(w, r, err)
-			return
 		}
-		p.message(w, r, http.StatusOK, "Connection approved", "Go back to your terminal: the connection continues there.", nil)
 	default:
 		p.message(w, r, http.StatusBadRequest, "Unknown decision", "Choose approve or deny.", nil)
 	}

@@ -40,10 +40,15 @@ func TestApproveFlow(t *testing.T) {
 	if res.StatusCode != http.StatusOK || res.Request.URL.Path != "/approve/"+ap.ID {
 		t.Fatalf("after sign-in: %d at %s, want the approval page", res.StatusCode, res.Request.URL)
 	}
-	for _, w := range []string{ap.Code, "SHA256:abcdefghijklmnop", "prod-db", "ubuntu", "198.51.100.7:50123", `id="approve-form"`} {
+	// Number matching: the page shows where the connection comes from and
+	// asks for the code; it never shows the code.
+	for _, w := range []string{"SHA256:abcdefghijklmnop", "prod-db", "ubuntu", "198.51.100.7:50123", `id="approve-form"`, `name="code"`, "3 attempts left"} {
 		if !strings.Contains(res.body, w) {
 			t.Errorf("approval page lacks %q", w)
 		}
+	}
+	if strings.Contains(res.body, ap.Code) || strings.Contains(res.body, strings.ReplaceAll(ap.Code, "-", "")) || strings.Contains(res.body, `id="confirm"`) {
+		t.Errorf("approval page shows the code or a checkbox to confirm it")
 	}
 	csrf := dataAttr(res.body, "csrf")
 	post := func(v url.Values) ptResp {
@@ -51,26 +56,36 @@ func TestApproveFlow(t *testing.T) {
 		return e.postForm(c, page, v, "https://gate.test")
 	}
 
-	// Approving needs the code confirmed...
-	if res := post(url.Values{"decision": {"approve"}}); res.StatusCode != http.StatusForbidden {
-		t.Errorf("approve without confirming the code = %d, want 403", res.StatusCode)
+	// Approving needs the code typed...
+	for _, v := range []url.Values{{"decision": {"approve"}}, {"decision": {"approve"}, "confirm": {"yes"}}, {"decision": {"approve"}, "code": {strings.Repeat("A", 100)}}} {
+		if res := post(v); res.StatusCode != http.StatusForbidden {
+			t.Errorf("approve with %v = %d, want 403", v, res.StatusCode)
+		}
 	}
 	// ... and a fresh assertion: the one from sign-in is too old now.
 	e.clock.Advance(3 * time.Minute)
-	if res := post(url.Values{"decision": {"approve"}, "confirm": {"yes"}}); res.StatusCode != http.StatusForbidden {
+	if res := post(url.Values{"decision": {"approve"}, "code": {ap.Code}}); res.StatusCode != http.StatusForbidden {
 		t.Errorf("approve with a 3-minute-old assertion = %d, want 403", res.StatusCode)
 	}
-	if got := len(e.audit.find("approval", audit.Deny)); got < 2 {
-		t.Errorf("refused approvals audited %d times, want 2", got)
+	if got := len(e.audit.find("approval", audit.Deny)); got < 4 {
+		t.Errorf("refused approvals audited %d times, want 4", got)
 	}
-	if a, err := e.approvals.Get(ctx, ap.ID); err != nil || a.State != identity.ApprovalPending {
-		t.Fatalf("approval after refusals = %+v, %v; want pending", a, err)
+	if a, err := e.approvals.Get(ctx, ap.ID); err != nil || a.State != identity.ApprovalPending || a.CodeAttemptsLeft != identity.MaxCodeAttempts {
+		t.Fatalf("approval after refusals = %+v, %v; want pending with every attempt left", a, err)
 	}
-	// The page's script asserts, then posts.
+	// The page's script asserts, then posts. A wrong code shows the page
+	// again with the error and the attempts left, still without the code.
 	if fin := e.assertWith(c, key, csrf, dataAttr(res.body, "assert-begin"), dataAttr(res.body, "assert-finish")); fin.StatusCode != http.StatusOK {
 		t.Fatalf("assertion on the approval page = %d %s", fin.StatusCode, fin.body)
 	}
-	res = post(url.Values{"decision": {"approve"}, "confirm": {"yes"}})
+	res = post(url.Values{"decision": {"approve"}, "code": {"WRONG-CODE"}})
+	if res.StatusCode != http.StatusForbidden || !strings.Contains(res.body, "not the code your terminal shows") ||
+		!strings.Contains(res.body, "2 attempts left") || strings.Contains(res.body, ap.Code) {
+		t.Fatalf("wrong code = %d %.600s", res.StatusCode, res.body)
+	}
+	// The right code, typed loosely (lower case, spaces), approves.
+	typed := " " + strings.ToLower(strings.ReplaceAll(ap.Code, "-", " ")) + " "
+	res = post(url.Values{"decision": {"approve"}, "code": {typed}})
 	if res.StatusCode != http.StatusOK || !strings.Contains(res.body, "Connection approved") {
 		t.Fatalf("approve = %d %.300s", res.StatusCode, res.body)
 	}
@@ -81,11 +96,42 @@ func TestApproveFlow(t *testing.T) {
 		t.Fatalf("Wait = %+v, %v; want approved by ann", got, err)
 	}
 	// Single use: the link is dead now.
-	if res := post(url.Values{"decision": {"approve"}, "confirm": {"yes"}}); res.StatusCode != http.StatusNotFound {
+	if res := post(url.Values{"decision": {"approve"}, "code": {ap.Code}}); res.StatusCode != http.StatusNotFound {
 		t.Errorf("second approve = %d, want 404", res.StatusCode)
 	}
 	if res := e.get(c, page); res.StatusCode != http.StatusNotFound {
 		t.Errorf("approval page after use = %d, want 404", res.StatusCode)
+	}
+}
+
+// TestApproveWrongCodesCancel: the third wrong code cancels the approval;
+// the waiting connection is refused and the link is dead.
+func TestApproveWrongCodesCancel(t *testing.T) {
+	e := newPTEnv(t)
+	ctx := t.Context()
+	req := ptApprovalRequest()
+	ap, err := e.approvals.Create(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	page := "https://gate.test/approve/" + ap.ID
+	res := e.login(c, newPTKey(), page, "ann@example.com", "eng") // a fresh assertion
+	csrf := dataAttr(res.body, "csrf")
+	for i, want := range []string{"2 attempts left", "1 attempt left", "Connection refused"} {
+		res = e.postForm(c, page, url.Values{"csrf": {csrf}, "decision": {"approve"}, "code": {"ZZZZ-ZZZZ"}}, "https://gate.test")
+		if res.StatusCode != http.StatusForbidden || !strings.Contains(res.body, want) {
+			t.Fatalf("wrong code %d = %d, want 403 with %q: %.600s", i+1, res.StatusCode, want, res.body)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := e.approvals.Wait(wctx, ap.ID, req); !errors.Is(err, identity.ErrApprovalDenied) {
+		t.Errorf("Wait after 3 wrong codes = %v, want ErrApprovalDenied", err)
+	}
+	res = e.postForm(c, page, url.Values{"csrf": {csrf}, "decision": {"approve"}, "code": {ap.Code}}, "https://gate.test")
+	if res.StatusCode == http.StatusOK {
+		t.Errorf("the right code after cancellation approved")
 	}
 }
 
@@ -127,7 +173,7 @@ func TestApproveRefusals(t *testing.T) {
 	if res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Header.Get("Location"), "/auth/verify?rd=") {
 		t.Errorf("pending session on approval page = %d to %q", res.StatusCode, res.Header.Get("Location"))
 	}
-	res = e.postForm(c, "https://gate.test/approve/"+ap.ID, url.Values{"csrf": {csrfToken(e.sessionID(c))}, "decision": {"approve"}, "confirm": {"yes"}}, "https://gate.test")
+	res = e.postForm(c, "https://gate.test/approve/"+ap.ID, url.Values{"csrf": {csrfToken(e.sessionID(c))}, "decision": {"approve"}, "code": {ap.Code}}, "https://gate.test")
 	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/auth/verify") {
 		t.Errorf("pending session approving = %d to %q, want the key step", res.StatusCode, res.Header.Get("Location"))
 	}

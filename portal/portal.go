@@ -72,7 +72,7 @@ type (
 	}
 	portalApprovals interface {
 		Get(ctx context.Context, id string) (*identity.Approval, error)
-		Approve(ctx context.Context, id string, who authz.Subject) error
+		ApproveWithCode(ctx context.Context, id string, who authz.Subject, typed string) error
 		Deny(ctx context.Context, id string, who authz.Subject) error
 	}
 	portalLimiter interface {

@@ -71,15 +71,22 @@ type Ceremony struct {
 	RegisterFinish string
 }
 
-// Approve is the body of the SSH approval page.
+// Approve is the body of the SSH approval page. It never carries the
+// verification code: the person types the one their terminal shows
+// (number matching), so that approving a forwarded link blind fails.
 type Approve struct {
-	Action       string // the form's POST URL
-	Fingerprint  string
-	Target       string
-	Login        string
-	Source       string
-	Code         string
-	Expires      time.Time
+	Action      string // the form's POST URL
+	Fingerprint string
+	Target      string
+	Login       string
+	Source      string    // where the SSH connection comes from
+	Created     time.Time // when it asked for approval
+	Expires     time.Time
+	// Error says why the last attempt was refused ("" for none), and
+	// AttemptsLeft how many wrong codes remain before the approval is
+	// cancelled.
+	Error        string
+	AttemptsLeft int
 	AssertBegin  string
 	AssertFinish string
 }

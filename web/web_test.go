@@ -55,8 +55,9 @@ func TestRenderEveryPage(t *testing.T) {
 		{"assert", Page{Title: "Confirm", CSRF: "tok", Script: true, Body: Ceremony{Mode: ModeStepUp, Resource: hostile,
 			AssertBegin: "/auth/webauthn/assert/begin"}}, []string{"Confirm it is you", `data-assert-begin="/auth/webauthn/assert/begin"`}},
 		{"approve", Page{Title: "Approve", Email: "a@example.com", CSRF: "tok", Script: true, Body: Approve{
-			Action: "/approve/abc", Code: "123-456", Target: "prod-db", Login: "ubuntu", Fingerprint: "SHA256:xyz",
-			Source: hostile, Expires: now}}, []string{"123-456", `action="/approve/abc"`, "prod-db", "SHA256:xyz", `value="deny"`}},
+			Action: "/approve/abc", Target: "prod-db", Login: "ubuntu", Fingerprint: "SHA256:xyz", Created: now,
+			Source: hostile, Expires: now, Error: "wrong code", AttemptsLeft: 2}},
+			[]string{`action="/approve/abc"`, "prod-db", "SHA256:xyz", `value="deny"`, `name="code"`, "wrong code", "2 attempts left"}},
 		{"denied", Page{Title: "Denied", Email: "b@example.com", RequestID: "rid42", Body: Denied{
 			Resource: "grafana", Rule: "route:grafana", Reason: "route grafana: requires group engineering", Ask: []string{"group security"}}},
 			[]string{"rid42", "route:grafana", "requires group engineering", "group security"}},
