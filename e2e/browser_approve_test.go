@@ -21,9 +21,9 @@ import (
 )
 
 // TestBrowserApproval drives the SSH approval page in real Chromium: the
-// link from the terminal, sign-in with Dex, enrolment, the page showing the
-// code and the connection, the code confirmation and the approving
-// assertion. The portal runs in-process (portal.NewWeb over a real store
+// link from the terminal, sign-in with Dex, enrolment, the page showing
+// where the connection comes from (never the code), a wrong code refused,
+// the typed code and the approving assertion. The portal runs in-process (portal.NewWeb over a real store
 // and audit log, behind proxy.SecurityHeaders as the front serves it) so
 // the test can create the approval the SSH gateway would.
 func TestBrowserApproval(t *testing.T) {
@@ -87,20 +87,32 @@ func TestBrowserApproval(t *testing.T) {
 	tab.Click("#webauthn-start") // first sign-in: enrol the key
 	tab.WaitURLPrefix(ap.URL)
 	tab.WaitText("Approve an SSH connection")
+	// Number matching: the page shows where the connection comes from and
+	// asks for the code; it never shows the code.
 	text := tab.Text()
-	for _, want := range []string{ap.Code, "prod-db", "postgres", "SHA256:Zm9vYmFyYmF6cXV4", "203.0.113.9:40022"} {
+	for _, want := range []string{"prod-db", "postgres", "SHA256:Zm9vYmFyYmF6cXV4", "203.0.113.9:40022"} {
 		if !strings.Contains(text, want) {
 			tab.Fatalf("approval page lacks %q", want)
 		}
 	}
-	// Approve without ticking the code confirmation: the browser's own
-	// validation stops the form, nothing is approved.
-	tab.Click("#approve")
-	time.Sleep(500 * time.Millisecond)
-	if got, err := approvals.Get(ctx, ap.ID); err != nil || got.State != identity.ApprovalPending {
-		t.Fatalf("approval after an unconfirmed click: %+v, %v; want pending", got, err)
+	if strings.Contains(text, ap.Code) || strings.Contains(text, strings.ReplaceAll(ap.Code, "-", "")) {
+		tab.Fatalf("approval page shows the verification code %q", ap.Code)
 	}
-	tab.Click("#confirm")
+	// A wrong code (after the key touch) is refused with the attempts
+	// left; nothing is approved.
+	wrong := "AAAA-AAAA"
+	if wrong == ap.Code {
+		wrong = "BBBB-BBBB"
+	}
+	tab.Type("#code", wrong)
+	tab.Click("#approve")
+	tab.WaitText("not the code your terminal shows")
+	tab.WaitText("2 attempts left")
+	if got, err := approvals.Get(ctx, ap.ID); err != nil || got.State != identity.ApprovalPending || got.CodeAttemptsLeft != 2 {
+		t.Fatalf("approval after a wrong code: %+v, %v; want pending with 2 attempts left", got, err)
+	}
+	// The code the terminal shows approves.
+	tab.Type("#code", ap.Code)
 	tab.Click("#approve") // asserts with the key, then posts
 	tab.WaitText("Connection approved")
 

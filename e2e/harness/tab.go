@@ -381,24 +381,42 @@ func ParseSSHApproval(output string) (a SSHApproval, ok bool) {
 }
 
 // ApproveSSH opens the approval page in the tab, signs in if the portal
-// asks (see SignIn), checks that the page shows the same verification
-// code as ssh did, ticks the confirmation, approves with the security key
-// and waits for "Connection approved".
+// asks (see SignIn), checks that the page does not show the verification
+// code (number matching: the person types it), types the code ssh showed,
+// approves with the security key and waits for "Connection approved".
 func (tab *Tab) ApproveSSH(a SSHApproval, email, password string) {
 	tab.t.Helper()
 	tab.Navigate(a.URL)
 	tab.SignIn(email, password, a.URL)
 	tab.WaitText("Approve an SSH connection")
-	ctx, cancel := context.WithTimeout(tab.Ctx, tab.b.timeout)
-	defer cancel()
-	code, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("approve-code")))
-	if err != nil {
-		tab.Fatalf("approval code: %v", err)
+	if strings.Contains(tab.Text(), a.Code) {
+		tab.Fatalf("approval page shows the verification code %q; the person must type it", a.Code)
 	}
-	if strings.TrimSpace(code) != a.Code {
-		tab.Fatalf("approval page shows code %q, ssh showed %q", code, a.Code)
-	}
-	tab.Click("#confirm")
+	tab.Type("#code", a.Code)
 	tab.Click("#approve")
 	tab.WaitText("Connection approved")
+}
+
+// Type replaces the value of the input matching the CSS selector sel with
+// text, typed as keys, once the page has loaded and the input is visible.
+func (tab *Tab) Type(sel, text string) {
+	tab.t.Helper()
+	ctx, cancel := context.WithTimeout(tab.Ctx, tab.b.timeout)
+	defer cancel()
+	for {
+		err := waitLoaded(ctx)
+		if err == nil {
+			err = chromedp.Do(ctx, chromedp.Clear(chromedp.CSS(sel), chromedp.NodeVisible))
+		}
+		if err == nil {
+			err = chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(sel), text, chromedp.NodeVisible))
+		}
+		if err == nil {
+			return
+		}
+		if !staleNode(err) || ctx.Err() != nil {
+			tab.Fatalf("type into %s: %v", sel, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
