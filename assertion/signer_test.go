@@ -2,7 +2,6 @@ package assertion
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -13,24 +12,12 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/assertion/assertiontest"
 	"github.com/gatehouse-dev/gatehouse/authz"
+	"github.com/gatehouse-dev/gatehouse/internal/testlog"
 	"github.com/gatehouse-dev/gatehouse/store"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/go-cmp/cmp"
 )
-
-// upTestLogger sends logs to t.Log.
-func upTestLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(upTestWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type upTestWriter struct{ t testing.TB }
-
-func (w upTestWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
 
 // upBolt opens an embedded store in a temporary directory.
 func upBolt(t testing.TB) *store.Bolt {
@@ -55,7 +42,7 @@ func (c *upClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu
 func upSigner(t testing.TB, st KeyStore, now func() time.Time) *Signer {
 	t.Helper()
 	a, err := NewSigner(context.Background(), Config{
-		Store: st, Issuer: assertiontest.Issuer + "/", Logger: upTestLogger(t), Now: now,
+		Store: st, Issuer: assertiontest.Issuer + "/", Logger: testlog.New(t), Now: now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -14,20 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/testlog"
 	"github.com/google/go-cmp/cmp"
 )
 
 // testLogger sends the Log's own messages to t.Log.
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
+	return testlog.New(t)
 }
 
 var t0 = time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)

@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/authz"
+	"github.com/gatehouse-dev/gatehouse/internal/testlog"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -26,7 +26,7 @@ func newBubbleEnv(t *testing.T) *env {
 	rec := &recorder{}
 	return &env{st: st, audit: rec, clk: nil, d: Deps{
 		Store: st, Audit: rec,
-		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil)),
+		Logger: testlog.New(t),
 	}}
 }
 

@@ -3,13 +3,13 @@ package identity
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/internal/testlog"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -68,15 +68,6 @@ func (r *recorder) find(typ, decision string) []audit.Event {
 	return out
 }
 
-// tWriter sends log lines to t.Log.
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p))
-	return len(p), nil
-}
-
 // env is one test's store, clock, audit log and Deps.
 type env struct {
 	clk   *clock
@@ -96,7 +87,7 @@ func newEnv(t testing.TB) *env {
 	rec := &recorder{}
 	return &env{clk: clk, st: st, audit: rec, d: Deps{
 		Store: st, Audit: rec, Now: clk.Now,
-		Logger: slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: testlog.New(t),
 	}}
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/internal/testlog"
 )
 
 // testIdP is a minimal OIDC provider on an httptest TLS server. Its token
@@ -100,7 +101,7 @@ func newTestIdPOn(t *testing.T, clk *clock, ln net.Listener) *testIdP {
 		p.srv.Listener.Close()
 		p.srv.Listener = ln
 	}
-	p.srv.Config.ErrorLog = log.New(tWriter{t}, "idp: ", 0)
+	p.srv.Config.ErrorLog = log.New(testlog.Writer(t), "idp: ", 0)
 	p.srv.StartTLS()
 	t.Cleanup(p.srv.Close)
 	return p

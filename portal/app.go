@@ -80,6 +80,7 @@ type App struct {
 	logger     *slog.Logger
 	now        func() time.Time
 	cache      *appCache
+	stepUps    *stepUps
 }
 
 var _ http.Handler = (*App)(nil)
@@ -146,6 +147,7 @@ func NewApp(route config.Route, upstream http.Handler, d AppDeps) (*App, error) 
 		ttl = DefaultAppCacheTTL
 	}
 	a.cache = newAppCache(ttl)
+	a.stepUps = newStepUps()
 	return a, nil
 }
 
@@ -180,9 +182,10 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case d.Allow:
 		a.upstream.ServeHTTP(w, r.WithContext(assertion.WithSubject(r.Context(), e.who)))
-	case d.NeedMFA && stepUpLoops(e.who.MFAAt, now):
+	case d.NeedMFA && a.stepUps.loops(e.stepUpKey(d.Rule), e.who.MFAAt, now):
 		a.stepUpLoop(w, r, e, d, now)
 	case d.NeedMFA:
+		a.stepUps.sent(e.stepUpKey(d.Rule), now)
 		a.startTrip(w, r, "/auth/stepup")
 	default:
 		a.denied(w, r, e, d)

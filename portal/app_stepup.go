@@ -2,6 +2,7 @@ package portal
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
@@ -9,19 +10,61 @@ import (
 	"github.com/gatehouse-dev/gatehouse/web"
 )
 
-// stepUpLoopWindow is how recent a security key confirmation must be for
-// a new demand of one to count as a loop (issue 10). A person who just
-// confirmed and is asked again at once would be asked again after every
-// further confirmation: the rule's mfa_max_age is shorter than a trip
+// stepUpLoopWindow is how recent a completed step-up must be for a new
+// demand of one, for the same rule, to count as a loop (issue 10). A person
+// who just confirmed and is asked again at once would be asked again after
+// every further confirmation: the rule's mfa_max_age is shorter than a trip
 // through the portal, or the replicas' clocks disagree. Another step-up
 // cannot cure either, so the gate says why instead of redirecting.
 const stepUpLoopWindow = time.Minute
 
-// stepUpLoops reports whether a step-up demand for a session whose last
-// confirmation was at mfaAt is a loop at now. A confirmation dated in the
-// future (clock skew beyond what authz tolerates) is one too.
-func stepUpLoops(mfaAt, now time.Time) bool {
-	return !mfaAt.IsZero() && now.Sub(mfaAt) < stepUpLoopWindow
+// maxStepUps bounds the step-ups a gate remembers; past it, it forgets
+// them all (a missed loop only costs one more round trip).
+const maxStepUps = 10000
+
+// stepUpKey names one person's (portal session's) step-ups for one rule.
+type stepUpKey struct{ session, rule string }
+
+// stepUpKey returns the key for e's step-ups for rule. App sessions made
+// by successive handoffs share their portal session.
+func (e cacheEntry) stepUpKey(rule string) stepUpKey {
+	s := e.parent
+	if s == "" {
+		s = e.handle
+	}
+	return stepUpKey{session: s, rule: rule}
+}
+
+// stepUps remembers when this gate last sent each person to a step-up for
+// each rule, so that it can tell a step-up completed for that rule (an
+// assertion newer than the redirect) from one that merely happened
+// recently. It is safe for concurrent use. The memory is this replica's
+// own: a trip that ends on another replica is caught there next time.
+type stepUps struct {
+	mu sync.Mutex
+	at map[stepUpKey]time.Time
+}
+
+func newStepUps() *stepUps { return &stepUps{at: map[stepUpKey]time.Time{}} }
+
+// sent records that k was sent to a step-up at now.
+func (s *stepUps) sent(k stepUpKey, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.at) >= maxStepUps {
+		clear(s.at)
+	}
+	s.at[k] = now
+}
+
+// loops reports whether a step-up demand for k is a loop at now: this gate
+// sent k to a step-up, an assertion (at mfaAt) followed it, and that
+// assertion is less than stepUpLoopWindow old, or dated in the future.
+func (s *stepUps) loops(k stepUpKey, mfaAt, now time.Time) bool {
+	s.mu.Lock()
+	at, ok := s.at[k]
+	s.mu.Unlock()
+	return ok && !mfaAt.IsZero() && !mfaAt.Before(at) && now.Sub(mfaAt) < stepUpLoopWindow
 }
 
 // stepUpLoop answers a step-up demand that stepUpLoops found to be a loop:

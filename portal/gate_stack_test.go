@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/internal/testlog"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 )
 
@@ -40,15 +41,15 @@ func upStartStack(t *testing.T, upstream http.Handler) *upStack {
 		MFA:       config.MFA{MaxAge: config.Duration(12 * time.Hour)},
 		Routes:    []config.Route{route},
 	}
-	u, err := proxy.NewUpstream(route, upSigner(t, upBolt(t), time.Now), upTestLogger(t))
+	u, err := proxy.NewUpstream(route, upSigner(t, upBolt(t), time.Now), testlog.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := NewApp(route, u, AppDeps{Config: cfg, Codec: m.codec, Sessions: m.sessions, Audit: upNopAudit{}, Logger: upTestLogger(t)})
+	app, err := NewApp(route, u, AppDeps{Config: cfg, Codec: m.codec, Sessions: m.sessions, Audit: upNopAudit{}, Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := proxy.NewFront(proxy.FrontConfig{Config: cfg, Apps: map[string]http.Handler{"app.test": app}, Logger: upTestLogger(t)})
+	f, err := proxy.NewFront(proxy.FrontConfig{Config: cfg, Apps: map[string]http.Handler{"app.test": app}, Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestStackIdentityAndCookies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := seen.count()
-			req, _ := http.NewRequest(http.MethodGet, "https://app.test/p%2Fq?x=%26", nil)
+			req, _ := http.NewRequest(http.MethodGet, "https://app.test/p/q?x=%26", nil)
 			req.Header.Set("Cookie", tt.cookie)
 			req.Header.Set("X-Gatehouse-User", "mallory@example.com")
 			res, err := s.client.Do(req)
@@ -127,7 +128,7 @@ func TestStackIdentityAndCookies(t *testing.T) {
 			if got := in.Header.Get("Cookie"); got != tt.wantCookie {
 				t.Errorf("upstream Cookie = %q, want %q", got, tt.wantCookie)
 			}
-			if in.RequestURI != "/p%2Fq?x=%26" {
+			if in.RequestURI != "/p/q?x=%26" {
 				t.Errorf("upstream RequestURI = %q", in.RequestURI)
 			}
 		})
@@ -140,7 +141,9 @@ func TestStackWebSocketAndStreaming(t *testing.T) {
 	s := upStartStack(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/ws":
-			c, err := websocket.Accept(w, r, nil)
+			// The hop sends the upstream's own Host with the browser's
+			// Origin, as an upstream behind a proxy sees it.
+			c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{"app.test"}})
 			if err != nil {
 				return
 			}
@@ -168,7 +171,8 @@ func TestStackWebSocketAndStreaming(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, "wss://app.test/ws", &websocket.DialOptions{
-		HTTPClient: s.client, HTTPHeader: http.Header{"Cookie": {s.cookie}},
+		// The route's own origin: the front refuses foreign ones (issue 12).
+		HTTPClient: s.client, HTTPHeader: http.Header{"Cookie": {s.cookie}, "Origin": {"https://app.test"}},
 	})
 	if err != nil {
 		t.Fatalf("websocket through the front: %v", err)

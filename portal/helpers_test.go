@@ -3,30 +3,16 @@ package portal
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/assertion"
+	"github.com/gatehouse-dev/gatehouse/internal/testlog"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
-
-// upTestLogger sends logs to t.Log.
-func upTestLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(upTestWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type upTestWriter struct{ t testing.TB }
-
-func (w upTestWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
 
 // upBolt opens an embedded store in a temporary directory.
 func upBolt(t testing.TB) *store.Bolt {
@@ -43,7 +29,7 @@ func upBolt(t testing.TB) *store.Bolt {
 func upSigner(t testing.TB, st *store.Bolt, now func() time.Time) *assertion.Signer {
 	t.Helper()
 	a, err := assertion.NewSigner(context.Background(), assertion.Config{
-		Store: st, Issuer: "https://gate.example.test/", Logger: upTestLogger(t), Now: now,
+		Store: st, Issuer: "https://gate.example.test/", Logger: testlog.New(t), Now: now,
 	})
 	if err != nil {
 		t.Fatal(err)

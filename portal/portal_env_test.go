@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/internal/testlog"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
@@ -139,7 +140,7 @@ func newPTEnv(t testing.TB) *ptEnv { return newPTEnvWith(t, ptOptions{}) }
 
 func newPTEnvWith(t testing.TB, opt ptOptions) *ptEnv {
 	t.Helper()
-	logger := upTestLogger(t)
+	logger := testlog.New(t)
 	if opt.quiet {
 		logger = slog.New(slog.DiscardHandler)
 	}

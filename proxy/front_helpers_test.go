@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,20 +17,12 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/internal/testlog"
 )
 
-// frontLogWriter sends log output to t.Log while the test runs.
-type frontLogWriter struct{ t testing.TB }
-
-func (w frontLogWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-func frontTestLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(frontLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+// frontTestLogger sends logs to t.Log (many proxy tests call it by this
+// name).
+func frontTestLogger(t testing.TB) *slog.Logger { return testlog.New(t) }
 
 // frontTestConfig is a valid self-signed config with two routes; app.test gets a
 // handler in the tests, noapp.test does not.

@@ -22,14 +22,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/internal/testlog"
 )
-
-type tLogWriter struct{ t *testing.T }
-
-func (w tLogWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
 
 // httpsStatus returns the status of GET https://host/ sent to addr, without
 // verifying the (self-signed) certificate.
@@ -122,7 +116,7 @@ func startServer(t *testing.T, path string) (s *server, stop func() error) {
 		t.Fatal("test config invalid")
 	}
 	var level slog.LevelVar
-	watch := startWatch{Handler: newLogger(cfg.Log, tLogWriter{t}, &level).Handler(), admin: make(chan string, 1)}
+	watch := startWatch{Handler: newLogger(cfg.Log, testlog.Writer(t), &level).Handler(), admin: make(chan string, 1)}
 	s = &server{path: path, level: &level, stdout: io.Discard, logger: slog.New(watch)}
 	s.cfg.Store(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
