@@ -10,7 +10,7 @@
 // the admin commands can write them. Secrets that a store dump could turn
 // into access (session IDs, handoff codes, invite tokens) are kept only as
 // SHA-256 hashes in keys. Every component takes a Deps; the HTTP pages that
-// drive the ceremonies live in package proxy.
+// drive the ceremonies live in package portal.
 package identity
 
 import (

@@ -203,7 +203,7 @@ func TestFlowSignOutEndsAppSessions(t *testing.T) {
 		name  string
 		ttl   time.Duration // app session cache
 		path  string        // the sign-out
-		sleep time.Duration // wait before replaying
+		wait  time.Duration // clock advance before replaying
 	}{
 		{"no cache", -1, "/auth/logout", 0},
 		// A long cache shows that the portal's sign-out reaches this
@@ -232,7 +232,7 @@ func TestFlowSignOutEndsAppSessions(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			time.Sleep(tt.sleep)
+			e.clock.Advance(tt.wait) // the gates' cache reads the injected clock
 			// Replay the old app cookie from another client.
 			replay := e.client()
 			res := e.do(replay, http.MethodGet, "https://app.test/secret", nil, map[string]string{"Cookie": SessionCookie + "=" + appCookie})
