@@ -27,10 +27,18 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 )
 
-// Limits of the HTTPS and HTTP listeners.
+// Limits of the HTTPS and HTTP listeners. The request body and response
+// writes have their own deadlines (front_body.go); there is deliberately no
+// ReadTimeout or WriteTimeout, which would cut WebSockets, long uploads and
+// event streams at a fixed age.
 const (
+	// frontReadHeaderTimeout bounds the TLS handshake and the request
+	// header: slowloris on headers ends here.
 	frontReadHeaderTimeout = 10 * time.Second
-	frontIdleTimeout       = 2 * time.Minute
+	// frontIdleTimeout closes keep-alive connections with no request.
+	frontIdleTimeout = 2 * time.Minute
+	// frontMaxHeaderBytes bounds a request header block (HTTP/1.1) and
+	// the header list of an HTTP/2 request, CONTINUATION frames included.
 	frontMaxHeaderBytes    = 32 << 10
 	defaultShutdownTimeout = 15 * time.Second
 )
@@ -101,6 +109,7 @@ type Front struct {
 	routes          atomic.Pointer[frontRoutes]
 	audit           FrontAudit // nil: refusals are only logged
 	ws              *wsGuard
+	bodyGrace       time.Duration // frontBodyGrace; tests shorten it
 
 	// life bounds background work (ticket rotation, ACME); Shutdown
 	// cancels it.
@@ -135,13 +144,14 @@ func NewFront(fc FrontConfig) (*Front, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	f := &Front{
-		logger:   logger,
-		registry: fc.Metrics,
-		dataDir:  fc.DataDir,
-		httpsLn:  fc.HTTPSListener,
-		httpLn:   fc.HTTPListener,
-		audit:    fc.Audit,
-		done:     make(chan struct{}),
+		logger:    logger,
+		registry:  fc.Metrics,
+		dataDir:   fc.DataDir,
+		httpsLn:   fc.HTTPSListener,
+		httpLn:    fc.HTTPListener,
+		audit:     fc.Audit,
+		bodyGrace: frontBodyGrace,
+		done:      make(chan struct{}),
 	}
 	built := false
 	defer func() {
@@ -170,6 +180,12 @@ func NewFront(fc FrontConfig) (*Front, error) {
 	if err := f.listen(cfg); err != nil {
 		return nil, err
 	}
+	cm, err := newConnMetrics(f.registry)
+	if err != nil {
+		return nil, fmt.Errorf("register front metrics: %w", err)
+	}
+	f.httpsLn = newCapListener(f.httpsLn, orDefault(fc.MaxConnsPerSource, DefaultMaxConnsPerSource),
+		orDefault(fc.MaxConns, DefaultMaxConns), cm)
 	if err := f.setupCerts(cfg, rt); err != nil {
 		return nil, err
 	}
@@ -184,6 +200,7 @@ func NewFront(fc FrontConfig) (*Front, error) {
 	f.httpsSrv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
 		acmeTLSALPN: func(*http.Server, *tls.Conn, http.Handler) {},
 	}
+	f.httpsSrv.HTTP2 = frontHTTP2Config()
 	f.httpsSrv.Protocols = new(http.Protocols)
 	f.httpsSrv.Protocols.SetHTTP1(true)
 	f.httpsSrv.Protocols.SetHTTP2(true)

@@ -135,10 +135,25 @@ func canonicalHost(hostport string) string {
 // from the TLS server name are answered by Gatehouse and never proxied.
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	hw := &hstsWriter{ResponseWriter: w}
+	hw := newHSTSWriter(w, r)
+	hw.body = withBodyDeadline(w, r, start, f.bodyGrace)
 	label := f.dispatch(hw, r)
 	if hw.code == 0 && !hw.hijacked {
 		hw.WriteHeader(http.StatusOK)
+	}
+	if !hw.hijacked {
+		// The server flushes the rest of the response after this returns.
+		hw.extendWrite()
+	}
+	if hw.body != nil {
+		hw.body.done.Store(true)
+		if hw.http1 && !hw.hijacked && hw.body.unread() {
+			// The response said Connection: close, yet Go's server would
+			// still read up to 256 KiB of the body before closing, as
+			// slowly as the client sends it. An expired deadline ends
+			// that read at once.
+			_ = hw.rc.SetReadDeadline(time.Now())
+		}
 	}
 	f.metrics.observe(label, hw.code, time.Since(start))
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Default WebSocket caps (FrontConfig.MaxWebSocketsPerSession and
@@ -145,6 +146,9 @@ func (w *wsWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.hijacked = true
+	// The tunnel lives as long as both ends want it: no deadline left over
+	// from the request (the front's write deadline) may cut it.
+	_ = c.SetDeadline(time.Time{})
 	wc := &wsConn{Conn: c, g: w.g, release: w.release}
 	if !w.g.track(wc) {
 		_ = wc.Close()

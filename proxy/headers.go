@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"time"
 )
 
 // Header values Gatehouse sets. HSTS goes on every HTTPS response, including
@@ -64,16 +65,32 @@ func placeholderPortal() http.Handler {
 // hstsWriter sets Strict-Transport-Security on the final response header
 // (overriding whatever a handler or upstream set) and remembers the status
 // for metrics. Informational 1xx headers pass through untouched.
+//
+// It also keeps the connection's write deadline frontWriteIdle ahead of
+// every write, and on HTTP/1.1 closes the connection after a response
+// sent while the request body is still unread (a gate redirecting to
+// sign-in, a refusal): Go's server would otherwise drain up to 256 KiB
+// of body from a client that may be sending it a byte at a time.
 type hstsWriter struct {
 	http.ResponseWriter
+	rc       *http.ResponseController
+	body     *bodyDeadline // nil: no request body
+	http1    bool
 	code     int // final status; 0 until written
 	hijacked bool
+}
+
+func newHSTSWriter(w http.ResponseWriter, r *http.Request) *hstsWriter {
+	return &hstsWriter{ResponseWriter: w, rc: http.NewResponseController(w), http1: r.ProtoMajor == 1}
 }
 
 func (w *hstsWriter) WriteHeader(code int) {
 	if w.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.code = code
 		w.Header().Set("Strict-Transport-Security", hstsValue)
+		if w.http1 && code != http.StatusSwitchingProtocols && w.body.unread() {
+			w.Header().Set("Connection", "close")
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -82,7 +99,13 @@ func (w *hstsWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
+	w.extendWrite()
 	return w.ResponseWriter.Write(b)
+}
+
+// extendWrite moves the write deadline frontWriteIdle ahead.
+func (w *hstsWriter) extendWrite() {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(frontWriteIdle))
 }
 
 // FlushError flushes after making sure the final header carries HSTS.
@@ -90,13 +113,14 @@ func (w *hstsWriter) FlushError() error {
 	if w.code == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
-	return http.NewResponseController(w.ResponseWriter).Flush()
+	w.extendWrite()
+	return w.rc.Flush()
 }
 
 // Hijack hands the connection over (WebSockets); the upgrade response was
 // already written by the caller, if at all.
 func (w *hstsWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	c, rw, err := w.rc.Hijack()
 	if err == nil {
 		w.hijacked = true
 		if w.code == 0 {
