@@ -200,10 +200,10 @@ func TestFlowStepUp(t *testing.T) {
 
 func TestFlowSignOutEndsAppSessions(t *testing.T) {
 	tests := []struct {
-		name  string
-		ttl   time.Duration // app session cache
-		path  string        // the sign-out
-		wait  time.Duration // clock advance before replaying
+		name string
+		ttl  time.Duration // app session cache
+		path string        // the sign-out
+		wait time.Duration // clock advance before replaying
 	}{
 		{"no cache", -1, "/auth/logout", 0},
 		// A long cache shows that the portal's sign-out reaches this
