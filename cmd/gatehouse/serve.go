@@ -139,6 +139,7 @@ func (s *server) run(ctx context.Context) error {
 			Logger:  s.logger.With("component", "front"),
 			Metrics: reg,
 			Version: version(),
+			Audit:   d.audit,
 		})
 		if err != nil {
 			return err
