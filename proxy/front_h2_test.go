@@ -211,7 +211,9 @@ func TestFrontH2ContentLengthMismatch(t *testing.T) {
 	if err := h.fr.WriteData(3, true, []byte("67890")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.readUntil(func(f http2.Frame) bool { return f.Header().StreamID == 3 && f.Header().Flags.Has(http2.FlagDataEndStream) }); err != nil {
+	if _, err := h.readUntil(func(f http2.Frame) bool {
+		return f.Header().StreamID == 3 && f.Header().Flags.Has(http2.FlagDataEndStream)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
