@@ -365,7 +365,9 @@ func TestBrowserAccess(t *testing.T) {
 		defer cancel()
 		_, res2, err := websocket.Dial(ctx, "wss://app.test:"+e.port+"/ws", &websocket.DialOptions{
 			HTTPClient: e.client(),
-			HTTPHeader: http.Header{"Cookie": {"__Host-gatehouse=" + appCookie}},
+			// The app's own Origin, as the browser sends it: the front refuses
+			// any other (or none) before the gate looks at the cookie.
+			HTTPHeader: http.Header{"Cookie": {"__Host-gatehouse=" + appCookie}, "Origin": {e.url("app.test", "")}},
 		})
 		if err == nil || res2 == nil || res2.StatusCode != http.StatusFound {
 			t.Errorf("WebSocket with the old cookie: err %v, response %v; want a redirect", err, res2)
