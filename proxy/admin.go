@@ -17,10 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// DefaultAdminAddr is the admin listener's address when listen.admin is
-// empty: loopback only.
-const DefaultAdminAddr = "127.0.0.1:9090"
-
 // readyCheckTimeout bounds each readiness check.
 const readyCheckTimeout = 2 * time.Second
 
@@ -34,7 +30,9 @@ type ReadyCheck struct {
 
 // AdminConfig configures NewAdmin.
 type AdminConfig struct {
-	// Addr is the address to listen on. If empty, DefaultAdminAddr.
+	// Addr is the address to listen on (listen.admin, which config
+	// resolves to its loopback default). Required unless Listener is set:
+	// the admin door never picks an address of its own.
 	Addr string
 	// Listener, if set, is used instead of listening on Addr.
 	Listener net.Listener
@@ -68,6 +66,9 @@ func NewAdmin(ac AdminConfig) (*Admin, error) {
 	if ac.Metrics == nil {
 		return nil, errors.New("admin: no metrics registry")
 	}
+	if ac.Listener == nil && ac.Addr == "" {
+		return nil, errors.New("admin: listen.admin is required")
+	}
 	logger := ac.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -85,11 +86,7 @@ func NewAdmin(ac AdminConfig) (*Admin, error) {
 	}
 	a := &Admin{ln: ac.Listener, checks: ac.Ready, logger: logger, done: make(chan struct{})}
 	if a.ln == nil {
-		addr := ac.Addr
-		if addr == "" {
-			addr = DefaultAdminAddr
-		}
-		ln, err := net.Listen("tcp", addr)
+		ln, err := net.Listen("tcp", ac.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("admin: listen.admin: %w", err)
 		}

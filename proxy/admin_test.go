@@ -119,6 +119,15 @@ func TestAdminNoChecksNotReady(t *testing.T) {
 	}
 }
 
+// TestAdminNeedsAddr: an empty listen.admin is refused, never read as a
+// default address (config resolves the default; the door does not).
+func TestAdminNeedsAddr(t *testing.T) {
+	_, err := NewAdmin(AdminConfig{Metrics: prometheus.NewRegistry()})
+	if err == nil || err.Error() != "admin: listen.admin is required" {
+		t.Errorf("NewAdmin without an address = %v, want listen.admin is required", err)
+	}
+}
+
 func TestHandshakeFailuresCounted(t *testing.T) {
 	f := runFront(t, FrontConfig{Config: frontTestConfig(t)})
 	for range 3 {

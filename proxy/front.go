@@ -39,8 +39,7 @@ const (
 	frontIdleTimeout = 2 * time.Minute
 	// frontMaxHeaderBytes bounds a request header block (HTTP/1.1) and
 	// the header list of an HTTP/2 request, CONTINUATION frames included.
-	frontMaxHeaderBytes    = 32 << 10
-	defaultShutdownTimeout = 15 * time.Second
+	frontMaxHeaderBytes = 32 << 10
 )
 
 // FrontConfig configures NewFront.
@@ -163,7 +162,7 @@ func NewFront(fc FrontConfig) (*Front, error) {
 	if f.dataDir == "" {
 		f.dataDir = cfg.DataDir
 	}
-	f.shutdownTimeout.Store(int64(shutdownTimeoutOf(cfg)))
+	f.shutdownTimeout.Store(int64(cfg.ShutdownTimeout.D()))
 	if f.registry == nil {
 		f.registry = prometheus.NewRegistry()
 	}

@@ -156,13 +156,6 @@ func (f *Front) Reload(cfg *config.Config, portal http.Handler, apps map[string]
 		}
 	}
 	f.routes.Store(rt)
-	f.shutdownTimeout.Store(int64(shutdownTimeoutOf(cfg)))
+	f.shutdownTimeout.Store(int64(cfg.ShutdownTimeout.D()))
 	return nil
-}
-
-func shutdownTimeoutOf(cfg *config.Config) time.Duration {
-	if d := cfg.ShutdownTimeout.D(); d > 0 {
-		return d
-	}
-	return defaultShutdownTimeout
 }

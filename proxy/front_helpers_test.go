@@ -27,7 +27,7 @@ func frontTestLogger(t testing.TB) *slog.Logger { return testlog.New(t) }
 // frontTestConfig is a valid self-signed config with two routes; app.test gets a
 // handler in the tests, noapp.test does not.
 func frontTestConfig(t testing.TB) *config.Config {
-	return &config.Config{
+	cfg := &config.Config{
 		PublicURL: "https://gate.test",
 		Listen:    config.Listen{HTTPS: "127.0.0.1:0"},
 		TLS:       config.TLS{Mode: config.TLSModeSelfSigned},
@@ -38,6 +38,8 @@ func frontTestConfig(t testing.TB) *config.Config {
 			{Name: "noapp", Host: "noapp.test", Upstream: "http://127.0.0.1:9", Allow: config.Allow{Groups: []string{"eng"}}},
 		},
 	}
+	cfg.ApplyDefaults() // as config.Load does
+	return cfg
 }
 
 // countingApp is an application handler that counts the requests reaching it.

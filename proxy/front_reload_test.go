@@ -124,7 +124,7 @@ func TestReloadCertificateFiles(t *testing.T) {
 	hosts := []string{"gate.test", "app.test", "noapp.test"}
 	certFile, keyFile := frontWriteKeyPair(t, dir, hosts, time.Now())
 	cfg := frontTestConfig(t)
-	cfg.TLS = config.TLS{Mode: config.TLSModeFiles, CertFile: certFile, KeyFile: keyFile}
+	cfg.TLS.Mode, cfg.TLS.CertFile, cfg.TLS.KeyFile = config.TLSModeFiles, certFile, keyFile
 	f := runFront(t, FrontConfig{Config: cfg})
 	first := servedCert(t, f)
 
@@ -167,10 +167,10 @@ func TestNewFrontErrors(t *testing.T) {
 		{"invalid config", func(c *config.Config) { c.PublicURL = "http://gate.test" }, nil, "public_url"},
 		{"no https listener", func(c *config.Config) { c.Listen = config.Listen{SSH: ":2222"}; c.Routes = nil }, nil, "listen.https is not set"},
 		{"missing cert files", func(c *config.Config) {
-			c.TLS = config.TLS{Mode: config.TLSModeFiles, CertFile: "/nonexistent/c", KeyFile: "/nonexistent/k"}
+			c.TLS.Mode, c.TLS.CertFile, c.TLS.KeyFile = config.TLSModeFiles, "/nonexistent/c", "/nonexistent/k"
 		}, nil, "no such file"},
 		{"expired cert", func(c *config.Config) {
-			c.TLS = config.TLS{Mode: config.TLSModeFiles, CertFile: expiredCert, KeyFile: expiredKey}
+			c.TLS.Mode, c.TLS.CertFile, c.TLS.KeyFile = config.TLSModeFiles, expiredCert, expiredKey
 		}, nil, "expired"},
 		{"handler for unknown host", func(*config.Config) {}, map[string]http.Handler{"evil.test": http.NotFoundHandler()}, "not a configured route host"},
 		{"listen address in use", nil, nil, "listen.https"},

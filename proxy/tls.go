@@ -28,10 +28,12 @@ var tls12Suites = []uint16{
 // hybrid, then X25519, then P-256 for older clients.
 var tlsCurves = []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256}
 
-// tlsMinVersion maps tls.min_version to a crypto/tls version.
+// tlsMinVersion maps tls.min_version to a crypto/tls version. Config
+// resolves an absent key to "1.2"; an empty value here means the Config
+// skipped that step, and the floor is not guessed.
 func tlsMinVersion(s string) (uint16, error) {
 	switch s {
-	case "", "1.2":
+	case "1.2":
 		return tls.VersionTLS12, nil
 	case "1.3":
 		return tls.VersionTLS13, nil

@@ -40,6 +40,12 @@ type acmeListeners struct {
 // on Gatehouse's own listeners: certmagic is told their ports, finds them
 // taken (by us) and so never opens a listener of its own.
 func newACMECerts(cfg *config.Config, dataDir string, ls acmeListeners, logger *slog.Logger) (*acmeCerts, error) {
+	// Config resolves an absent directory to Let's Encrypt. An empty one
+	// here means the Config skipped that step; certmagic would then pick
+	// its own default CA, so refuse rather than let a library choose.
+	if cfg.TLS.ACME.Directory == "" {
+		return nil, errors.New("tls.acme.directory is required")
+	}
 	roots, err := loadCARoots(cfg.TLS.ACME.CARoots)
 	if err != nil {
 		return nil, err
@@ -65,9 +71,6 @@ func newACMECerts(cfg *config.Config, dataDir string, ls acmeListeners, logger *
 		TrustedRoots:            roots,
 		DisableTLSALPNChallenge: false,
 		Logger:                  zl,
-	}
-	if tmpl.CA == "" {
-		tmpl.CA = certmagic.LetsEncryptProductionCA
 	}
 	host, port, err := addrHostPort(ls.https)
 	if err != nil {

@@ -2,11 +2,8 @@ package proxy
 
 import (
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -56,38 +53,13 @@ func TestACMEChallengesOnOwnListeners(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestCheckTLSFiles(t *testing.T) {
-	dir := t.TempDir()
-	notPEM := filepath.Join(dir, "root.txt")
-	if err := os.WriteFile(notPEM, []byte("hello"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := frontWriteKeyPair(t, dir, []string{"gate.test"}, time.Now())
-	tests := []struct {
-		name string
-		tls  config.TLS
-		want []string // Problem paths
-	}{
-		{"files ok", config.TLS{Mode: config.TLSModeFiles, CertFile: certFile, KeyFile: keyFile}, nil},
-		{"files missing", config.TLS{Mode: config.TLSModeFiles, CertFile: "/nonexistent/c", KeyFile: keyFile}, []string{""}},
-		{"key does not match", config.TLS{Mode: config.TLSModeFiles, CertFile: certFile, KeyFile: certFile}, []string{""}},
-		{"acme roots", config.TLS{Mode: config.TLSModeACME, ACME: config.ACME{CARoots: []string{"/nonexistent/r.pem", notPEM}}},
-			[]string{"tls.acme.ca_roots[0]", "tls.acme.ca_roots[1]"}},
-		{"self signed", config.TLS{Mode: config.TLSModeSelfSigned}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := frontTestConfig(t)
-			cfg.TLS = tt.tls
-			var paths []string
-			for _, p := range CheckTLSFiles(cfg) {
-				paths = append(paths, p.Path)
-			}
-			if diff := cmp.Diff(tt.want, paths); diff != "" {
-				t.Errorf("CheckTLSFiles problem paths (-want +got):\n%s", diff)
-			}
-		})
+	// No directory is refused: certmagic would otherwise pick its own
+	// default CA, and config is the one place that resolves defaults.
+	cfg.TLS.ACME.Directory = ""
+	if a, err := newACMECerts(cfg, t.TempDir(), acmeListeners{https: https}, frontTestLogger(t)); err == nil {
+		a.stop()
+		t.Errorf("newACMECerts without a directory succeeded")
+	} else if err.Error() != "tls.acme.directory is required" {
+		t.Errorf("newACMECerts without a directory = %v", err)
 	}
 }

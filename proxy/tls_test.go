@@ -18,7 +18,7 @@ func TestTLSPolicy(t *testing.T) {
 	}
 	tests := []struct {
 		name       string
-		minVersion string // the front's tls.min_version
+		minVersion string // the front's tls.min_version; empty: config's default
 		client     *tls.Config
 		wantOK     bool
 		wantSuite  uint16      // checked when non-zero
@@ -49,7 +49,9 @@ func TestTLSPolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := frontTestConfig(t)
-			cfg.TLS.MinVersion = tt.minVersion
+			if tt.minVersion != "" {
+				cfg.TLS.MinVersion = tt.minVersion
+			}
 			f := runFront(t, FrontConfig{Config: cfg})
 			conf := &tls.Config{}
 			if tt.client != nil {
@@ -85,7 +87,7 @@ func TestTLSPolicy(t *testing.T) {
 }
 
 func TestTLSPolicyConfig(t *testing.T) {
-	for _, s := range []string{"", "1.2", "1.3"} {
+	for _, s := range []string{"1.2", "1.3"} {
 		conf, err := newTLSPolicy(config.TLS{MinVersion: s}, nil)
 		if err != nil {
 			t.Fatalf("newTLSPolicy(%q): %v", s, err)
@@ -101,7 +103,11 @@ func TestTLSPolicyConfig(t *testing.T) {
 			}
 		}
 	}
-	if _, err := newTLSPolicy(config.TLS{MinVersion: "1.1"}, nil); err == nil {
-		t.Errorf("newTLSPolicy(min 1.1) succeeded, want error")
+	// Empty is refused, not read as "1.2": config resolves the default,
+	// and a Config that skipped that step must not get a floor guessed.
+	for _, s := range []string{"1.1", "", "1.4", "tls1.2"} {
+		if _, err := newTLSPolicy(config.TLS{MinVersion: s}, nil); err == nil {
+			t.Errorf("newTLSPolicy(min %q) succeeded, want error", s)
+		}
 	}
 }

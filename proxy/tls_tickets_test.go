@@ -65,7 +65,7 @@ func TestTicketRotation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		server, err := newTLSPolicy(config.TLS{}, func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil })
+		server, err := newTLSPolicy(config.TLS{MinVersion: "1.2"}, func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,9 +20,6 @@ import (
 
 // Upstream defaults.
 const (
-	// DefaultUpstreamTimeout bounds the wait for an upstream's response
-	// headers when the route sets no timeout.
-	DefaultUpstreamTimeout = 30 * time.Second
 	// DefaultMaxRequestBody is the largest request body forwarded to an
 	// upstream; a larger one gets 413. Header sizes are bounded by the
 	// front door's http.Server (MaxHeaderBytes).
@@ -80,9 +77,12 @@ func NewUpstream(r config.Route, signer Signer, logger *slog.Logger) (*Upstream,
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	// Config resolves an absent timeout to its default. Zero here means
+	// the route skipped that step, and a zero ResponseHeaderTimeout would
+	// wait for an upstream forever: refuse instead.
 	timeout := r.Timeout.D()
 	if timeout <= 0 {
-		timeout = DefaultUpstreamTimeout
+		return nil, fmt.Errorf("route %s: timeout is required", r.Name)
 	}
 	u := &Upstream{
 		name:    r.Name,

@@ -38,7 +38,11 @@ func upStart(t *testing.T, upstreamPath string, timeout time.Duration, h http.Ha
 	f := &upFixture{upstream: httptest.NewServer(h)}
 	t.Cleanup(f.upstream.Close)
 	f.signer = upSigner(t, upBolt(t), time.Now)
-	route := config.Route{Name: "app", Host: "app.example.test", Upstream: f.upstream.URL + upstreamPath, Timeout: config.Duration(timeout)}
+	// A zero timeout gets config's default, resolved the way Load does.
+	cfg := config.Config{Routes: []config.Route{
+		{Name: "app", Host: "app.example.test", Upstream: f.upstream.URL + upstreamPath, Timeout: config.Duration(timeout)}}}
+	cfg.ApplyDefaults()
+	route := cfg.Routes[0]
 	var err error
 	f.u, err = NewUpstream(route, f.signer, upTestLogger(t))
 	if err != nil {
@@ -351,12 +355,18 @@ func TestUpstreamErrors(t *testing.T) {
 	t.Run("bad config", func(t *testing.T) {
 		s := upSigner(t, &assertiontest.FlakyStore{}, time.Now)
 		for _, up := range []string{"", "ftp://x", "http://", "http://u:p@h", "http://h/?q", "::"} {
-			if _, err := NewUpstream(config.Route{Name: "r", Upstream: up}, s, nil); err == nil {
+			if _, err := NewUpstream(config.Route{Name: "r", Upstream: up, Timeout: config.Duration(time.Second)}, s, nil); err == nil {
 				t.Errorf("NewUpstream(%q) accepted", up)
 			}
 		}
-		if _, err := NewUpstream(config.Route{Name: "r", Upstream: "http://h"}, nil, nil); err == nil {
+		if _, err := NewUpstream(config.Route{Name: "r", Upstream: "http://h", Timeout: config.Duration(time.Second)}, nil, nil); err == nil {
 			t.Error("NewUpstream without signer accepted")
+		}
+		// No timeout is refused, not read as 30s (config resolves the
+		// default) nor as "wait forever".
+		_, err := NewUpstream(config.Route{Name: "r", Upstream: "http://h"}, s, nil)
+		if err == nil || !strings.Contains(err.Error(), "route r: timeout is required") {
+			t.Errorf("NewUpstream without timeout = %v, want timeout is required", err)
 		}
 	})
 }
