@@ -113,3 +113,66 @@ type Message struct {
 	Link     string
 	LinkText string
 }
+
+// ReviewList is the body of the reviewer console's list page.
+type ReviewList struct {
+	Filter   ReviewFilter
+	Statuses []string // the status choices, in order
+	Rows     []ReviewRow
+	// More says the list stopped at Limit rows: narrow the filter.
+	More  bool
+	Limit int
+	// CanTerminate shows the Terminate buttons of live sessions.
+	CanTerminate bool
+}
+
+// ReviewFilter is the list page's filter form, as typed (so a refused
+// value is shown back), and Error says what was wrong with it.
+type ReviewFilter struct {
+	User, Target, Login, Status string
+	Since, Until                string // datetime-local values, UTC
+	MinDuration, MaxDuration    string // Go durations ("90s", "1h")
+	Query                       string
+	Error                       string
+}
+
+// ReviewRow is one recorded session in the reviewer console.
+type ReviewRow struct {
+	ID, User, Target, Login, Source, Kind, Command string
+	Status, EndReason                              string
+	Start, End                                     time.Time
+	Duration                                       string
+	Cols, Rows                                     int // terminal size at the start
+	Bytes                                          int64
+	Live                                           bool
+	PlayURL, WatchURL, TerminateURL                string
+}
+
+// ReviewPlayer is the body of the player page. The player script reads
+// its sources from data- attributes: CastURL (a recording) or, when
+// watching, LiveURL (Server-Sent Events of asciicast v2 lines).
+type ReviewPlayer struct {
+	Session     ReviewRow
+	CastURL     string
+	LiveURL     string // set when watching a live session
+	PlayerReady bool   // the player's files are in the binary (PlayerBuilt)
+	Events      []ReviewEvent
+	// EventsError says why the structured events could not be listed.
+	EventsError  string
+	CanTerminate bool
+	Back         string // the list page
+}
+
+// ReviewEvent is one structured event beside the player. Offset is its
+// time in seconds from the start of the recording, where the player seeks
+// when the event is clicked.
+type ReviewEvent struct {
+	Offset float64
+	At     string // Offset as m:ss
+	Time   time.Time
+	Type   string
+	Fields []Field
+}
+
+// Field is one name and value of an event, in a stable order.
+type Field struct{ Name, Value string }

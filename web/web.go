@@ -150,6 +150,26 @@ func StaticAt(prefix string) http.Handler {
 	})
 }
 
+// The player's files, copied into static/vendor/ by
+// scripts/install-deps.sh from the asciinema-player npm package that
+// web/player/package-lock.json pins. They are not committed (another
+// project's build output), so a plain `go build` on a fresh clone embeds
+// only the directory's README, and the player page says so.
+const (
+	PlayerScript = "vendor/asciinema-player.min.js"
+	PlayerStyle  = "vendor/asciinema-player.css"
+)
+
+// PlayerBuilt reports whether the player's files are embedded.
+func PlayerBuilt() bool {
+	for _, name := range []string{PlayerScript, PlayerStyle} {
+		if _, err := fs.Stat(staticFS, "static/"+name); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // staticVersion hashes every static asset into a short version string.
 func staticVersion() (string, error) {
 	h := sha256.New()

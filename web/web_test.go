@@ -16,7 +16,7 @@ func TestParseFindsEveryPage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse() error = %v", err)
 	}
-	want := []string{"approve", "assert", "denied", "enroll", "error", "home", "login"}
+	want := []string{"approve", "assert", "denied", "enroll", "error", "home", "login", "review", "review_play"}
 	if diff := cmp.Diff(want, p.Names()); diff != "" {
 		t.Errorf("Names() mismatch (-want +got):\n%s", diff)
 	}
@@ -63,6 +63,27 @@ func TestRenderEveryPage(t *testing.T) {
 			[]string{"rid42", "route:grafana", "requires group engineering", "group security"}},
 		{"error", Page{Title: "Error", RequestID: "rid43", Body: Message{Status: 500, Heading: "Something failed", Link: "/", LinkText: "Home"}},
 			[]string{"Something failed", "rid43"}},
+		{"review", Page{Title: "Recorded sessions", Email: "r@example.com", CSRF: "tok", Body: ReviewList{
+			Filter:   ReviewFilter{Query: hostile, Status: "live", Error: "bad filter"},
+			Statuses: []string{"live", "complete"}, CanTerminate: true, More: true, Limit: 200,
+			Rows: []ReviewRow{
+				{ID: "rec1", User: "ann@example.com", Target: "prod-db", Login: "ubuntu", Kind: "shell", Status: "live", Live: true, Start: now,
+					Duration: "1m0s", PlayURL: "/review/s/rec1", WatchURL: "/review/s/rec1?live=1", TerminateURL: "/review/s/rec1/terminate"},
+				{ID: "rec2", User: "bob@example.com", Target: "web", Login: "root", Kind: "exec", Command: hostile, Status: "complete",
+					EndReason: "normal", Start: now, Duration: "3s", PlayURL: "/review/s/rec2"},
+			}}},
+			[]string{`name="q" type="search" value="&#34;&gt;&lt;script&gt;`, `<option value="live" selected>`, "bad filter", `href="/review/s/rec1?live=1"`,
+				`action="/review/s/rec1/terminate"`, `name="csrf" value="tok"`, `class="badge live"`, `href="/review/s/rec2"`, "the newest 200", "2 sessions"}},
+		{"review_play", Page{Title: "Session", Email: "r@example.com", CSRF: "tok", Body: ReviewPlayer{
+			Session: ReviewRow{ID: "rec1", User: "ann@example.com", Target: "prod-db", Login: "ubuntu", Status: "live", Live: true, Cols: 120, Rows: 40,
+				PlayURL: "/review/s/rec1", WatchURL: "/review/s/rec1?live=1", TerminateURL: "/review/s/rec1/terminate"},
+			CastURL: "/review/s/rec1/cast", LiveURL: "/review/s/rec1/live", PlayerReady: true, CanTerminate: true, Back: "/review/",
+			Events: []ReviewEvent{{Offset: 65.5, At: "1:05", Type: "exec", Fields: []Field{{Name: "command", Value: hostile}}}}}},
+			[]string{`data-cast="/review/s/rec1/cast"`, `data-live="/review/s/rec1/live"`, `data-cols="120"`, `src="/static/vendor/asciinema-player.min.js?v=`,
+				`href="/static/vendor/asciinema-player.css?v=`, `src="/static/review.js?v=`, `data-t="65.500"`, "1:05", `action="/review/s/rec1/terminate"`, `id="terminate"`}},
+		{"review_play", Page{Title: "Session", Email: "r@example.com", Body: ReviewPlayer{
+			Session: ReviewRow{ID: "rec2", Status: "complete", PlayURL: "/review/s/rec2"}, CastURL: "/review/s/rec2/cast", EventsError: "unreadable"}},
+			[]string{`id="player-missing"`, `href="/review/s/rec2/cast"`, "unreadable"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.page, func(t *testing.T) {
@@ -83,6 +104,58 @@ func TestRenderEveryPage(t *testing.T) {
 				t.Errorf("RenderBytes(%q) has inline script or style %q (CSP default-src 'self' blocks it)", tt.page, m)
 			}
 		})
+	}
+}
+
+// TestPlayerPageHeadOnlyThere checks that the player's files are linked
+// from the player page only, and only when they are built in.
+func TestPlayerPageHeadOnlyThere(t *testing.T) {
+	p, err := Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		page string
+		body any
+		want bool
+	}{
+		{"review_play", ReviewPlayer{PlayerReady: true}, true},
+		{"review_play", ReviewPlayer{PlayerReady: false}, false},
+		{"review", ReviewList{}, false},
+		{"home", Home{}, false},
+	} {
+		b, err := p.RenderBytes(tt.page, Page{Title: "x", Body: tt.body})
+		if err != nil {
+			t.Fatalf("RenderBytes(%s): %v", tt.page, err)
+		}
+		if got := strings.Contains(string(b), "asciinema-player.min.js"); got != tt.want {
+			t.Errorf("%s with %+v links the player: %v, want %v", tt.page, tt.body, got, tt.want)
+		}
+	}
+}
+
+// TestPlayerBuilt checks PlayerBuilt against the embedded files: the
+// player is served from the binary exactly when install-deps copied it.
+func TestPlayerBuilt(t *testing.T) {
+	h := Static()
+	served := true
+	for _, name := range []string{PlayerScript, PlayerStyle} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", StaticPrefix+name, nil))
+		served = served && rec.Code == http.StatusOK
+	}
+	if PlayerBuilt() != served {
+		t.Fatalf("PlayerBuilt() = %v, but the files are served: %v", PlayerBuilt(), served)
+	}
+	// make test runs scripts/install-deps.sh first, which copies the
+	// player in: a binary built by the tests' route has it.
+	if !served {
+		t.Fatal("player not built: run scripts/install-deps.sh (it copies the asciinema player into web/static/vendor/)")
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", StaticPrefix+PlayerScript, nil))
+	if got := rec.Header().Get("Content-Type"); got != "text/javascript; charset=utf-8" || !strings.Contains(rec.Body.String(), "AsciinemaPlayer") {
+		t.Errorf("player script: Content-Type %q, %d bytes without AsciinemaPlayer", got, rec.Body.Len())
 	}
 }
 
@@ -109,6 +182,7 @@ func TestStatic(t *testing.T) {
 	}{
 		{"GET", "/static/webauthn.js", 200, "text/javascript; charset=utf-8"},
 		{"GET", "/static/style.css", 200, "text/css; charset=utf-8"},
+		{"GET", "/static/review.js", 200, "text/javascript; charset=utf-8"},
 		{"HEAD", "/static/style.css", 200, "text/css; charset=utf-8"},
 		{"GET", "/static/", 404, ""},
 		{"GET", "/static/nope.js", 404, ""},
