@@ -118,6 +118,13 @@ func NewOIDC(ctx context.Context, d Deps, cfg config.SSO, redirectURL string, cl
 	if cfg.Issuer == "" || cfg.ClientID == "" || redirectURL == "" {
 		return nil, errors.New("identity: oidc: issuer, client_id and redirect URL are required")
 	}
+	// Config resolves absent scopes and groups_claim to their defaults;
+	// empty ones here mean the Config skipped that step. Guessing would
+	// let this door and the documented default drift apart, and an empty
+	// claim would silently give everyone no groups.
+	if len(cfg.Scopes) == 0 || cfg.GroupsClaim == "" {
+		return nil, errors.New("identity: oidc: sso.scopes and sso.groups_claim are required")
+	}
 	if client == nil {
 		if client, err = SSOHTTPClient(cfg); err != nil {
 			return nil, err
@@ -127,16 +134,11 @@ func NewOIDC(ctx context.Context, d Deps, cfg config.SSO, redirectURL string, cl
 	if err != nil {
 		return nil, err
 	}
-	scopes := cfg.Scopes
-	if len(scopes) == 0 {
-		scopes = []string{oidc.ScopeOpenID, "email", "profile", "groups"}
-	}
+	// Not a default but a rule of the protocol: without openid there is
+	// no ID token, so it is always requested.
+	scopes := slices.Clone(cfg.Scopes)
 	if !slices.Contains(scopes, oidc.ScopeOpenID) {
 		scopes = append([]string{oidc.ScopeOpenID}, scopes...)
-	}
-	claim := cfg.GroupsClaim
-	if claim == "" {
-		claim = "groups"
 	}
 	o := &OIDC{
 		d:      d,
@@ -145,7 +147,7 @@ func NewOIDC(ctx context.Context, d Deps, cfg config.SSO, redirectURL string, cl
 		oauth: oauth2.Config{
 			ClientID: cfg.ClientID, ClientSecret: secret, RedirectURL: redirectURL, Scopes: scopes,
 		},
-		groupsClaim: claim,
+		groupsClaim: cfg.GroupsClaim,
 	}
 	sctx, cancel := context.WithTimeout(ctx, startDiscoveryTimeout)
 	defer cancel()

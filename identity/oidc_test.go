@@ -179,11 +179,20 @@ func (p *testIdP) token(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 300, "id_token": idt})
 }
 
+// resolvedSSO is s with config's defaults resolved, as config.Load does.
+func resolvedSSO(s config.SSO) config.SSO {
+	c := config.Config{SSO: s}
+	c.ApplyDefaults()
+	return c.SSO
+}
+
+// newTestOIDC builds an OIDC against p; an empty groupsClaim is config's
+// default.
 func newTestOIDC(t *testing.T, e *env, p *testIdP, groupsClaim string) *OIDC {
 	t.Helper()
 	secretFile := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(secretFile, []byte(p.secret+"\n"), 0o600)
-	cfg := config.SSO{Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: secretFile, GroupsClaim: groupsClaim}
+	cfg := resolvedSSO(config.SSO{Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: secretFile, GroupsClaim: groupsClaim})
 	o, err := NewOIDC(e.ctx(), e.d, cfg, "https://gate.example.com/auth/callback", p.srv.Client())
 	if err != nil {
 		t.Fatalf("NewOIDC: %v", err)
@@ -282,6 +291,44 @@ func TestOIDCRefusals(t *testing.T) {
 	}
 }
 
+// TestOIDCScopes: the configured scopes are requested as they are, with
+// openid added when missing (a protocol rule, not a default).
+func TestOIDCScopes(t *testing.T) {
+	cases := []struct {
+		name   string
+		scopes []string
+		want   string
+	}{
+		{"config default", nil, "openid email profile groups"},
+		{"configured", []string{"openid", "email"}, "openid email"},
+		{"openid added", []string{"email", "roles"}, "openid email roles"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			p := newTestIdP(t, e.clk)
+			secretFile := filepath.Join(t.TempDir(), "secret")
+			os.WriteFile(secretFile, []byte(p.secret), 0o600)
+			cfg := resolvedSSO(config.SSO{Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: secretFile, Scopes: tc.scopes})
+			o, err := NewOIDC(e.ctx(), e.d, cfg, "https://gate.example.com/auth/callback", p.srv.Client())
+			if err != nil {
+				t.Fatal(err)
+			}
+			authURL, _, err := o.BeginLogin(e.ctx(), "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := url.Parse(authURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := u.Query().Get("scope"); got != tc.want {
+				t.Errorf("scope = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestOIDCGroupsClaim(t *testing.T) {
 	cases := []struct {
 		name, claim string
@@ -323,22 +370,30 @@ func TestOIDCSetup(t *testing.T) {
 	ctx := context.Background()
 	empty := filepath.Join(t.TempDir(), "empty")
 	os.WriteFile(empty, []byte(" \n"), 0o600)
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("x"), 0o600)
+	ok := config.SSO{Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: secret}
+	// Each case is refused for its own reason: defaults are resolved first.
 	cases := map[string]config.SSO{
-		"no secret file":    {Issuer: p.srv.URL, ClientID: "gatehouse"},
-		"empty secret file": {Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: empty},
-		"missing file":      {Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: "/nonexistent"},
-		"no client id":      {Issuer: p.srv.URL, ClientSecretFile: empty},
+		"no secret file":    resolvedSSO(config.SSO{Issuer: p.srv.URL, ClientID: "gatehouse"}),
+		"empty secret file": resolvedSSO(config.SSO{Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: empty}),
+		"missing file":      resolvedSSO(config.SSO{Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: "/nonexistent"}),
+		"no client id":      resolvedSSO(config.SSO{Issuer: p.srv.URL, ClientSecretFile: secret}),
+		// Unresolved defaults are refused, never re-defaulted here.
+		"no scopes":       {Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: secret, GroupsClaim: "groups"},
+		"no groups claim": {Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: secret, Scopes: []string{"openid"}},
 	}
 	for name, cfg := range cases {
 		if _, err := NewOIDC(ctx, e.d, cfg, "https://gate.example.com/auth/callback", p.srv.Client()); err == nil {
 			t.Errorf("NewOIDC(%s) succeeded", name)
 		}
 	}
+	if _, err := NewOIDC(ctx, e.d, resolvedSSO(ok), "https://gate.example.com/auth/callback", p.srv.Client()); err != nil {
+		t.Fatalf("NewOIDC(valid): %v", err)
+	}
 	// Without the test CA the issuer is not trusted: NewOIDC succeeds (the
 	// IdP is only needed to sign in) but no sign-in starts.
-	secret := filepath.Join(t.TempDir(), "secret")
-	os.WriteFile(secret, []byte("x"), 0o600)
-	cfg := config.SSO{Issuer: p.srv.URL, ClientID: "gatehouse", ClientSecretFile: secret}
+	cfg := resolvedSSO(ok)
 	o, err := NewOIDC(ctx, e.d, cfg, "https://gate.example.com/auth/callback", nil)
 	if err != nil {
 		t.Fatalf("NewOIDC without the CA: %v", err)
@@ -474,7 +529,7 @@ func TestOIDCIdPNotListening(t *testing.T) {
 
 	secretFile := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(secretFile, []byte("s3cret"), 0o600)
-	cfg := config.SSO{Issuer: "https://" + addr, ClientID: "gatehouse", ClientSecretFile: secretFile}
+	cfg := resolvedSSO(config.SSO{Issuer: "https://" + addr, ClientID: "gatehouse", ClientSecretFile: secretFile})
 	// Every httptest TLS server has the same certificate, so another
 	// server's client trusts the IdP started below.
 	trust := httptest.NewTLSServer(http.NotFoundHandler())

@@ -47,8 +47,10 @@ type WebAuthnConfig struct {
 	PublicURL string
 	// DisplayName is shown by authenticators; empty means "Gatehouse".
 	DisplayName string
-	// Enrollment is config.EnrollmentOpen ("" is the same) or
-	// config.EnrollmentInvite.
+	// Enrollment is config.EnrollmentOpen or config.EnrollmentInvite
+	// (webauthn.enrollment, which config resolves to open when absent).
+	// Anything else, empty included, is refused: whether strangers may
+	// enrol is never guessed here.
 	Enrollment string
 }
 
@@ -92,7 +94,7 @@ func NewWebAuthn(d Deps, cfg WebAuthnConfig, users *Users, sessions *Sessions, i
 	}
 	var invite bool
 	switch cfg.Enrollment {
-	case "", config.EnrollmentOpen:
+	case config.EnrollmentOpen:
 	case config.EnrollmentInvite:
 		if invites == nil {
 			return nil, errors.New("identity: webauthn: invite enrolment needs Invites")

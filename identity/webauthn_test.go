@@ -93,8 +93,13 @@ type waEnv struct {
 	inv *Invites
 }
 
+// newWAEnv builds a WebAuthn with webauthn.enrollment set to enrollment;
+// empty is config's default, resolved as config.Load does.
 func newWAEnv(t *testing.T, enrollment string) *waEnv {
 	t.Helper()
+	c := config.Config{WebAuthn: config.WebAuthn{Enrollment: enrollment}}
+	c.ApplyDefaults()
+	enrollment = c.WebAuthn.Enrollment
 	e := newEnv(t)
 	m := e.sessions(t)
 	users, err := NewUsers(e.d)
@@ -430,10 +435,15 @@ func TestWebAuthnInviteEnrolment(t *testing.T) {
 	if _, err := e.w.BeginRegistration(ctx, c, tok2); !errors.Is(err, ErrForbidden) {
 		t.Errorf("expired invite = %v, want ErrForbidden", err)
 	}
-	if _, err := NewWebAuthn(e.d, WebAuthnConfig{PublicURL: "https://gate.example.com", Enrollment: "bogus"}, &Users{d: e.d}, e.m, e.inv); err == nil {
-		t.Errorf("NewWebAuthn accepted enrollment %q", "bogus")
+	// Empty is refused, not read as "open": config resolves the default,
+	// and whether strangers may enrol is never guessed here.
+	for _, bad := range []string{"bogus", ""} {
+		_, err := NewWebAuthn(e.d, WebAuthnConfig{PublicURL: "https://gate.example.com", Enrollment: bad}, &Users{d: e.d}, e.m, e.inv)
+		if err == nil || !strings.Contains(err.Error(), "unknown enrollment") {
+			t.Errorf("NewWebAuthn(enrollment %q) = %v, want unknown enrollment", bad, err)
+		}
 	}
-	if _, err := NewWebAuthn(e.d, WebAuthnConfig{PublicURL: "http://gate.example.com"}, &Users{d: e.d}, e.m, nil); err == nil {
+	if _, err := NewWebAuthn(e.d, WebAuthnConfig{PublicURL: "http://gate.example.com", Enrollment: config.EnrollmentOpen}, &Users{d: e.d}, e.m, nil); err == nil {
 		t.Errorf("NewWebAuthn accepted an http public_url")
 	}
 }
