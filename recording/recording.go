@@ -44,6 +44,7 @@ type Meta struct {
 	Command   string    `json:"command,omitempty"` // exec command line
 	Width     int       `json:"width,omitempty"`
 	Height    int       `json:"height,omitempty"`
+	Term      string    `json:"term,omitempty"` // the client's TERM, for the asciicast header's env
 	Start     time.Time `json:"start"`
 	End       time.Time `json:"end"` // zero while live
 	Status    string    `json:"status"`

@@ -1,0 +1,146 @@
+package recording
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Asciicast v2 event codes.
+const (
+	codeOutput = "o"
+	codeResize = "r"
+	codeMarker = "m"
+)
+
+// castHeader is the asciicast v2 header line. The gatehouse object carries
+// the session's identity; players ignore keys they do not know.
+type castHeader struct {
+	Version   int               `json:"version"`
+	Width     int               `json:"width"`
+	Height    int               `json:"height"`
+	Timestamp int64             `json:"timestamp"`
+	Title     string            `json:"title,omitempty"`
+	Env       map[string]string `json:"env,omitempty"`
+	Gatehouse castMeta          `json:"gatehouse"`
+}
+
+// castMeta is what the header says about the session: the fields of Meta
+// known at its start.
+type castMeta struct {
+	ID        string    `json:"id"`
+	User      string    `json:"user"`
+	Target    string    `json:"target"`
+	Login     string    `json:"login"`
+	SessionID string    `json:"session"`
+	Source    string    `json:"source,omitempty"`
+	Kind      string    `json:"kind,omitempty"`
+	Command   string    `json:"command,omitempty"`
+	Replica   string    `json:"replica,omitempty"`
+	Start     time.Time `json:"start"`
+}
+
+// Terminal size used when the session has no terminal (exec, sftp):
+// asciicast requires one.
+const defaultWidth, defaultHeight = 80, 24
+
+func newCastHeader(m Meta) castHeader {
+	h := castHeader{
+		Version: 2, Width: m.Width, Height: m.Height, Timestamp: m.Start.Unix(),
+		Title: m.User + " on " + m.Target + " as " + m.Login,
+		Gatehouse: castMeta{ID: m.ID, User: m.User, Target: m.Target, Login: m.Login, SessionID: m.SessionID,
+			Source: m.Source, Kind: m.Kind, Command: m.Command, Replica: m.Replica, Start: m.Start},
+	}
+	if h.Width <= 0 || h.Height <= 0 {
+		h.Width, h.Height = defaultWidth, defaultHeight
+	}
+	if m.Term != "" {
+		h.Env = map[string]string{"TERM": m.Term}
+	}
+	return h
+}
+
+// eventLine is a structured event as a chunk line; the key tells it apart
+// from asciicast lines, which are arrays.
+type eventLine struct {
+	Event *Event `json:"gatehouse_event"`
+}
+
+// appendEvent appends one asciicast event line [t, code, data]\n.
+func appendEvent(b []byte, t time.Duration, code string, data []byte) []byte {
+	b = append(b, '[')
+	b = strconv.AppendFloat(b, t.Seconds(), 'f', 6, 64)
+	b = append(b, `, "`...)
+	b = append(b, code...)
+	b = append(b, `", `...)
+	b = appendJSONString(b, data)
+	return append(b, "]\n"...)
+}
+
+// appendJSONString appends data as a JSON string. Invalid UTF-8 becomes
+// U+FFFD (as asciinema itself records it); control characters are escaped.
+func appendJSONString(b []byte, data []byte) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(data); {
+		c := data[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else if r == '\u2028' || r == '\u2029' {
+			b = append(b, `\u202`...)
+			b = append(b, hex[r&0xf])
+		} else {
+			b = append(b, data[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+// completeUTF8 returns how many leading bytes of p end on a rune boundary:
+// an incomplete multi-byte sequence at the very end (at most 3 bytes) is
+// held back, so output split between two writes is not garbled.
+func completeUTF8(p []byte) int {
+	for k := 1; k <= 3 && k <= len(p); k++ {
+		c := p[len(p)-k]
+		if c < utf8.RuneSelf {
+			return len(p) // ASCII: nothing pending
+		}
+		if utf8.RuneStart(c) {
+			if !utf8.FullRune(p[len(p)-k:]) {
+				return len(p) - k
+			}
+			return len(p)
+		}
+	}
+	return len(p)
+}
+
+// marshalLine encodes v as one JSON line.
+func marshalLine(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}

@@ -1,0 +1,168 @@
+package recording
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// maxProblems bounds a report, so a thoroughly damaged file gives a
+// readable one.
+const maxProblems = 20
+
+// Verify checks a recording's file against its hash chain, its seal, the
+// deployment's sealing key and the index, and names each problem: a flipped
+// bit (hash chain broken, or age authentication failure), truncation, a
+// reordered chunk, a file swapped in from another recording, a seal signed
+// by another key. ErrNotFound if neither file nor index entry exists.
+func (r *Recorder) Verify(ctx context.Context, id string) (*Report, error) {
+	rep := &Report{ID: id}
+	add := func(format string, a ...any) {
+		if len(rep.Problems) < maxProblems {
+			rep.Problems = append(rep.Problems, fmt.Sprintf(format, a...))
+		}
+	}
+	m, merr := r.Get(ctx, id)
+	if merr != nil && !errors.Is(merr, ErrNotFound) {
+		return nil, merr
+	}
+	indexed := merr == nil
+	f, s, err := r.open(id)
+	switch {
+	case errors.Is(err, ErrNotFound) && !indexed:
+		return nil, ErrNotFound
+	case errors.Is(err, ErrNotFound):
+		add("file missing (the index lists the recording)")
+		return rep, nil
+	case err != nil:
+		add("file unreadable: %v", err)
+		return rep, nil
+	}
+	defer f.Close()
+	if !indexed {
+		add("not in the index")
+	}
+	if s.hdr.id != id {
+		add("file belongs to recording %s", s.hdr.id)
+	}
+	computed, stored := s.hdrHash, s.hdrHash
+	intact, ended := true, false
+	var sl *seal
+	n := 0
+	for !ended {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rec, err := s.next()
+		switch {
+		case err == io.EOF:
+			ended = true
+			continue
+		case errors.Is(err, errTruncated):
+			if !(indexed && m.Status == StatusLive) {
+				add("incomplete, truncated after chunk %d (a partial record follows)", n)
+			}
+			intact, ended = false, true
+			continue
+		case err != nil:
+			add("after chunk %d: %v", n, err)
+			intact, ended = false, true
+			continue
+		}
+		switch rec := rec.(type) {
+		case *seal:
+			if sl != nil {
+				add("a second seal after chunk %d", n)
+				intact = false
+			}
+			sl = rec
+		case *chunkRec:
+			n++
+			if sl != nil {
+				add("chunk %d: found after the seal", n)
+				intact = false
+			}
+			if rec.index != uint32(n) {
+				add("chunk %d: out of order (found at position %d)", rec.index, n)
+				intact = false
+			}
+			computed = chainNext(computed, rec.ct, uint32(n))
+			if chainNext(stored, rec.ct, uint32(n)) != rec.chain {
+				add("chunk %d: hash chain broken (content changed, removed or reordered)", n)
+				intact = false
+			}
+			stored = rec.chain
+			if n == 1 && sha256.Sum256(rec.ct) != s.hdr.metaHash {
+				add("chunk 1: does not match the header's metadata hash")
+				intact = false
+			}
+			plain, err := r.decrypt(rec.ct)
+			if err != nil {
+				add("chunk %d: cannot be decrypted (%v)", n, err)
+				intact = false
+			} else if n == 1 {
+				if hid := headerID(plain); hid != id {
+					add("chunk 1: the asciicast header names recording %q", hid)
+					intact = false
+				}
+			}
+		}
+	}
+	rep.Chunks = n
+	if sl == nil {
+		switch {
+		case indexed && m.Status == StatusLive:
+			// Still being written: nothing to seal yet.
+		case indexed && m.Status == StatusComplete:
+			add("truncated after chunk %d: the seal is missing, but the index says the recording was sealed", n)
+		case intact:
+			add("incomplete: not sealed (the writer stopped); readable and chained through chunk %d", n)
+		default:
+			add("incomplete: not sealed")
+		}
+	} else {
+		r.checkSeal(s.hdr, sl, computed, n, m, indexed, add)
+		rep.Complete = true
+	}
+	rep.OK = len(rep.Problems) == 0
+	rep.Complete = rep.Complete && rep.OK
+	return rep, nil
+}
+
+// checkSeal checks the seal against the chunks, the sealing key and the
+// index.
+func (r *Recorder) checkSeal(h header, sl *seal, computed [hashLen]byte, n int, m Meta, indexed bool, add func(string, ...any)) {
+	if int(sl.n) != n {
+		add("seal: covers %d chunks, the file has %d", sl.n, n)
+	}
+	if sl.chain != computed {
+		add("seal: the hash chain it signs does not match the chunks")
+	}
+	if !ed25519.Verify(r.keys.sealPublic(), sealMessage(h.id, h.metaHash, sl.chain, sl.n, sl.end), sl.sig) {
+		add("seal: signature invalid (not signed by this deployment's key, or the seal was changed)")
+	}
+	sum := sha256.Sum256(sl.raw)
+	if got := hex.EncodeToString(sum[:]); indexed && m.Seal != "" && got != m.Seal {
+		add("seal: hash %s differs from the one in the index (%s)", got, m.Seal)
+	}
+}
+
+// headerID returns the recording ID that chunk 1's asciicast header names.
+func headerID(plain []byte) string {
+	line, _, _ := bytes.Cut(plain, []byte("\n"))
+	var h struct {
+		Gatehouse struct {
+			ID string `json:"id"`
+		} `json:"gatehouse"`
+	}
+	if json.Unmarshal(line, &h) != nil {
+		return ""
+	}
+	return h.Gatehouse.ID
+}
