@@ -45,6 +45,7 @@ func TestBuildWebIdPDown(t *testing.T) {
 			Allow: config.Allow{Groups: []string{"eng"}}}},
 		SSO: config.SSO{Issuer: issuer, ClientID: "gatehouse", ClientSecretFile: secret},
 	}
+	cfg.ApplyDefaults() // as config.Load does: the doors take defaults resolved
 	d := deps{cfg: cfg, store: st, audit: nopAudit{}, logger: slog.New(slog.DiscardHandler)}
 	if d.ident, err = newIdentity(t.Context(), d); err != nil {
 		t.Fatalf("newIdentity with the IdP down: %v", err)
