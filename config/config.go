@@ -8,20 +8,21 @@ package config
 type Config struct {
 	// PublicURL is the portal's URL; its host is the WebAuthn RP ID and the
 	// OIDC redirect URI is PublicURL + "/auth/callback".
-	PublicURL string   `yaml:"public_url"`
-	Listen    Listen   `yaml:"listen"`
-	TLS       TLS      `yaml:"tls"`
-	DataDir   string   `yaml:"data_dir"`
-	Redis     *Redis   `yaml:"redis"` // nil: embedded store only
-	SSO       SSO      `yaml:"sso"`
-	MFA       MFA      `yaml:"mfa"`
-	WebAuthn  WebAuthn `yaml:"webauthn"`
-	Routes    []Route  `yaml:"routes"`
-	Targets   []Target `yaml:"targets"`
-	Reviewers Allow    `yaml:"reviewers"`
-	Admins    Allow    `yaml:"admins"`
-	Audit     Audit    `yaml:"audit"`
-	Log       Log      `yaml:"log"`
+	PublicURL string    `yaml:"public_url"`
+	Listen    Listen    `yaml:"listen"`
+	TLS       TLS       `yaml:"tls"`
+	DataDir   string    `yaml:"data_dir"`
+	Redis     *Redis    `yaml:"redis"` // nil: embedded store only
+	SSO       SSO       `yaml:"sso"`
+	MFA       MFA       `yaml:"mfa"`
+	WebAuthn  WebAuthn  `yaml:"webauthn"`
+	Routes    []Route   `yaml:"routes"`
+	Targets   []Target  `yaml:"targets"`
+	Reviewers Allow     `yaml:"reviewers"`
+	Admins    Allow     `yaml:"admins"`
+	Audit     Audit     `yaml:"audit"`
+	Recording Recording `yaml:"recording"`
+	Log       Log       `yaml:"log"`
 	// ShutdownTimeout bounds how long SIGTERM waits for connections to drain.
 	// Zero means 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
@@ -187,6 +188,18 @@ type Target struct {
 	Retention     Duration `yaml:"retention"`
 	IdleTimeout   Duration `yaml:"idle_timeout"` // zero: 30m
 	MaxSession    Duration `yaml:"max_session"`  // zero: 12h
+}
+
+// Recording configures session recording beyond each target's record and
+// retention.
+type Recording struct {
+	// Recipients are extra age X25519 recipients ("age1..."), typically
+	// offline reviewer keys: every recording is also encrypted to them, so
+	// it can be read with the age tool away from the server.
+	Recipients []string `yaml:"recipients"`
+	// LegalHold lists people (emails as the IdP reports them) whose
+	// recordings neither purge nor retention may delete.
+	LegalHold []string `yaml:"legal_hold"`
 }
 
 // Audit configures where audit events go besides the file in data_dir.

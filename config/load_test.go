@@ -30,6 +30,12 @@ func TestLoadValid(t *testing.T) {
 	if got, want := c.Targets[0].Retention.D(), 90*24*time.Hour; got != want {
 		t.Errorf("targets[0].retention = %v, want %v", got, want)
 	}
+	if c.Targets[0].Record != RecordRequired {
+		t.Errorf("targets[0].record = %q, want %q (accepted now that recording exists)", c.Targets[0].Record, RecordRequired)
+	}
+	if len(c.Recording.Recipients) != 1 || len(c.Recording.LegalHold) != 1 || c.Recording.LegalHold[0] != "carol@example.com" {
+		t.Errorf("recording = %+v", c.Recording)
+	}
 	if diff := cmp.Diff([]string{"ubuntu", "postgres"}, c.Targets[0].Logins); diff != "" {
 		t.Errorf("logins (-want +got):\n%s", diff)
 	}
@@ -69,8 +75,9 @@ func TestLoadProblems(t *testing.T) {
 		{"bad forward", `forwards: ["10.0.0.7:5432"]`, `forwards: ["10.0.0.7"]`, "targets[0].forwards[0]", 33, "host:port"},
 		{"mfa mode", "mfa: every_connection", "mfa: sometimes", "targets[0].mfa", 32, "every_connection"},
 		{"redis not yet", "data_dir: /var/lib/gatehouse", "data_dir: /var/lib/gatehouse\nredis: {addr: \"127.0.0.1:6379\"}", "redis", 12, "not in this release"},
-		{"record mode", "record: off ", "record: maybe ", "targets[0].record", 34, "required or off"},
-		{"record required without recording", "record: off ", "record: required ", "targets[0].record", 34, "set record: off"},
+		{"record mode", "record: required ", "record: maybe ", "targets[0].record", 34, "required or off"},
+		{"recording recipient", "[age1fxwp93vgzl8lsm29zue8wp4v75yd50lcy9hpy3qpkle7uxdc5evq5az2cw]", "[age1nope]", "recording.recipients[0]", 41, "not an age X25519 recipient"},
+		{"legal hold email", "[carol@example.com]", "[carol]", "recording.legal_hold[0]", 42, "invalid email"},
 		{"route host uppercase", "host: grafana.example.com", "host: Grafana.Example.com", "routes[0].host", 22, "lowercase"},
 		{"route host is portal", "host: grafana.example.com", "host: gate.example.com", "routes[0].host", 22, "already used by public_url"},
 		{"bad email", "emails: []", "emails: [not-an-email]", "routes[0].allow.emails[0]", 24, "invalid email"},

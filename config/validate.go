@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -94,6 +95,7 @@ func (c *Config) validate() []Problem {
 	}
 	v.allow("reviewers", c.Reviewers)
 	v.allow("admins", c.Admins)
+	v.recording(c.Recording)
 	if w := c.Audit.Webhook; w != nil {
 		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			v.addf("audit.webhook.url", "must be an http or https URL")
@@ -214,9 +216,7 @@ func (v *validator) absFile(path, file string, required bool) {
 
 func (v *validator) allow(path string, a Allow) {
 	for i, e := range a.Emails {
-		if addr, err := mail.ParseAddress(e); err != nil || addr.Address != e {
-			v.addf(fmt.Sprintf("%s.emails[%d]", path, i), "invalid email address %q", e)
-		}
+		v.email(fmt.Sprintf("%s.emails[%d]", path, i), e)
 	}
 	for i, d := range a.EmailDomains {
 		if !hostRE.MatchString(d) {
@@ -320,10 +320,6 @@ func (v *validator) target(p string, t Target, names map[string]string) {
 	switch t.Record {
 	case RecordOff:
 	case "", RecordRequired:
-		// Session recording is not built yet. Relaying a session that the
-		// config says must be recorded would break that promise silently,
-		// so the config is refused until an operator opts out explicitly.
-		v.addf(p+".record", "%s (the default) needs session recording, which this release does not have yet; set record: off to allow unrecorded sessions (logins, commands, channels and forwards are still audited)", RecordRequired)
 	default:
 		v.addf(p+".record", "must be %s or %s", RecordRequired, RecordOff)
 	}
@@ -349,5 +345,27 @@ func (v *validator) sshKey(path, key string) {
 		if _, ok := k.(*ssh.Certificate); ok {
 			v.addf(path, "a certificate, want a public key")
 		}
+	}
+}
+
+// recording checks the recording block. Recipients are parsed with
+// filippo.io/age, the library package recording encrypts with: like sshKey,
+// a deliberate exception to config importing the standard library only, so
+// that a recipient check-config accepts is one the recorder can use.
+func (v *validator) recording(r Recording) {
+	for i, s := range r.Recipients {
+		if _, err := age.ParseX25519Recipient(s); err != nil {
+			v.addf(fmt.Sprintf("recording.recipients[%d]", i), "not an age X25519 recipient (age1...): %v", err)
+		}
+	}
+	for i, e := range r.LegalHold {
+		v.email(fmt.Sprintf("recording.legal_hold[%d]", i), e)
+	}
+}
+
+// email checks one bare email address.
+func (v *validator) email(path, e string) {
+	if addr, err := mail.ParseAddress(e); err != nil || addr.Address != e {
+		v.addf(path, "invalid email address %q", e)
 	}
 }
