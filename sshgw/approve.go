@@ -88,7 +88,7 @@ func (c *conn) approve(meta gossh.ConnMetadata, challenge gossh.KeyboardInteract
 			}
 		}
 	}
-	return c.finish(ev, &authResult{who: who, fp: fp, login: req.login, target: req.target, method: "keyboard-interactive", pol: p})
+	return c.finish(ev, &authResult{who: who, fp: fp, login: req.login, target: req.target, method: "keyboard-interactive", approval: ap.ID, pol: p})
 }
 
 // approvalFailed audits why an approval did not complete and returns the

@@ -73,6 +73,10 @@ type conn struct {
 	notices   map[io.Writer]struct{} // session stderr streams, to say why the gateway ends the connection
 	tried     []string               // authentication methods the client tried (not "none")
 	denied    bool                   // a refusal was audited
+	reason    string                 // why the gateway ended the connection ("" if it did not)
+	by        string                 // who ended it (a reviewer who terminated it), or ""
+
+	fwd fwdRec // the recording of the connection's forwards
 }
 
 // authResult is what authentication established.
@@ -83,6 +87,9 @@ type authResult struct {
 	target *target // nil: list mode (no target; ProxyJump carrier)
 	up     *gossh.Client
 	method string // "publickey" or "keyboard-interactive"
+	// approval is the ID of the browser approval that let this
+	// connection in; "" when a key binding did.
+	approval string
 	// pol is the policy the decision was made with; a reload re-checks
 	// connections that were admitted under an older one.
 	pol *policy
@@ -209,13 +216,18 @@ func (c *conn) checkIdle(idle time.Duration) {
 // close ends the connection and its upstream. It is idempotent. A reason
 // means the gateway ends the connection: an authenticated one is then told
 // why on its open sessions and audited as ended.
-func (c *conn) close(reason string) {
+func (c *conn) close(reason string) { c.closeBy(reason, "") }
+
+// closeBy is close naming who ended the connection (by), for its
+// recordings.
+func (c *conn) closeBy(reason, by string) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
 	c.closed = true
+	c.reason, c.by = reason, by
 	for _, t := range []*time.Timer{c.authTimer, c.idleTimer, c.lifeTimer} {
 		if t != nil {
 			t.Stop()
@@ -256,16 +268,32 @@ func (c *conn) close(reason string) {
 		}
 		c.s.track(c, false)
 	}
+	c.endForwards()
+}
+
+// endReason returns why the connection's sessions end, for their
+// recordings: the gateway's reason and who gave it, or "normal".
+func (c *conn) endReason() (reason, by string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reason == "" {
+		return "normal", ""
+	}
+	return c.reason, c.by
 }
 
 // tell writes why the connection ends to each of ws (the stderr of its
 // sessions), waiting at most noticeWait: a client that reads nothing must
 // not hold the close.
 func tell(ws []io.Writer, reason string) {
+	sayAll(ws, []byte("\r\ngatehouse: connection closed: "+reason+"\r\n"))
+}
+
+// sayAll writes line to each of ws, waiting at most noticeWait.
+func sayAll(ws []io.Writer, line []byte) {
 	if len(ws) == 0 {
 		return
 	}
-	line := []byte("\r\ngatehouse: connection closed: " + reason + "\r\n")
 	done := make(chan struct{}, len(ws))
 	for _, w := range ws {
 		go func() { _, _ = w.Write(line); done <- struct{}{} }()

@@ -30,6 +30,7 @@ type env struct {
 	binds     *fakeBindings
 	locks     *fakeLocks
 	audit     *fakeAudit
+	rec       *fakeRecorder
 	store     *store.Bolt
 	target    *fakeTarget // pinned host key
 	caTarget  *fakeTarget // host certificate from targetCA
@@ -56,7 +57,7 @@ func fresh(s authz.Subject) *authz.Subject {
 func newEnv(t *testing.T, limits Limits, mutate func(*config.Config), opts ...func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, dataDir: t.TempDir(), approvals: newFakeApprovals(), binds: newFakeBindings(),
-		locks: &fakeLocks{}, audit: &fakeAudit{}}
+		locks: &fakeLocks{}, audit: &fakeAudit{}, rec: &fakeRecorder{}}
 	caLine, err := UserCAPublicKey(e.dataDir)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +104,7 @@ func newEnv(t *testing.T, limits Limits, mutate func(*config.Config), opts ...fu
 	}
 	t.Cleanup(func() { e.store.Close() })
 	sc := Config{Cfg: e.cfg, Store: e.store, Approvals: e.approvals, Keys: e.binds, Locks: e.locks,
-		Audit: e.audit, Logger: testLogger(t), Limits: limits}
+		Audit: e.audit, Logger: testLogger(t), Limits: limits, Recorder: e.rec}
 	for _, o := range opts {
 		o(&sc)
 	}

@@ -47,13 +47,22 @@ func (c *conn) forwardChannel(nc gossh.NewChannel, a *authResult) {
 		_ = nc.Reject(gossh.ConnectionFailed, "target could not connect")
 		return
 	}
+	// Recorded before any byte moves; refused if it cannot be.
+	done, err := c.forwardOpened(a, details["destination"])
+	if err != nil {
+		_ = up.Close()
+		_ = nc.Reject(gossh.ConnectionFailed, "gatehouse: recording failed")
+		return
+	}
 	down, downReqs, err := nc.Accept()
 	if err != nil {
 		_ = up.Close()
+		done(0, 0)
 		return
 	}
 	c.channelEvent(a, audit.Allow, "forward", "", details)
-	c.splice(down, downReqs, up, upReqs)
+	toDest, fromDest := c.splice(down, downReqs, up, upReqs)
+	done(toDest, fromDest)
 }
 
 // jumpTarget finds the target a ProxyJump channel asks for: by name (any

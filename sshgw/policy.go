@@ -65,6 +65,9 @@ func (s *Server) prepare(cfg *config.Config) (*policy, error) {
 		return nil, fmt.Errorf("sshgw: reload refused: %w", err)
 	}
 	p, err := buildPolicy(cfg)
+	if err == nil {
+		err = p.requiredRecorderCheck(s.recorder)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sshgw: reload refused: %w", err)
 	}

@@ -160,6 +160,9 @@ func (m *memStore) Incr(_ context.Context, key string, _ time.Duration) (int64, 
 	return m.n[key], nil
 }
 
+// Publish delivers nothing: no test in a bubble terminates or locks.
+func (m *memStore) Publish(context.Context, string, []byte) error { return nil }
+
 func (m *memStore) Subscribe(ctx context.Context, _ string) (<-chan []byte, error) {
 	ch := make(chan []byte)
 	context.AfterFunc(ctx, func() { close(ch) })

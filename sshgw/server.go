@@ -39,10 +39,11 @@ type locks interface {
 }
 
 // stateStore is the subset of store.Store the gateway uses: counters for
-// rate limits and the lock channel, on which a lock on any replica ends
-// that person's connections on every replica.
+// rate limits, and the lock and terminate channels, on which a lock or a
+// reviewer's termination on any replica reaches every replica.
 type stateStore interface {
 	counter
+	Publish(ctx context.Context, channel string, msg []byte) error
 	Subscribe(ctx context.Context, channel string) (<-chan []byte, error)
 }
 
@@ -79,6 +80,11 @@ type Config struct {
 	// fields take defaults (OpenSSH's MaxStartups 10:30:100, 10 per
 	// source, 30s to authenticate).
 	PreAuth PreAuth
+	// Recorder records every session channel and forward to a target
+	// whose record setting is required (the default). Nil is allowed
+	// only if every target has record: off; New and Reload refuse a
+	// config that needs a recorder without one.
+	Recorder Recorder
 	// Metrics, if set, receives the gateway's Prometheus metrics (pre-auth
 	// refusals and unauthenticated connections); nil registers none.
 	Metrics prometheus.Registerer
@@ -98,6 +104,7 @@ type Server struct {
 	locks     locks
 	store     stateStore
 	audit     auditLog
+	recorder  Recorder
 	limiter   *limiter
 	log       *slog.Logger
 	now       func() time.Time
@@ -135,6 +142,9 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := pol.requiredRecorderCheck(c.Recorder); err != nil {
+		return nil, err
+	}
 	pre, err := newPreauth(c.PreAuth, c.Metrics)
 	if err != nil {
 		return nil, fmt.Errorf("sshgw: metrics: %w", err)
@@ -151,6 +161,7 @@ func New(c Config) (*Server, error) {
 		locks:     c.Locks,
 		store:     c.Store,
 		audit:     c.Audit,
+		recorder:  c.Recorder,
 		log:       c.Logger,
 		now:       c.Now,
 		live:      map[*conn]struct{}{},
@@ -213,8 +224,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 	}()
 	s.watchOnce.Do(func() {
-		s.wg.Add(1)
-		go s.watchLocks()
+		s.wg.Add(2)
+		go s.watch(identity.LockChannel, s.onLock)
+		go s.watch(TerminateChannel, s.onTerminate)
 	})
 	err := s.gl.Serve(ln)
 	s.mu.Lock()
@@ -249,14 +261,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// watchLocks ends the connections of people who get locked, on any
-// replica, within a second of the lock.
-func (s *Server) watchLocks() {
+// watch delivers the messages on a store channel to handle until
+// Shutdown, subscribing again if the subscription fails or ends.
+func (s *Server) watch(channel string, handle func([]byte)) {
 	defer s.wg.Done()
 	for s.ctx.Err() == nil {
-		msgs, err := s.store.Subscribe(s.ctx, identity.LockChannel)
+		msgs, err := s.store.Subscribe(s.ctx, channel)
 		if err != nil {
-			s.log.ErrorContext(s.ctx, "Cannot subscribe to lock notifications; retrying.", "error", err)
+			s.log.ErrorContext(s.ctx, "Cannot subscribe to a store channel; retrying.", "channel", channel, "error", err)
 			select {
 			case <-s.ctx.Done():
 			case <-time.After(time.Second): // a real pause between retries, not a clock reading
@@ -264,12 +276,18 @@ func (s *Server) watchLocks() {
 			continue
 		}
 		for m := range msgs {
-			email := string(m)
-			n := s.closeAll(func(c *conn) bool { return c.email() == email }, "account locked")
-			if n > 0 {
-				s.log.InfoContext(s.ctx, "Closed connections of a locked person.", "user", email, "connections", n)
-			}
+			handle(m)
 		}
+	}
+}
+
+// onLock ends the connections of a person locked on any replica, within a
+// second of the lock.
+func (s *Server) onLock(m []byte) {
+	email := string(m)
+	n := s.closeAll(func(c *conn) bool { return c.email() == email }, "account locked")
+	if n > 0 {
+		s.log.InfoContext(s.ctx, "Closed connections of a locked person.", "user", email, "connections", n)
 	}
 }
 
@@ -277,6 +295,11 @@ func (s *Server) watchLocks() {
 // the client and the audit log reason, and returns how many. They close
 // in parallel: telling each client waits a moment at most.
 func (s *Server) closeAll(match func(*conn) bool, reason string) int {
+	return s.closeAllBy(match, reason, "")
+}
+
+// closeAllBy is closeAll naming who ends the connections.
+func (s *Server) closeAllBy(match func(*conn) bool, reason, by string) int {
 	s.mu.Lock()
 	var hit []*conn
 	for c := range s.live {
@@ -287,7 +310,7 @@ func (s *Server) closeAll(match func(*conn) bool, reason string) int {
 	s.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, c := range hit {
-		wg.Go(func() { c.close(reason) })
+		wg.Go(func() { c.closeBy(reason, by) })
 	}
 	wg.Wait()
 	return len(hit)

@@ -6,6 +6,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/recording"
 )
 
 // maxAuditCommand bounds how much of an exec command the audit event keeps.
@@ -22,6 +23,9 @@ var upstreamSessionRequests = map[string]bool{
 
 // relaySession opens a session on the target and relays data, stderr and
 // the requests that the target's policy allows, until both sides are done.
+// The session is recorded (see chanRec): no data moves either way until
+// the channel's program (shell, exec, sftp) has started and its recording
+// with it.
 func (c *conn) relaySession(sc *gossh.ServerConn, nc gossh.NewChannel, a *authResult) {
 	up, upReqs, err := a.up.OpenChannel("session", nil)
 	if err != nil {
@@ -35,22 +39,35 @@ func (c *conn) relaySession(sc *gossh.ServerConn, nc gossh.NewChannel, a *authRe
 		return
 	}
 	defer c.addNotice(down.Stderr())()
+	rec := c.newChanRec(a, down.Stderr(), func() { _ = up.Close(); _ = down.Close() })
+	// started is closed once the program's start request was handled, or
+	// the channel closed without one.
+	started := make(chan struct{})
+	var startOnce sync.Once
+	begin := func() { startOnce.Do(func() { close(started) }) }
 	var out sync.WaitGroup // target -> client data
 	out.Add(2)
-	go func() { defer out.Done(); c.pipe(down, up) }()
-	go func() { defer out.Done(); c.pipe(down.Stderr(), up.Stderr()) }()
+	go func() { defer out.Done(); <-started; c.pipe(recWriter{w: down, r: rec}, up) }()
 	go func() {
-		c.pipe(up, down)
+		defer out.Done()
+		<-started
+		c.pipe(recWriter{w: down.Stderr(), r: rec, stderr: true}, up.Stderr())
+	}()
+	go func() {
+		<-started
+		c.pipe(inWriter{w: up, r: rec}, down)
 		_ = up.CloseWrite()
 	}()
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
+		defer begin() // the target closed the channel
 		for r := range upReqs {
 			if !upstreamSessionRequests[r.Type] {
 				_ = r.Reply(false, nil)
 				continue
 			}
+			rec.exit(r.Type, r.Payload)
 			ok, err := down.SendRequest(r.Type, r.WantReply, r.Payload)
 			if r.WantReply {
 				_ = r.Reply(ok && err == nil, nil)
@@ -63,36 +80,47 @@ func (c *conn) relaySession(sc *gossh.ServerConn, nc gossh.NewChannel, a *authRe
 	go func() {
 		for r := range downReqs {
 			reqMu.Lock()
-			c.sessionRequest(sc, a, up, r)
+			c.sessionRequest(sc, a, up, r, rec, begin)
 			reqMu.Unlock()
 		}
 		// The client closed the channel.
+		begin()
 		_ = up.Close()
 	}()
 	out.Wait()
 	_ = down.CloseWrite()
 	<-upDone // exit-status has been passed on
+	rec.end()
 	reqMu.Lock()
 	_ = down.Close()
 	reqMu.Unlock()
 }
 
 // sessionRequest applies the target's policy to one request on a session
-// channel and passes it to the target if allowed.
-func (c *conn) sessionRequest(sc *gossh.ServerConn, a *authResult, up gossh.Channel, r *gossh.Request) {
+// channel and passes it to the target if allowed. The first shell, exec or
+// subsystem request starts the recording (and then the relay, begin); a
+// second one is refused, as the channel already runs a program.
+func (c *conn) sessionRequest(sc *gossh.ServerConn, a *authResult, up gossh.Channel, r *gossh.Request, rec *chanRec, begin func()) {
 	t := a.target
 	allowed, why := false, "request not allowed"
 	details := map[string]string(nil)
+	kind, command := "", ""
 	switch r.Type {
-	case "pty-req", "window-change", "signal":
+	case "pty-req":
+		allowed = true
+		rec.pty(r.Payload)
+	case "window-change":
+		allowed = true
+		rec.resize(r.Payload)
+	case "signal":
 		allowed = true
 	case "shell":
-		allowed = true
+		allowed, kind = true, recording.KindShell
 		c.channelEvent(a, audit.Allow, "shell", "", nil)
 	case "exec":
 		var p struct{ Command string }
 		if err := gossh.Unmarshal(r.Payload, &p); err == nil {
-			allowed = true
+			allowed, kind, command = true, recording.KindExec, p.Command
 			cmd := p.Command
 			if len(cmd) > maxAuditCommand {
 				cmd = cmd[:maxAuditCommand] + "..."
@@ -111,7 +139,7 @@ func (c *conn) sessionRequest(sc *gossh.ServerConn, a *authResult, up gossh.Chan
 	case "subsystem":
 		var p struct{ Name string }
 		if err := gossh.Unmarshal(r.Payload, &p); err == nil && p.Name == "sftp" {
-			allowed = true
+			allowed, kind = true, recording.KindSFTP
 			c.channelEvent(a, audit.Allow, "subsystem sftp", "", nil)
 		} else {
 			why, details = "subsystem not allowed", map[string]string{"subsystem": sanitize(p.Name)}
@@ -129,6 +157,18 @@ func (c *conn) sessionRequest(sc *gossh.ServerConn, a *authResult, up gossh.Chan
 			_ = r.Reply(false, nil)
 		}
 		return
+	}
+	if kind != "" {
+		// fail (inside start) has told the client and closed the channel
+		// if the recording could not start.
+		ok := rec.start(kind, command)
+		begin()
+		if !ok {
+			if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+			return
+		}
 	}
 	ok, err := up.SendRequest(r.Type, r.WantReply, r.Payload)
 	if r.WantReply {
@@ -198,17 +238,19 @@ func (c *conn) reverseChannel(sc *gossh.ServerConn, a *authResult, nc gossh.NewC
 
 // splice relays data both ways between two channels. When one side closes,
 // the data it sent is delivered and then the other side is closed too.
-// Requests on either side are refused.
-func (c *conn) splice(a gossh.Channel, aReqs <-chan *gossh.Request, b gossh.Channel, bReqs <-chan *gossh.Request) {
+// Requests on either side are refused. It returns the bytes copied from a
+// to b and from b to a.
+func (c *conn) splice(a gossh.Channel, aReqs <-chan *gossh.Request, b gossh.Channel, bReqs <-chan *gossh.Request) (aToB, bToA int64) {
 	ab, ba := make(chan struct{}), make(chan struct{})
-	go func() { c.pipe(b, a); _ = b.CloseWrite(); close(ab) }()
-	go func() { c.pipe(a, b); _ = a.CloseWrite(); close(ba) }()
+	go func() { aToB = c.pipe(b, a); _ = b.CloseWrite(); close(ab) }()
+	go func() { bToA = c.pipe(a, b); _ = a.CloseWrite(); close(ba) }()
 	go func() { refuseRequests(aReqs); <-ab; _ = b.Close() }()
 	go func() { refuseRequests(bReqs); <-ba; _ = a.Close() }()
 	<-ab
 	<-ba
 	_ = a.Close()
 	_ = b.Close()
+	return aToB, bToA
 }
 
 // refuseRequests answers every request with failure until reqs closes
