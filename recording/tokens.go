@@ -65,6 +65,11 @@ func (t *tokenizer) feed(p []byte, emit func(string)) {
 		case stCSI:
 			if c >= 0x40 && c <= 0x7e {
 				t.state = stText
+				if c != 'm' {
+					// Cursor movement and erasing separate words; colour
+					// (SGR, "m") may change inside one.
+					t.end(emit)
+				}
 			}
 			continue
 		case stOSC:
@@ -82,7 +87,6 @@ func (t *tokenizer) feed(p []byte, emit func(string)) {
 			continue
 		}
 		if c == 0x1b {
-			t.end(emit)
 			t.state = stEsc
 			continue
 		}
@@ -109,20 +113,41 @@ func (t *tokenizer) end(emit func(string)) {
 	t.word, t.long = t.word[:0], false
 }
 
-// splitWord emits a run and, if it contains separators, its parts.
+// splitWord emits a run, its path segments (split at /) and their parts
+// (split at . and -): "/home/u/upload.tgz" gives "home/u/upload.tgz",
+// "home", "upload.tgz", "upload" and "tgz".
 func splitWord(w []byte, emit func(string)) {
-	whole := bytes.Trim(w, ".-/")
-	if len(whole) >= minWord {
-		emit(strings.ToLower(string(whole)))
-	}
-	if bytes.IndexAny(whole, ".-/") < 0 {
+	whole := emitTrimmed(w, emit)
+	if bytes.IndexByte(whole, '/') >= 0 {
+		for seg := range bytes.SplitSeq(whole, []byte("/")) {
+			seg = emitTrimmed(seg, emit)
+			splitParts(seg, emit)
+		}
 		return
 	}
-	for _, part := range bytes.FieldsFunc(whole, func(r rune) bool { return r == '.' || r == '-' || r == '/' }) {
+	splitParts(whole, emit)
+}
+
+// splitParts emits the parts of a segment that contains . or -.
+func splitParts(seg []byte, emit func(string)) {
+	if bytes.IndexAny(seg, ".-") < 0 {
+		return
+	}
+	for _, part := range bytes.FieldsFunc(seg, func(r rune) bool { return r == '.' || r == '-' }) {
 		if len(part) >= minWord {
 			emit(strings.ToLower(string(part)))
 		}
 	}
+}
+
+// emitTrimmed emits w without leading and trailing separators, if long
+// enough, and returns it.
+func emitTrimmed(w []byte, emit func(string)) []byte {
+	w = bytes.Trim(w, ".-/")
+	if len(w) >= minWord {
+		emit(strings.ToLower(string(w)))
+	}
+	return w
 }
 
 // fresh reports whether word was not seen before in this recording and

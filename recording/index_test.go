@@ -1,0 +1,106 @@
+package recording
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func ids(ms []Meta) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.ID)
+	}
+	return out
+}
+
+func TestSearch(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	a := e.record(t, testMeta(), "\x1b[1;32mGreen\x1b[0mWord here\r\n", "cat /etc/pass", "wd\r\n")
+	mb := testMeta()
+	mb.User, mb.Kind, mb.Command = "bob@example.com", KindExec, "systemctl restart nginx"
+	b := e.record(t, mb, "\x1b]0;title-secret\x07done greenword\r\n")
+	for _, tc := range []struct {
+		q    string
+		want []string
+	}{
+		{"greenword", []string{a, b}},  // escapes stripped: "Green" + "Word" is one word
+		{"GREENWORD here", []string{a}}, // case-insensitive, every word must match
+		{"passwd", []string{a}},         // a word split between two writes, and a path part
+		{"/etc/passwd", []string{a}},
+		{"nginx", []string{b}}, // exec command
+		{"title-secret", nil},  // OSC (window title) is not output text
+		{"absent", nil},
+	} {
+		got, err := e.rec.List(ctx, Filter{Query: tc.q})
+		if err != nil {
+			t.Fatalf("List(%q): %v", tc.q, err)
+		}
+		g, w := ids(got), slices.Clone(tc.want)
+		slices.Sort(g)
+		slices.Sort(w)
+		if !slices.Equal(g, w) {
+			t.Errorf("search %q = %v, want %v", tc.q, g, w)
+		}
+	}
+	if _, err := e.rec.List(ctx, Filter{Query: "a !"}); err != errNoWords {
+		t.Errorf("query without words: %v, want errNoWords", err)
+	}
+}
+
+func TestSearchEventCommands(t *testing.T) {
+	e := newEnv(t, nil)
+	w, err := e.rec.Start(t.Context(), testMeta())
+	must(t, err)
+	must(t, w.Event(Event{Type: EventExec, Fields: map[string]string{"command": "rm -rf /var/tmp/cache"}}))
+	must(t, w.Event(Event{Type: EventSFTP, Fields: map[string]string{"op": "write", "path": "/home/u/upload.tgz"}}))
+	must(t, w.Close("normal"))
+	for _, q := range []string{"rm -rf", "upload.tgz"} {
+		got, err := e.rec.List(t.Context(), Filter{Query: q})
+		if err != nil || len(got) != 1 {
+			t.Errorf("search %q = %v, %v", q, ids(got), err)
+		}
+	}
+}
+
+func TestListFilters(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock := now
+	e := newEnv(t, func(c *Config) { c.Now = func() time.Time { return clock } })
+	ctx := t.Context()
+	start := func(user, target string, at time.Time, dur time.Duration) string {
+		clock = at
+		m := testMeta()
+		m.User, m.Target = user, target
+		w, err := e.rec.Start(ctx, m)
+		must(t, err)
+		clock = at.Add(dur)
+		must(t, w.Close("normal"))
+		return w.ID()
+	}
+	a := start("alice@example.com", "db", now.Add(-3*time.Hour), time.Minute)
+	b := start("bob@example.com", "db", now.Add(-2*time.Hour), time.Hour)
+	c := start("alice@example.com", "web", now.Add(-time.Hour), 10*time.Second)
+	clock = now
+	for _, tc := range []struct {
+		name string
+		f    Filter
+		want []string
+	}{
+		{"all newest first", Filter{}, []string{c, b, a}},
+		{"user, any case", Filter{User: "ALICE@example.com"}, []string{c, a}},
+		{"target", Filter{Target: "db"}, []string{b, a}},
+		{"since", Filter{Since: now.Add(-2 * time.Hour)}, []string{c, b}},
+		{"until", Filter{Until: now.Add(-2 * time.Hour)}, []string{a}},
+		{"min duration", Filter{MinDuration: time.Minute}, []string{b, a}},
+		{"max duration", Filter{MaxDuration: time.Minute}, []string{c, a}},
+		{"limit", Filter{Limit: 1}, []string{c}},
+		{"status", Filter{Status: StatusLive}, nil},
+	} {
+		got, err := e.rec.List(ctx, tc.f)
+		if err != nil || !slices.Equal(ids(got), tc.want) {
+			t.Errorf("%s: List = %v, %v; want %v", tc.name, ids(got), err, tc.want)
+		}
+	}
+}
