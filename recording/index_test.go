@@ -25,7 +25,7 @@ func TestSearch(t *testing.T) {
 		q    string
 		want []string
 	}{
-		{"greenword", []string{a, b}},  // escapes stripped: "Green" + "Word" is one word
+		{"greenword", []string{a, b}},   // escapes stripped: "Green" + "Word" is one word
 		{"GREENWORD here", []string{a}}, // case-insensitive, every word must match
 		{"passwd", []string{a}},         // a word split between two writes, and a path part
 		{"/etc/passwd", []string{a}},
