@@ -126,6 +126,9 @@ type PortalConfig struct {
 	// gates drop their cached sessions at once instead of within their
 	// cache TTL. Optional: nil tells nobody (the TTL still bounds it).
 	Revoked func(handle, email string)
+	// Review turns on the reviewer console. Optional: its zero value
+	// leaves it off (/review/ answers 404).
+	Review ReviewConfig
 }
 
 // Portal serves the public_url host: sign-in, key enrolment and
@@ -151,6 +154,7 @@ type Portal struct {
 	logger    *slog.Logger
 	now       func() time.Time
 	revoked   func(handle, email string)
+	review    ReviewConfig
 	routes    map[string]*config.Route // by lower-case host
 	mux       *http.ServeMux
 }
@@ -198,6 +202,7 @@ func NewPortal(c PortalConfig) (*Portal, error) {
 		logger:    c.Logger,
 		now:       c.Now,
 		revoked:   c.Revoked,
+		review:    c.Review,
 		routes:    map[string]*config.Route{},
 	}
 	if p.port == "443" {
@@ -267,6 +272,7 @@ func (p *Portal) routesMux() *http.ServeMux {
 
 	m.HandleFunc("GET /approve/{id}", p.approvePage)
 	m.HandleFunc("POST /approve/{id}", p.approvePost)
+	p.reviewRoutes(m)
 	return m
 }
 

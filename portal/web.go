@@ -41,6 +41,9 @@ type WebConfig struct {
 	// Hop returns the handler that carries a route's admitted requests to
 	// its upstream (proxy.NewUpstream). Required when there are routes.
 	Hop func(config.Route) (http.Handler, error)
+	// Review turns on the reviewer console on the portal (recordings and
+	// the Terminate hook). Optional: its zero value leaves it off.
+	Review ReviewConfig
 	// Logger receives operational messages; if nil, they are discarded.
 	Logger *slog.Logger
 }
@@ -77,7 +80,7 @@ func NewWeb(c WebConfig) (*Web, error) {
 	var gates []*App
 	portal, err := NewPortal(PortalConfig{
 		Config: cfg, OIDC: c.OIDC, Sessions: c.Sessions, WebAuthn: c.WebAuthn, Approvals: c.Approvals, Limiter: c.Limiter,
-		Codec: c.Codec, Audit: c.Audit, JWKS: c.JWKS, Pages: pages, Logger: logger.With("component", "portal"),
+		Codec: c.Codec, Audit: c.Audit, JWKS: c.JWKS, Pages: pages, Logger: logger.With("component", "portal"), Review: c.Review,
 		Revoked: func(handle, email string) {
 			for _, g := range gates {
 				g.Forget(handle, email)
