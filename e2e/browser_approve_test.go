@@ -57,6 +57,7 @@ func TestBrowserApproval(t *testing.T) {
 			CARoots: []string{dex.CAFile}},
 		MFA: config.MFA{MaxAge: config.Duration(12 * time.Hour)},
 	}
+	cfg.ApplyDefaults() // as config.Load does: the doors take defaults resolved
 	ctx := t.Context()
 	w := buildApprovalPortal(t, cfg, st, al)
 	srv := httptest.NewUnstartedServer(proxy.SecurityHeaders(w.Portal))
@@ -166,7 +167,7 @@ func buildApprovalPortal(t *testing.T, cfg *config.Config, st store.Store, al *a
 	must(err)
 	codec, err := identity.NewCodec(t.Context(), d, 0)
 	must(err)
-	wa, err := identity.NewWebAuthn(d, identity.WebAuthnConfig{PublicURL: cfg.PublicURL}, users, sessions, invites)
+	wa, err := identity.NewWebAuthn(d, identity.WebAuthnConfig{PublicURL: cfg.PublicURL, Enrollment: cfg.WebAuthn.Enrollment}, users, sessions, invites)
 	must(err)
 	client, err := identity.SSOHTTPClient(cfg.SSO)
 	must(err)

@@ -51,7 +51,7 @@ func upMint(tb testing.TB, publicURL, appHost string) *upMinted {
 	must(err)
 	invites, err := identity.NewInvites(d)
 	must(err)
-	wa, err := identity.NewWebAuthn(d, identity.WebAuthnConfig{PublicURL: publicURL}, users, sessions, invites)
+	wa, err := identity.NewWebAuthn(d, identity.WebAuthnConfig{PublicURL: publicURL, Enrollment: config.EnrollmentOpen}, users, sessions, invites)
 	must(err)
 	codec, err := identity.NewCodec(ctx, d, 0)
 	must(err)
@@ -164,10 +164,12 @@ func BenchmarkAppRequest(b *testing.B) {
 func upBenchApp(b *testing.B) (*App, *http.Request) {
 	m := upMint(b, "https://gate.example.test", "app.example.test")
 	route := config.Route{Name: "app", Host: "app.example.test", Upstream: "http://127.0.0.1:9", Allow: config.Allow{Groups: []string{"eng"}}}
-	cfg := &config.Config{PublicURL: "https://gate.example.test", MFA: config.MFA{MaxAge: config.Duration(12 * time.Hour)}, Routes: []config.Route{route}}
 	canned := httptest.NewServer(upCannedUpstream{body: strings.Repeat("x", 132)})
 	b.Cleanup(canned.Close)
 	route.Upstream = canned.URL
+	cfg := &config.Config{PublicURL: "https://gate.example.test", MFA: config.MFA{MaxAge: config.Duration(12 * time.Hour)}, Routes: []config.Route{route}}
+	cfg.ApplyDefaults() // as config.Load does
+	route = cfg.Routes[0]
 	up, err := proxy.NewUpstream(route, upSigner(b, upBolt(b), time.Now), nil)
 	if err != nil {
 		b.Fatal(err)

@@ -31,7 +31,6 @@ func upStartStack(t *testing.T, upstream http.Handler) *upStack {
 	up := httptest.NewServer(upstream)
 	t.Cleanup(up.Close)
 	m := upMint(t, "https://gate.test", "app.test")
-	route := config.Route{Name: "app", Host: "app.test", Upstream: up.URL, Allow: config.Allow{Groups: []string{"eng"}}}
 	cfg := &config.Config{
 		PublicURL: "https://gate.test",
 		Listen:    config.Listen{HTTPS: "127.0.0.1:0"},
@@ -39,8 +38,10 @@ func upStartStack(t *testing.T, upstream http.Handler) *upStack {
 		DataDir:   t.TempDir(),
 		SSO:       config.SSO{Issuer: "https://idp.test", ClientID: "gatehouse", ClientSecretFile: "/nonexistent/secret"},
 		MFA:       config.MFA{MaxAge: config.Duration(12 * time.Hour)},
-		Routes:    []config.Route{route},
+		Routes:    []config.Route{{Name: "app", Host: "app.test", Upstream: up.URL, Allow: config.Allow{Groups: []string{"eng"}}}},
 	}
+	cfg.ApplyDefaults() // as config.Load does
+	route := cfg.Routes[0]
 	u, err := proxy.NewUpstream(route, upSigner(t, upBolt(t), time.Now), testlog.New(t))
 	if err != nil {
 		t.Fatal(err)

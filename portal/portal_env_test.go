@@ -153,6 +153,7 @@ func newPTEnvWith(t testing.TB, opt ptOptions) *ptEnv {
 	t.Cleanup(up.Close)
 	e.cfg = ptConfig(up.URL)
 	e.cfg.WebAuthn.Enrollment = opt.enrollment
+	e.cfg.ApplyDefaults() // as config.Load does: the doors take defaults resolved
 
 	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
@@ -184,7 +185,7 @@ func newPTEnvWith(t testing.TB, opt ptOptions) *ptEnv {
 	if e.invites, err = identity.NewInvites(e.deps); err != nil {
 		t.Fatal(err)
 	}
-	e.webauthn, err = identity.NewWebAuthn(e.deps, identity.WebAuthnConfig{PublicURL: e.cfg.PublicURL, Enrollment: opt.enrollment},
+	e.webauthn, err = identity.NewWebAuthn(e.deps, identity.WebAuthnConfig{PublicURL: e.cfg.PublicURL, Enrollment: e.cfg.WebAuthn.Enrollment},
 		users, e.sessions, e.invites)
 	if err != nil {
 		t.Fatal(err)

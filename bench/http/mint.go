@@ -16,6 +16,7 @@ import (
 
 	"github.com/descope/virtualwebauthn"
 	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/portal"
 	"github.com/gatehouse-dev/gatehouse/store"
@@ -55,7 +56,7 @@ func mintSession(ctx context.Context, dataDir, publicURL, appHost string) (strin
 	if err != nil {
 		return "", err
 	}
-	wa, err := identity.NewWebAuthn(d, identity.WebAuthnConfig{PublicURL: publicURL}, users, sess, invites)
+	wa, err := identity.NewWebAuthn(d, identity.WebAuthnConfig{PublicURL: publicURL, Enrollment: config.EnrollmentOpen}, users, sess, invites)
 	if err != nil {
 		return "", err
 	}
