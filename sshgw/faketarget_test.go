@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,9 @@ type fakeTarget struct {
 	certs []*gossh.Certificate
 	seen  []string // request types and channel types received
 	env   []string
+	// sftpServer, if set, is the program the sftp subsystem runs (the
+	// real OpenSSH sftp-server); otherwise subsystems echo lines.
+	sftpServer string
 }
 
 func newSigner(t *testing.T) gossh.Signer {
@@ -184,20 +188,44 @@ func (ft *fakeTarget) session(sc *gossh.ServerConn, nc gossh.NewChannel) {
 			status := ft.run(sc, ch, p.Command, env)
 			_, _ = ch.SendRequest("exit-status", false, gossh.Marshal(struct{ S uint32 }{status}))
 			return
-		case "shell", "subsystem":
+		case "subsystem":
+			ft.mu.Lock()
+			server := ft.sftpServer
+			ft.mu.Unlock()
+			if server == "" {
+				ft.echoLines(ch, r, reqs)
+				return
+			}
 			_ = r.Reply(true, nil)
 			go gossh.DiscardRequests(reqs)
-			sc := bufio.NewScanner(ch)
-			for sc.Scan() {
-				fmt.Fprintf(ch, "echo: %s\n", sc.Text())
+			cmd := exec.Command(server)
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = ch, ch, ch.Stderr()
+			status := uint32(0)
+			if err := cmd.Run(); err != nil {
+				status = 1
 			}
 			_ = ch.CloseWrite()
-			_, _ = ch.SendRequest("exit-status", false, gossh.Marshal(struct{ S uint32 }{0}))
+			_, _ = ch.SendRequest("exit-status", false, gossh.Marshal(struct{ S uint32 }{status}))
+			return
+		case "shell":
+			ft.echoLines(ch, r, reqs)
 			return
 		default:
 			_ = r.Reply(true, nil) // the target allows anything: the gateway must filter
 		}
 	}
+}
+
+// echoLines runs a line-echoing shell or subsystem.
+func (ft *fakeTarget) echoLines(ch gossh.Channel, r *gossh.Request, reqs <-chan *gossh.Request) {
+	_ = r.Reply(true, nil)
+	go gossh.DiscardRequests(reqs)
+	sc := bufio.NewScanner(ch)
+	for sc.Scan() {
+		fmt.Fprintf(ch, "echo: %s\n", sc.Text())
+	}
+	_ = ch.CloseWrite()
+	_, _ = ch.SendRequest("exit-status", false, gossh.Marshal(struct{ S uint32 }{0}))
 }
 
 func (ft *fakeTarget) run(sc *gossh.ServerConn, ch gossh.Channel, cmd string, env []string) uint32 {
@@ -212,6 +240,19 @@ func (ft *fakeTarget) run(sc *gossh.ServerConn, ch gossh.Channel, cmd string, en
 		fmt.Fprintln(ch.Stderr(), arg)
 	case "cat":
 		_, _ = io.Copy(ch, ch)
+	case "read": // reads its input and says only how much
+		n, _ := io.Copy(io.Discard, ch)
+		fmt.Fprintf(ch, "read %d bytes\n", n)
+	case "zero": // writes N bytes of output
+		n, _ := strconv.Atoi(arg)
+		buf := make([]byte, 32<<10)
+		for n > 0 {
+			k, err := ch.Write(buf[:min(n, len(buf))])
+			if err != nil {
+				return 1
+			}
+			n -= k
+		}
 	case "env":
 		fmt.Fprintln(ch, strings.Join(env, " "))
 	case "whoami":

@@ -81,8 +81,8 @@ type chanRec struct {
 	c        *conn
 	a        *authResult
 	off      bool      // the target has record: off
-	notice   io.Writer // the session's stderr, to say why it ends
-	kill     func()    // closes the channel on both sides
+	down     gossh.Channel // the client's side, to say why the session ends
+	kill     func()        // closes the channel on both sides
 	st       atomic.Pointer[recState]
 	failOnce sync.Once
 	failed   atomic.Bool
@@ -102,8 +102,20 @@ type recState struct {
 	scpIn    bool       // the scp source is the client (scp -t)
 }
 
-func (c *conn) newChanRec(a *authResult, notice io.Writer, kill func()) *chanRec {
-	return &chanRec{c: c, a: a, off: a.target.cfg.Record == config.RecordOff, notice: notice, kill: kill}
+func (c *conn) newChanRec(a *authResult, down gossh.Channel, kill func()) *chanRec {
+	return &chanRec{c: c, a: a, off: a.target.cfg.Record == config.RecordOff, down: down, kill: kill}
+}
+
+// refuseStart ends a session whose program cannot be recorded: the client's
+// request succeeds, as if the program ran, so that every client shows the
+// message, and the session exits with status 1 (the target never sees the
+// request).
+func (r *chanRec) refuseStart(err error, req *gossh.Request) {
+	r.failWith(err, func() {
+		if req.WantReply {
+			_ = req.Reply(true, nil)
+		}
+	}, true)
 }
 
 // pty notes the terminal size of a pty-req, for the recording's header.
@@ -139,26 +151,29 @@ func (r *chanRec) resize(payload []byte) {
 // clampSize keeps a terminal dimension in a sane range.
 func clampSize(n uint32) int { return int(min(n, 10000)) }
 
+// errSecondProgram refuses a second shell, exec or subsystem request on a
+// session channel.
+var errSecondProgram = errors.New("the session already runs a program")
+
 // start starts the recording for the channel's program (kind shell, exec
-// or sftp). It reports false if the program must not run: the channel
-// already has one, or it cannot be recorded and the target requires it.
-func (r *chanRec) start(kind, command string) bool {
+// or sftp). An error means the program must not run: the channel already
+// has one (errSecondProgram), or it cannot be recorded.
+func (r *chanRec) start(kind, command string) error {
 	r.mu.Lock()
 	if r.began {
 		r.mu.Unlock()
-		return false
+		return errSecondProgram
 	}
 	r.began = true
 	w, h := r.width, r.height
 	r.mu.Unlock()
 	if r.off {
-		return true
+		return nil
 	}
 	c, a := r.c, r.a
 	rec := c.s.recorder
 	if rec == nil {
-		r.fail(errors.New("no recorder configured"))
-		return false
+		return errors.New("no recorder configured")
 	}
 	if len(command) > maxRecordCommand {
 		command = command[:maxRecordCommand] + "..."
@@ -170,8 +185,7 @@ func (r *chanRec) start(kind, command string) bool {
 	}
 	rw, err := rec.Start(c.ctx, m)
 	if err != nil {
-		r.fail(err)
-		return false
+		return err
 	}
 	st := &recState{w: rw}
 	switch {
@@ -188,7 +202,7 @@ func (r *chanRec) start(kind, command string) bool {
 	if kind == recording.KindExec {
 		r.event(recording.Event{Type: recording.EventExec, Fields: map[string]string{"command": command}})
 	}
-	return true
+	return nil
 }
 
 // approvalEvent says how the connection was let in.
@@ -302,7 +316,11 @@ func (r *chanRec) check(err error) error {
 // fail ends the session because it cannot be recorded: the client is told,
 // the audit log says why, and the channel is closed. The error's text is
 // for the audit log only.
-func (r *chanRec) fail(err error) {
+func (r *chanRec) fail(err error) { r.failWith(err, nil, false) }
+
+// failWith is fail, running before (if set) after the audit and before
+// the message, and sending exit status 1 after the message if exit.
+func (r *chanRec) failWith(err error, before func(), exit bool) {
 	if r.off {
 		return
 	}
@@ -314,7 +332,13 @@ func (r *chanRec) fail(err error) {
 			Action: "login " + r.a.login, Decision: audit.Deny, Reason: "recording failed: " + err.Error(),
 			Source: c.remote.String(), Session: c.id}
 		c.s.logAudit(context.WithoutCancel(c.ctx), ev)
-		sayAll([]io.Writer{r.notice}, []byte("\r\n"+msgRecordingFailed+"\r\n"))
+		if before != nil {
+			before()
+		}
+		sayAll([]io.Writer{r.down.Stderr()}, []byte("\r\n"+msgRecordingFailed+"\r\n"))
+		if exit {
+			_, _ = r.down.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{1}))
+		}
 		r.kill()
 	})
 }

@@ -1,6 +1,7 @@
 package sshgw
 
 import (
+	"errors"
 	"sync"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -39,7 +40,7 @@ func (c *conn) relaySession(sc *gossh.ServerConn, nc gossh.NewChannel, a *authRe
 		return
 	}
 	defer c.addNotice(down.Stderr())()
-	rec := c.newChanRec(a, down.Stderr(), func() { _ = up.Close(); _ = down.Close() })
+	rec := c.newChanRec(a, down, func() { _ = up.Close(); _ = down.Close() })
 	// started is closed once the program's start request was handled, or
 	// the channel closed without one.
 	started := make(chan struct{})
@@ -159,14 +160,17 @@ func (c *conn) sessionRequest(sc *gossh.ServerConn, a *authResult, up gossh.Chan
 		return
 	}
 	if kind != "" {
-		// fail (inside start) has told the client and closed the channel
-		// if the recording could not start.
-		ok := rec.start(kind, command)
+		err := rec.start(kind, command)
 		begin()
-		if !ok {
+		switch {
+		case errors.Is(err, errSecondProgram):
+			c.channelEvent(a, audit.Deny, "request "+r.Type, err.Error(), nil)
 			if r.WantReply {
 				_ = r.Reply(false, nil)
 			}
+			return
+		case err != nil:
+			rec.refuseStart(err, r)
 			return
 		}
 	}
