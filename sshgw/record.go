@@ -80,7 +80,7 @@ var errNotRecording = errors.New("sshgw: session not recorded")
 type chanRec struct {
 	c        *conn
 	a        *authResult
-	off      bool      // the target has record: off
+	off      bool          // the target has record: off
 	down     gossh.Channel // the client's side, to say why the session ends
 	kill     func()        // closes the channel on both sides
 	st       atomic.Pointer[recState]
