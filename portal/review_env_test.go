@@ -159,8 +159,7 @@ func rvStart() time.Time { return time.Now().Add(-time.Hour).UTC().Truncate(time
 
 func newRVEnv(t *testing.T) *rvEnv {
 	t.Helper()
-	// Enrollment as config resolves its default (identity refuses "").
-	e := newPTEnvWith(t, ptOptions{enrollment: config.EnrollmentOpen})
+	e := newPTEnv(t)
 	e.cfg.Reviewers = config.Allow{Groups: []string{"security"}}
 	rv := &rvEnv{ptEnv: e, rec: newRVRecordings(), term: &rvTerminations{}, audit: &rvAudit{inner: e.audit, fail: map[string]bool{}}, key: newPTKey()}
 	p, err := NewPortal(PortalConfig{

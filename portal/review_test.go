@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
-	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/recording"
 )
 
@@ -117,7 +116,7 @@ func TestReviewRefusesNonReviewers(t *testing.T) {
 }
 
 func TestReviewConsoleOffWithoutRecordings(t *testing.T) {
-	e := newPTEnvWith(t, ptOptions{enrollment: config.EnrollmentOpen})
+	e := newPTEnv(t)
 	e.cfg.Reviewers.Groups = []string{"security"}
 	c := e.client()
 	e.login(c, newPTKey(), "https://gate.test/auth/login", "rita@example.com", "security")
