@@ -40,6 +40,8 @@ type reviewRecordings interface {
 	Watch(ctx context.Context, id string) (<-chan []byte, error)
 }
 
+var _ reviewRecordings = (*recording.Recorder)(nil)
+
 // ReviewConfig turns on the reviewer console under /review/ on the
 // portal, for the people config.Reviewers lists.
 type ReviewConfig struct {

@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sort"
@@ -102,7 +103,9 @@ func (f *rvRecordings) Watch(_ context.Context, id string) (<-chan []byte, error
 	defer f.mu.Unlock()
 	ch, ok := f.live[id]
 	if !ok {
-		return nil, recording.ErrNotFound
+		// As *recording.Recorder answers for a session that is not live
+		// on this replica: a plain error, not ErrNotFound.
+		return nil, fmt.Errorf("recording: %s is not live", id)
 	}
 	return ch, nil
 }

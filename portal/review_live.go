@@ -2,7 +2,6 @@ package portal
 
 import (
 	"bytes"
-	"errors"
 	"net/http"
 	"time"
 
@@ -31,15 +30,17 @@ func (p *Portal) reviewLive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	var err error
 	var lines <-chan []byte
 	if m.Status == recording.StatusLive {
-		// Watch fails with ErrNotFound when the session ended meanwhile
-		// or runs on another replica: the stream then just ends.
-		lines, err = p.review.Recordings.Watch(ctx, m.ID)
-		if err != nil && !errors.Is(err, recording.ErrNotFound) {
-			p.recordingFailed(w, r, err)
-			return
+		// Watch fails when the session ended meanwhile or runs on another
+		// replica (only that one holds its output): the stream then just
+		// ends, which the player shows as "Stream ended". An error page
+		// would leave the player's EventSource spinning instead.
+		ch, err := p.review.Recordings.Watch(ctx, m.ID)
+		if err != nil {
+			p.logger.InfoContext(ctx, "Live recording not watchable here.", "recording", m.ID, "replica", m.Replica, "error", err)
+		} else {
+			lines = ch
 		}
 	}
 	if lines != nil {

@@ -76,7 +76,7 @@ func TestReviewLiveOfEndedSessionEndsAtOnce(t *testing.T) {
 	rv := newRVEnv(t)
 	c, _ := rv.reviewer("rita@example.com", "security")
 	// rec-old has ended; rec-live is indexed live but not on this replica
-	// (Watch answers ErrNotFound).
+	// (Watch fails).
 	for _, id := range []string{"rec-old", "rec-live"} {
 		res := rv.get(c, "https://gate.test/review/s/"+id+"/live")
 		if res.StatusCode != http.StatusOK || res.body != "event: done\ndata: \n\n" {
