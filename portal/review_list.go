@@ -136,14 +136,19 @@ func filterDuration(v, label string) (time.Duration, string) {
 // reviewRow describes m for the console at now.
 func reviewRow(m recording.Meta, now time.Time) web.ReviewRow {
 	live := m.Status == recording.StatusLive
-	end := m.End
-	if live || end.IsZero() {
-		end = now
+	// A live session lasts until now; an incomplete one whose end was
+	// never indexed (the writer died) has no known length.
+	duration := "unknown"
+	switch {
+	case live:
+		duration = max(now.Sub(m.Start), 0).Round(time.Second).String()
+	case !m.End.IsZero():
+		duration = max(m.End.Sub(m.Start), 0).Round(time.Second).String()
 	}
 	return web.ReviewRow{
 		ID: m.ID, User: m.User, Target: m.Target, Login: m.Login, Source: m.Source, Kind: m.Kind, Command: m.Command,
 		Status: m.Status, EndReason: m.EndReason, Start: m.Start, End: m.End,
-		Duration: max(end.Sub(m.Start), 0).Round(time.Second).String(),
+		Duration: duration,
 		Cols:     m.Width, Rows: m.Height, Bytes: m.Bytes, Live: live,
 		PlayURL: recordingPath(m.ID, ""), WatchURL: recordingPath(m.ID, "?live=1"), TerminateURL: recordingPath(m.ID, "/terminate"),
 	}

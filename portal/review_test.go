@@ -274,3 +274,22 @@ func TestReviewTerminate(t *testing.T) {
 		t.Errorf("terminate an unknown session = %d, want 404", res.StatusCode)
 	}
 }
+
+func TestReviewRowDuration(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	now := start.Add(10*time.Minute + 400*time.Millisecond)
+	for _, tt := range []struct {
+		m    recording.Meta
+		want string
+	}{
+		{recording.Meta{Status: recording.StatusLive, Start: start}, "10m0s"},
+		{recording.Meta{Status: recording.StatusComplete, Start: start, End: start.Add(95 * time.Second)}, "1m35s"},
+		{recording.Meta{Status: recording.StatusIncomplete, Start: start, End: start.Add(time.Second)}, "1s"},
+		{recording.Meta{Status: recording.StatusIncomplete, Start: start}, "unknown"},
+		{recording.Meta{Status: recording.StatusComplete, Start: start, End: start.Add(-time.Hour)}, "0s"},
+	} {
+		if got := reviewRow(tt.m, now).Duration; got != tt.want {
+			t.Errorf("reviewRow(%s, start %v, end %v).Duration = %q, want %q", tt.m.Status, tt.m.Start, tt.m.End, got, tt.want)
+		}
+	}
+}
