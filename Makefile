@@ -81,15 +81,20 @@ test: deps
 
 ## build: a static ./gatehouse binary.
 .PHONY: build
-build:
+build: player
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o gatehouse ./cmd/gatehouse
 
 ## demo: Dex with a demo user, the demo web app, an sshd target and Gatehouse
 ## (configs/demo.yaml, self-signed TLS, embedded store), all on loopback with
 ## free ports and a temporary directory; prints what to open. Ctrl-C stops it.
 .PHONY: demo
-demo:
+demo: player
 	@bash scripts/demo.sh
+
+## player: the asciinema player bundle the reviewer console embeds (npm).
+.PHONY: player
+player:
+	@bash scripts/player.sh
 
 ## bench-http: wrk over HTTPS on loopback, 3 interleaved rounds (medians):
 ## the upstream directly, Gatehouse with a real session, nginx and
