@@ -29,6 +29,8 @@ func commands() []command {
 		{"lock", "lock --config FILE [--reason R] USER", "lock USER out: revoke sessions, unbind keys, cut live connections", adminCommand("lock")},
 		{"unlock", "unlock --config FILE USER", "lift the lock on USER", adminCommand("unlock")},
 		{"enroll-link", "enroll-link --config FILE USER", "print a one-time link for USER's first security key", adminCommand("enroll-link")},
+		{"recordings", "recordings list|play|verify|export --config FILE ...", "list, replay, verify or export recorded sessions", cmdRecordings},
+		{"purge", "purge --config FILE USER", "delete USER's recordings (unless on legal hold), sessions, keys and security keys", cmdPurge},
 		{"ssh-config", "ssh-config --config FILE [--user-ca]", "print the ssh_config block and @cert-authority line (or the user CA key)", cmdSSHConfig},
 		{"help", "help", "list the commands", nil},
 	}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/control"
+	"github.com/gatehouse-dev/gatehouse/recording"
+	"github.com/gatehouse-dev/gatehouse/store"
+)
+
+// recorderConfig is the one place that says where recordings and their
+// keys live in data_dir; serve and the CLI both build their Recorder from
+// it, so they read and write the same files with the same keys.
+func recorderConfig(cfg *config.Config, st store.Store, al auditLog, logger *slog.Logger, replica string) recording.Config {
+	return recording.Config{
+		Dir: filepath.Join(cfg.DataDir, "recordings"), KeyDir: cfg.DataDir,
+		Recipients: cfg.Recording.Recipients, Store: st, Audit: al, Logger: logger,
+		Replica: replica, Hold: legalHold(cfg),
+	}
+}
+
+// legalHold reports whether a person is listed in recording.legal_hold.
+func legalHold(cfg *config.Config) func(user string) bool {
+	return func(user string) bool {
+		for _, h := range cfg.Recording.LegalHold {
+			if strings.EqualFold(strings.TrimSpace(h), strings.TrimSpace(user)) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// retention returns each target's retention (0: keep; unknown target, a
+// target removed from the config: keep, as deleting on a config edit would
+// be a surprise).
+func retention(cfg *config.Config) func(target string) time.Duration {
+	return func(target string) time.Duration {
+		for _, t := range cfg.Targets {
+			if t.Name == target {
+				return t.Retention.D()
+			}
+		}
+		return 0
+	}
+}
+
+// Control ops of the recording commands. serve offers them on the control
+// socket (see recordingOps); with no server running, the CLI runs them on
+// the store itself.
+const (
+	opRecList   = "recordings.list"   // [filter JSON] -> Meta JSON lines
+	opRecVerify = "recordings.verify" // [id] -> report
+	opRecExport = "recordings.export" // [id, absolute path, "play"|"export"] -> the cast written to path
+	opPurge     = "purge"             // [user] -> what was removed
+)
+
+// recordingOps builds the recording commands over a recorder, the identity
+// components (for purge) and the audit log.
+func recordingOps(cfg *config.Config, rec *recording.Recorder, id *identityParts, al auditLog) map[string]control.Op {
+	return map[string]control.Op{
+		opRecList: func(ctx context.Context, args []string) (string, error) {
+			var f recording.Filter
+			if len(args) != 1 || json.Unmarshal([]byte(args[0]), &f) != nil {
+				return "", errors.New("recordings.list takes a filter")
+			}
+			ms, err := rec.List(ctx, f)
+			if err != nil {
+				return "", err
+			}
+			var b strings.Builder
+			enc := json.NewEncoder(&b)
+			for _, m := range ms {
+				enc.Encode(m)
+			}
+			return b.String(), nil
+		},
+		opRecVerify: func(ctx context.Context, args []string) (string, error) {
+			if len(args) != 1 {
+				return "", errors.New("recordings.verify takes ID")
+			}
+			rep, err := rec.Verify(ctx, args[0])
+			if err != nil {
+				return "", err
+			}
+			return formatReport(rep), verifyErr(rep)
+		},
+		opRecExport: func(ctx context.Context, args []string) (string, error) {
+			if len(args) != 3 || !filepath.IsAbs(args[1]) || (args[2] != "play" && args[2] != "export") {
+				return "", errors.New("recordings.export takes ID, an absolute path and play or export")
+			}
+			return "", exportCast(ctx, rec, al, args[0], args[1], args[2])
+		},
+		opPurge: func(ctx context.Context, args []string) (string, error) {
+			if len(args) != 1 {
+				return "", errors.New("purge takes USER")
+			}
+			return purge(ctx, cfg, rec, id, al, args[0])
+		},
+	}
+}
+
+func formatReport(rep *recording.Report) string {
+	var b strings.Builder
+	switch {
+	case rep.OK:
+		fmt.Fprintf(&b, "%s: OK, sealed, %d chunks, hash chain and signature verified\n", rep.ID, rep.Chunks)
+	case len(rep.Problems) == 0:
+		fmt.Fprintf(&b, "%s: not sealed yet (live), %d chunks chained so far\n", rep.ID, rep.Chunks)
+	default:
+		fmt.Fprintf(&b, "%s: FAILED (%d chunks read)\n", rep.ID, rep.Chunks)
+		for _, p := range rep.Problems {
+			fmt.Fprintf(&b, "  - %s\n", p)
+		}
+	}
+	return b.String()
+}
+
+// verifyErr is the error of a failed verification; a live recording with
+// no problem so far is not a failure.
+func verifyErr(rep *recording.Report) error {
+	if len(rep.Problems) > 0 {
+		return recording.ErrTampered
+	}
+	return nil
+}
+
+// exportCast writes a recording's plain asciicast to path (mode 0600) and
+// audits the playback or export with the caller as the actor.
+func exportCast(ctx context.Context, rec *recording.Recorder, al auditLog, id, path, purpose string) error {
+	m, err := rec.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	err = rec.Cast(ctx, id, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	decision := audit.Allow
+	if err != nil {
+		decision = audit.Deny
+	}
+	if aerr := al.Log(ctx, audit.Event{Type: "recording." + purpose, Actor: control.Caller(ctx),
+		Resource: "target:" + m.Target, Session: m.SessionID, Decision: decision,
+		Details: map[string]string{"recording": id}}); aerr != nil && err == nil {
+		err = fmt.Errorf("audit: %w", aerr)
+	}
+	return err
+}
+
+// purge deletes a person's data: recordings (unless under legal hold),
+// portal sessions, SSH key bindings and the user record with its security
+// keys. The audit event keeps only the fact and the counts, not the person.
+func purge(ctx context.Context, cfg *config.Config, rec *recording.Recorder, id *identityParts, al auditLog, user string) (string, error) {
+	var b strings.Builder
+	counts := map[string]string{}
+	ids, err := rec.Purge(ctx, user)
+	switch {
+	case errors.Is(err, recording.ErrHold):
+		fmt.Fprintf(&b, "recordings: kept, %s is under legal hold (recording.legal_hold)\n", user)
+	case err != nil:
+		return b.String(), fmt.Errorf("recordings: %w", err)
+	default:
+		fmt.Fprintf(&b, "recordings: %d deleted%s\n", len(ids), listIDs(ids))
+		counts["recordings"] = strconv.Itoa(len(ids))
+	}
+	n, err := id.sessions.RevokeAll(ctx, user)
+	if err != nil {
+		return b.String(), fmt.Errorf("sessions: %w", err)
+	}
+	fmt.Fprintf(&b, "portal sessions: %d revoked\n", n)
+	counts["sessions"] = strconv.Itoa(n)
+	if n, err = id.keys.Unbind(ctx, user); err != nil {
+		return b.String(), fmt.Errorf("key bindings: %w", err)
+	}
+	fmt.Fprintf(&b, "SSH key bindings: %d removed\n", n)
+	counts["key_bindings"] = strconv.Itoa(n)
+	keys := 0
+	if u, err := id.users.Get(ctx, user); err == nil {
+		keys = len(u.Credentials)
+	}
+	if err := id.users.Purge(ctx, user); err != nil {
+		return b.String(), fmt.Errorf("user record: %w", err)
+	}
+	fmt.Fprintf(&b, "user record and %d security keys (WebAuthn credentials): removed\n", keys)
+	counts["security_keys"] = strconv.Itoa(keys)
+	if err := al.Log(ctx, audit.Event{Type: "purge", Actor: control.Caller(ctx), Decision: audit.Allow,
+		Reason: "personal data deleted on request", Details: counts}); err != nil {
+		return b.String(), fmt.Errorf("audit: %w", err)
+	}
+	return b.String(), nil
+}
+
+func listIDs(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(ids, " ")
+}
+
+// runRecordingOp runs op through the running server, or, with none, on
+// the store, audit log and recordings directly.
+func runRecordingOp(ctx context.Context, cfg *config.Config, op string, args []string, stderr io.Writer) (string, error) {
+	out, err := control.Call(ctx, controlPath(cfg), op, args)
+	if !errors.Is(err, control.ErrNoServer) {
+		if err != nil && strings.Contains(err.Error(), "unknown command") {
+			return out, fmt.Errorf("the running server does not offer %s: stop serve or run this on a server that does (%w)", op, err)
+		}
+		return out, err
+	}
+	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, "state.db"))
+	if err != nil {
+		if errors.Is(err, store.ErrInUse) {
+			return "", fmt.Errorf("the store is held by a server that does not answer on %s: %w", controlPath(cfg), err)
+		}
+		return "", err
+	}
+	defer st.Close()
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	al, err := openAudit(cfg, io.Discard, logger)
+	if err != nil {
+		return "", err
+	}
+	defer al.Close()
+	host, _ := os.Hostname()
+	rec, err := recording.New(recorderConfig(cfg, st, al, logger, host))
+	if err != nil {
+		return "", err
+	}
+	id, err := newIdentity(ctx, deps{cfg: cfg, store: st, audit: al, logger: logger})
+	if err != nil {
+		return "", err
+	}
+	caller := control.CallerForUID(uint32(os.Getuid()))
+	return recordingOps(cfg, rec, id, al)[op](control.WithCaller(ctx, caller), args)
+}
