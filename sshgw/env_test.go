@@ -21,7 +21,7 @@ import (
 // env is a running gateway with fake identity pieces, a real Bolt store
 // and fake targets.
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	srv       *Server
 	addr      string
 	cfg       *config.Config
@@ -54,7 +54,7 @@ func fresh(s authz.Subject) *authz.Subject {
 // badkey (pinned to the wrong key), viaca (host_ca) and open (remote and
 // agent forwarding, x11 on). mutate may change the config before New.
 // Each of opts may change the gateway's Config before New.
-func newEnv(t *testing.T, limits Limits, mutate func(*config.Config), opts ...func(*Config)) *env {
+func newEnv(t testing.TB, limits Limits, mutate func(*config.Config), opts ...func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, dataDir: t.TempDir(), approvals: newFakeApprovals(), binds: newFakeBindings(),
 		locks: &fakeLocks{}, audit: &fakeAudit{}, rec: &fakeRecorder{}}
@@ -134,7 +134,7 @@ func newEnv(t *testing.T, limits Limits, mutate func(*config.Config), opts ...fu
 }
 
 // startEcho starts a TCP server that echoes what it reads.
-func startEcho(t *testing.T) string {
+func startEcho(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +258,7 @@ func (e *env) bind(key gossh.Signer, who authz.Subject) {
 
 // run runs cmd in a new session and returns stdout, stderr and the exit
 // status (-1 when the session failed otherwise).
-func run(t *testing.T, c *gossh.Client, cmd string, stdin string) (string, string, int) {
+func run(t testing.TB, c *gossh.Client, cmd string, stdin string) (string, string, int) {
 	t.Helper()
 	s, err := c.NewSession()
 	if err != nil {

@@ -202,4 +202,4 @@ func (f *fakeAudit) waitFor(t *testing.T, what string, match func(audit.Event) b
 }
 
 // testLogger sends logs to t.Log while the test runs.
-func testLogger(t *testing.T) *slog.Logger { return testlog.New(t) }
+func testLogger(t testing.TB) *slog.Logger { return testlog.New(t) }

@@ -36,7 +36,7 @@ type fakeTarget struct {
 	sftpServer string
 }
 
-func newSigner(t *testing.T) gossh.Signer {
+func newSigner(t testing.TB) gossh.Signer {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -50,7 +50,7 @@ func newSigner(t *testing.T) gossh.Signer {
 }
 
 // startFakeTarget starts a target trusting userCA and presenting hostKey.
-func startFakeTarget(t *testing.T, userCA gossh.PublicKey, hostKey gossh.Signer) *fakeTarget {
+func startFakeTarget(t testing.TB, userCA gossh.PublicKey, hostKey gossh.Signer) *fakeTarget {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -243,9 +243,10 @@ func (ft *fakeTarget) run(sc *gossh.ServerConn, ch gossh.Channel, cmd string, en
 	case "read": // reads its input and says only how much
 		n, _ := io.Copy(io.Discard, ch)
 		fmt.Fprintf(ch, "read %d bytes\n", n)
-	case "zero": // writes N bytes of output
+	case "text": // writes N bytes of log-like text
 		n, _ := strconv.Atoi(arg)
-		buf := make([]byte, 32<<10)
+		line := "2026-01-02T15:04:05Z web-1 GET /api/v1/items?page=3 200 12.5ms user=alice\r\n"
+		buf := []byte(strings.Repeat(line, (32<<10)/len(line)+1)[:32<<10])
 		for n > 0 {
 			k, err := ch.Write(buf[:min(n, len(buf))])
 			if err != nil {

@@ -14,7 +14,7 @@ import (
 // server has finished its side of the handshake: gliderlabs' Shutdown
 // races with a handshake that completes while it waits (connWg.Add after
 // Wait), which the race detector reports.
-func settle(t *testing.T, cl *gossh.Client) {
+func settle(t testing.TB, cl *gossh.Client) {
 	t.Helper()
 	if out, _, code := run(t, cl, "echo ok", ""); out != "ok\n" || code != 0 {
 		t.Errorf("session: %q, %d", out, code)
