@@ -2,9 +2,12 @@ package recording
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -106,5 +109,54 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConcurrentWriters: Output, Resize and Event from several goroutines
+// while timer flushes run; every output byte ends up in the cast, in each
+// goroutine's order.
+func TestConcurrentWriters(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.FlushInterval = time.Millisecond })
+	w, err := e.rec.Start(t.Context(), testMeta())
+	must(t, err)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				must(t, w.Output(fmt.Appendf(nil, "g%d-%03d;", g, i)))
+				if i%50 == 0 {
+					must(t, w.Resize(80+g, 24))
+					must(t, w.Event(Event{Type: EventExec, Fields: map[string]string{"command": "x"}}))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	must(t, w.Close("normal"))
+	var out strings.Builder
+	for _, l := range strings.Split(strings.TrimSpace(e.cast(t, w.ID())), "\n")[1:] {
+		var ev []any
+		must(t, json.Unmarshal([]byte(l), &ev))
+		if ev[1] == "o" {
+			out.WriteString(ev[2].(string))
+		}
+	}
+	for g := range 4 {
+		last := -1
+		for _, tok := range strings.Split(out.String(), ";") {
+			var gg, i int
+			if n, _ := fmt.Sscanf(tok, "g%d-%d", &gg, &i); n == 2 && gg == g {
+				if i != last+1 {
+					t.Fatalf("goroutine %d: %d after %d", g, i, last)
+				}
+				last = i
+			}
+		}
+		if last != 199 {
+			t.Errorf("goroutine %d: last output %d, want 199", g, last)
+		}
+	}
+	if rep := problems(t, e, w.ID()); !rep.OK {
+		t.Errorf("verify: %q", rep.Problems)
 	}
 }
