@@ -150,6 +150,10 @@ cat <<EOF
  Then enrol a passkey or security key when Gatehouse asks; later visits ask
  you to touch it again. The portal is $PUBLIC_URL/
 
+ Reviewer console (the demo user is a reviewer): $PUBLIC_URL/review/
+ lists, searches and replays recorded SSH sessions, and watches and
+ terminates live ones.
+
  Certificates: Gatehouse's is self-signed and Dex's (https://$DEX_ADDR)
  comes from a CA made for this run, so browsers warn. Chrome refuses
  WebAuthn on a page with a certificate error, so the easy way is a
@@ -167,7 +171,8 @@ if [ -n "$SSH_READY" ]; then
 
  SSH to the target "demo-target" as $LOGIN (allowed: group sre) with a key
  made for this demo; the first connection prints a URL and a code to
- approve in the browser, then the shell opens:
+ approve in the browser, then the shell opens. The session is recorded:
+ find it at $PUBLIC_URL/review/ while it runs.
 
    ssh -p $SSH_PORT -i $CLIENT_KEY -o IdentitiesOnly=yes \\
      -o UserKnownHostsFile=$KNOWN_HOSTS -o StrictHostKeyChecking=yes \\

@@ -81,7 +81,7 @@ func TestMakeDemo(t *testing.T) {
 	}
 	env := readEnv(t, envFiles[0])
 	demoDir := env["DEMO_DIR"]
-	for _, want := range []string{env["APP_URL"], env["DEMO_EMAIL"], env["DEMO_PASSWORD"]} {
+	for _, want := range []string{env["APP_URL"], env["DEMO_EMAIL"], env["DEMO_PASSWORD"], env["PUBLIC_URL"] + "/review/"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q", want)
 		}
