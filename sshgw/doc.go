@@ -11,6 +11,16 @@
 // second SSH handshake that the gateway terminates itself, presenting a host
 // certificate for the target from its own host CA.
 //
+// Every session channel to a target is recorded (see record.go) unless the
+// target has record: off: the target's output as terminal output, exec
+// commands, exit status, window size, SFTP and legacy scp file operations,
+// and the end reason; forwards as events in one recording per connection.
+// Nothing moves until the recording has started, and a session whose
+// recording fails ends with a message. What the client types is never
+// recorded: the gateway cannot see whether the target's terminal echoes,
+// so it cannot tell a password typed with echo off from other input, and
+// not recording input is the only way never to store one.
+//
 // Everything fails closed: an unknown target, channel type, request,
 // subsystem, environment variable or forward destination is refused, and
 // target host keys are pinned or certified, never trusted on first use.
