@@ -12,7 +12,7 @@ var ErrRestartRequired = errors.New("a restart is required to apply it")
 // RestartRequired reports the settings that differ between old and cur and
 // that a running Gatehouse cannot apply: listeners are bound, the data
 // directory holds the open store, keys and audit log, and TLS, Redis, audit
-// sinks and the log format are set up once at start. A reload whose config
+// sinks, the recorder and the log format are set up once at start. A reload whose config
 // changes any of them is refused whole, naming each, so that nothing is
 // half applied. Both doors and serve ask this one function.
 func RestartRequired(old, cur *Config) error {
@@ -32,6 +32,9 @@ func RestartRequired(old, cur *Config) error {
 		{"redis", old.Redis, cur.Redis},
 		{"audit", old.Audit, cur.Audit},
 		{"log.format", old.Log.Format, cur.Log.Format},
+		// The recorder encrypts to these recipients and holds these
+		// people's recordings from the moment it is built.
+		{"recording", old.Recording, cur.Recording},
 	} {
 		if !reflect.DeepEqual(c.old, c.cur) {
 			errs = append(errs, fmt.Errorf("%s changed: %w", c.path, ErrRestartRequired))

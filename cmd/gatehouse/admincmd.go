@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os/user"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/control"
 	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/recording"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -140,8 +142,11 @@ func adminCommand(op string) func(args []string, stdout, stderr io.Writer) int {
 
 // serveControl starts the control socket for a running server, over the
 // server's identity components.
-func serveControl(cfg *config.Config, id *identityParts, logger *slog.Logger) (*control.Server, net.Listener, error) {
+func serveControl(cfg *config.Config, id *identityParts, rec *recording.Recorder, al auditLog, logger *slog.Logger) (*control.Server, net.Listener, error) {
 	ops := adminOps(cfg, id)
+	if rec != nil {
+		maps.Copy(ops, recordingOps(cfg, rec, id, al))
+	}
 	ln, err := control.Listen(controlPath(cfg))
 	if err != nil {
 		return nil, nil, err

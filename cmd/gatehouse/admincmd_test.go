@@ -101,7 +101,7 @@ func TestAdminCommandsThroughServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, ln, err := serveControl(cfg, id, nil)
+	srv, ln, err := serveControl(cfg, id, nil, al, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,11 +173,10 @@ func TestRecordingsThroughServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, ln, err := serveControl(f.cfg, id, nil)
+	srv, ln, err := serveControl(f.cfg, id, rec, al, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	maps.Copy(srv.Ops, recordingOps(f.cfg, rec, id, al))
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	defer func() {

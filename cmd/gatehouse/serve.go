@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/portal"
 	"github.com/gatehouse-dev/gatehouse/proxy"
+	"github.com/gatehouse-dev/gatehouse/recording"
 	"github.com/gatehouse-dev/gatehouse/sshgw"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
@@ -80,6 +81,7 @@ type server struct {
 	front *proxy.Front // nil when listen.https is off
 	web   *portal.Web  // the handlers the front serves; a reload swaps them
 	ssh   *sshgw.Server
+	rec   *recording.Recorder
 	admin *proxy.Admin
 }
 
@@ -118,7 +120,12 @@ func (s *server) run(ctx context.Context) error {
 	if d.ident, err = newIdentity(ctx, d); err != nil {
 		return err
 	}
-	ctl, ctlLn, err := serveControl(cfg, d.ident, s.logger.With("component", "control"))
+	if d.rec, err = s.openRecorder(ctx, cfg, st, al); err != nil {
+		return err
+	}
+	// The console's Terminate reaches the SSH bastion built below.
+	d.terminate = s.terminate
+	ctl, ctlLn, err := serveControl(cfg, d.ident, d.rec, al, s.logger.With("component", "control"))
 	if err != nil {
 		return err
 	}
@@ -212,6 +219,7 @@ func (s *server) run(ctx context.Context) error {
 		return ctl.Shutdown(sctx)
 	})
 	g.Go(func() error { s.reloadOnHUP(gctx, hup); return nil })
+	g.Go(func() error { s.sweepRecordings(gctx); return nil })
 	err = g.Wait()
 	reason := "signal"
 	if err != nil {
@@ -292,7 +300,8 @@ func (s *server) reload() error {
 	if s.front != nil {
 		// The web side is rebuilt whole for the new config, over the same
 		// store: sessions survive.
-		d := deps{cfg: cfg, store: s.store, audit: s.audit, logger: s.logger, metrics: s.front.Metrics()}
+		d := deps{cfg: cfg, store: s.store, audit: s.audit, logger: s.logger, metrics: s.front.Metrics(),
+			rec: s.rec, terminate: s.terminate}
 		var err error
 		if d.ident, err = newIdentity(context.Background(), d); err != nil {
 			return err

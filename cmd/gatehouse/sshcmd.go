@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 
+	"github.com/gatehouse-dev/gatehouse/recording"
 	"github.com/gatehouse-dev/gatehouse/sshgw"
 )
 
@@ -45,7 +46,8 @@ func cmdSSHConfig(args []string, stdout, stderr io.Writer) int {
 func startSSH(d deps) (*sshgw.Server, net.Listener, error) {
 	id := d.ident
 	srv, err := sshgw.New(sshgw.Config{Cfg: d.cfg, Store: d.store, Approvals: id.approvals, Keys: id.keys, Locks: id.locks,
-		Audit: d.audit, Logger: d.logger.With("component", "sshgw"), Metrics: d.metrics})
+		Audit: d.audit, Logger: d.logger.With("component", "sshgw"), Metrics: d.metrics,
+		Recorder: sshRecorder(d.rec)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -54,4 +56,13 @@ func startSSH(d deps) (*sshgw.Server, net.Listener, error) {
 		return nil, nil, fmt.Errorf("listen ssh %s: %w", d.cfg.Listen.SSH, err)
 	}
 	return srv, ln, nil
+}
+
+// sshRecorder is rec as the bastion's recorder; nil (no recording, so
+// targets that require it are refused) when there is none.
+func sshRecorder(rec *recording.Recorder) sshgw.Recorder {
+	if rec == nil {
+		return nil
+	}
+	return sshgw.Recording(rec.Start)
 }

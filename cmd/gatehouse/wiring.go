@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/portal"
 	"github.com/gatehouse-dev/gatehouse/proxy"
+	"github.com/gatehouse-dev/gatehouse/recording"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -27,6 +28,11 @@ type deps struct {
 	metrics *prometheus.Registry
 	// ident is the process's identity components; nil until newIdentity.
 	ident *identityParts
+	// rec records SSH sessions and serves the reviewer console; nil in
+	// admin commands that do not need it.
+	rec *recording.Recorder
+	// terminate ends a live SSH connection for the reviewer console.
+	terminate func(ctx context.Context, sessionID, by string) (bool, error)
 }
 
 // version is this build's module version, or "devel".
@@ -136,6 +142,15 @@ func buildWeb(ctx context.Context, d deps) (*portal.Web, error) {
 	return portal.NewWeb(portal.WebConfig{
 		Config: cfg, OIDC: id.oidc, Sessions: id.sessions, WebAuthn: id.webauthn, Approvals: id.approvals,
 		Limiter: id.limiter, Codec: id.codec, Audit: d.audit, JWKS: signer.JWKS(), Logger: d.logger,
-		Hop: func(rt config.Route) (http.Handler, error) { return proxy.NewUpstream(rt, signer, hopLogger) },
+		Review: reviewConfig(d),
+		Hop:    func(rt config.Route) (http.Handler, error) { return proxy.NewUpstream(rt, signer, hopLogger) },
 	})
+}
+
+// reviewConfig turns the reviewer console on when there is a recorder.
+func reviewConfig(d deps) portal.ReviewConfig {
+	if d.rec == nil {
+		return portal.ReviewConfig{}
+	}
+	return portal.ReviewConfig{Recordings: d.rec, Terminate: d.terminate}
 }
