@@ -17,8 +17,7 @@ import (
 
 // minimalConfig is the smallest config a user may write for one app and
 // one target: no mfa block, no admin listener, no reviewers. Every default
-// the README documents must hold here. (record: off stays until session
-// recording exists: check-config refuses the default, record: required.)
+// the README documents must hold here (record: required among them).
 const minimalConfig = `public_url: %s
 listen:
   https: %q
@@ -41,7 +40,6 @@ targets:
     host_key: %q
     logins: [%s]
     allow: {groups: [sre-web]}
-    record: off
 `
 
 // TestMinimalConfigAndReload is issue 10's acceptance test. With the

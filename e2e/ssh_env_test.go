@@ -82,20 +82,17 @@ targets:
     logins: [%s]
     allow: {groups: [sre]}
     forwards: [%q]
-    record: off
   - name: every
     address: %q
     host_key: %q
     logins: [%s]
     allow: {groups: [sre]}
     mfa: every_connection
-    record: off
   - name: badkey
     address: %q
     host_key: %q
     logins: [%s]
     allow: {groups: [sre]}
-    record: off
 `, portal, port, cert, key, dex.Issuer, dex.SecretFile(t, "gatehouse"), dex.CAFile,
 		target.Addr, target.HostKeyLine, e.login, e.echoAddr,
 		target.Addr, target.HostKeyLine, e.login,

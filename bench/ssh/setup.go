@@ -108,7 +108,6 @@ targets:
     host_key: %q
     logins: [%s]
     allow: {emails: [%s]}
-    record: off
 `, e.gPort, adminPort, data, secret, e.tPort, targetPub, e.login, benchEmail)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err

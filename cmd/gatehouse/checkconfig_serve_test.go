@@ -70,7 +70,7 @@ sso: {issuer: "https://127.0.0.1:1", client_id: gh, client_secret_file: ` + f.se
 routes:
   - {name: app, host: app.test, upstream: "http://127.0.0.1:9", allow: {groups: [eng]}}
 targets:
-  - {name: prod, address: "127.0.0.1:22", host_key: "` + f.hostKey + `", logins: [ubuntu], allow: {groups: [sre]}, record: off}
+  - {name: prod, address: "127.0.0.1:22", host_key: "` + f.hostKey + `", logins: [ubuntu], allow: {groups: [sre]}}
 audit:
   webhook: {url: "https://127.0.0.1:1/hook", secret_file: ` + f.hook + `}
 log: {format: text, level: error}
@@ -284,7 +284,7 @@ tls: {mode: self_signed}
 data_dir: ` + f.data + `
 sso: {issuer: "https://idp.test", client_id: gh, client_secret_file: ` + f.secret + `}
 routes: [{name: app, host: app.test, upstream: "http://127.0.0.1:9", allow: {groups: [eng]}}]
-targets: [{name: prod, address: "127.0.0.1:22", host_key: "` + f.hostKey + `", logins: [ubuntu], allow: {groups: [eng]}, record: off}]
+targets: [{name: prod, address: "127.0.0.1:22", host_key: "` + f.hostKey + `", logins: [ubuntu], allow: {groups: [eng]}}]
 `
 	var stderr bytes.Buffer
 	cfg, ok := loadConfig(writeTestFile(t, f.dir, "min.yaml", doc), &stderr)

@@ -231,6 +231,21 @@ func (g *Gatehouse) waitReady(t testing.TB) {
 // Signal sends sig to the running process (e.g. syscall.SIGHUP to reload).
 func (g *Gatehouse) Signal(sig os.Signal) error { return g.cmd.Process.Signal(sig) }
 
+// Kill9AndRestart kills the process with SIGKILL, as a crash would (no
+// chance to flush or clean up), then starts it again with the same config
+// and data directory and returns once /readyz answers.
+func (g *Gatehouse) Kill9AndRestart(t testing.TB) {
+	t.Helper()
+	if err := g.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL gatehouse: %v", err)
+	}
+	<-g.exited
+	g.stderr.close()
+	g.stdout.close()
+	g.start(t)
+	g.waitReady(t)
+}
+
 // Exited is closed when the process has exited.
 func (g *Gatehouse) Exited() <-chan struct{} { return g.exited }
 
