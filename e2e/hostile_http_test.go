@@ -372,7 +372,9 @@ func TestHostileHTTP(t *testing.T) {
 
 		d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
 		person := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			DialContext:     func(ctx context.Context, network, _ string) (net.Conn, error) { return d.DialContext(ctx, network, e.addr) },
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, network, e.addr)
+			},
 			TLSClientConfig: &tls.Config{RootCAs: e.ca.Pool()},
 		}}
 		req, _ := http.NewRequest("GET", e.app+"/p/person", nil)
@@ -398,7 +400,9 @@ func (e *hostileEnv) client(jar http.CookieJar) *http.Client {
 		Jar:     jar,
 		Timeout: 15 * time.Second,
 		Transport: &http.Transport{
-			DialContext:     func(ctx context.Context, network, _ string) (net.Conn, error) { return d.DialContext(ctx, network, e.addr) },
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, network, e.addr)
+			},
 			TLSClientConfig: &tls.Config{RootCAs: e.ca.Pool()},
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -23,7 +23,7 @@ import (
 // recListed is one line of `gatehouse recordings list --json`.
 type recListed struct {
 	ID, User, Target, Login, Kind, Command, Status, Session string
-	Start, End                                             time.Time
+	Start, End                                              time.Time
 }
 
 // TestRecording is issue 7's acceptance test: real OpenSSH through the

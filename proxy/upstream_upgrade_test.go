@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the hostile upstream must accept the h2c Upgrade (RFC 7540 3.2), which only x/net/http2/h2c implements; net/http's own unencrypted HTTP/2 speaks prior knowledge only.
+
 package proxy
 
 import (

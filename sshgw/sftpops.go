@@ -138,9 +138,8 @@ func (s *sftpStream) handleRequest(typ byte, id uint32, w *wire) {
 		}
 		w.attrs(r.fields)
 	case fxpFsetstat:
-		h := string(w.bytes())
 		r = &sftpReq{op: "setstat", fields: map[string]string{}}
-		if f := l.handles[h]; f != nil {
+		if f := l.handles[string(w.bytes())]; f != nil {
 			r.path = f.path
 		}
 		w.attrs(r.fields)
