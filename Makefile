@@ -67,13 +67,19 @@ unit:
 e2e: deps
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(E2E_TIMEOUT) $(E2E_PKGS)
 
-## test: deps, then lint, unit and e2e. All three run even when one fails, so
+## fuzz: every fuzz target for FUZZTIME (default 4s) beyond its seed corpus.
+.PHONY: fuzz
+fuzz:
+	bash scripts/fuzz.sh
+
+## test: deps, then lint, unit, fuzz and e2e. All four run even when one fails, so
 ## one run reports every failure; the exit status is non-zero if any failed.
 .PHONY: test
 test: deps
 	@start=$$(date +%s); failed=""; \
 	$(MAKE) --no-print-directory lint || failed="$$failed lint"; \
 	$(MAKE) --no-print-directory unit || failed="$$failed unit"; \
+	$(MAKE) --no-print-directory fuzz || failed="$$failed fuzz"; \
 	$(MAKE) --no-print-directory e2e || failed="$$failed e2e"; \
 	echo "make test: $$(( $$(date +%s) - start ))s"; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
