@@ -100,6 +100,11 @@ type recState struct {
 	sftp     *sftpLog   // nil unless the sftp subsystem
 	scp      *scpStream // nil unless a legacy scp exec
 	scpIn    bool       // the scp source is the client (scp -t)
+	// crlf: no pty was asked for, so the target's output ends lines with a
+	// bare "\n" that the person's own terminal turns into "\r\n" (onlcr).
+	// The recording stores what that terminal showed, or players draw a
+	// staircase.
+	crlf *crlfState
 }
 
 func (c *conn) newChanRec(a *authResult, down gossh.Channel, kill func()) *chanRec {
@@ -196,6 +201,9 @@ func (r *chanRec) start(kind, command string) error {
 		if sc, upload := newSCPStream(command, r.event); sc != nil {
 			st.scp, st.scpIn = sc, upload
 		}
+		if w == 0 {
+			st.crlf = &crlfState{}
+		}
 	}
 	r.st.Store(st)
 	r.event(approvalEvent(a, c.s.now()))
@@ -273,7 +281,7 @@ func (r *chanRec) output(p []byte, stderr bool) error {
 	}
 	switch {
 	case stderr || !st.noOutput:
-		if err := st.w.Output(p); err != nil {
+		if err := st.crlf.output(st.w, p); err != nil {
 			r.fail(err)
 			return err
 		}
