@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"os/user"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -64,11 +64,15 @@ func adminOps(cfg *config.Config, id *identityParts) map[string]control.Op {
 	}
 }
 
-// runAdmin runs op on the deployment cfg describes: through the running
-// server when there is one, otherwise directly on the store.
+// runAdmin runs op (an admin or a recording operation) on the deployment
+// cfg describes: through the running server when there is one, otherwise
+// directly on the store, audit log and recordings.
 func runAdmin(ctx context.Context, cfg *config.Config, op string, args []string, stderr io.Writer) (string, error) {
 	out, err := control.Call(ctx, controlPath(cfg), op, args)
 	if !errors.Is(err, control.ErrNoServer) {
+		if err != nil && strings.Contains(err.Error(), "unknown command") {
+			return out, fmt.Errorf("the running server does not offer %s: stop serve or run this on a server that does (%w)", op, err)
+		}
 		return out, err
 	}
 	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, "state.db"))
@@ -89,12 +93,15 @@ func runAdmin(ctx context.Context, cfg *config.Config, op string, args []string,
 	if err != nil {
 		return "", err
 	}
-	ops := adminOps(cfg, id)
-	who := "cli:unknown"
-	if u, err := user.Current(); err == nil {
-		who = "cli:" + u.Username
+	host, _ := os.Hostname()
+	rec, err := recording.New(recorderConfig(cfg, st, al, logger, host))
+	if err != nil {
+		return "", err
 	}
-	return ops[op](control.WithCaller(ctx, who), args)
+	ops := adminOps(cfg, id)
+	maps.Copy(ops, recordingOps(cfg, rec, id, al))
+	caller := control.CallerForUID(uint32(os.Getuid()))
+	return ops[op](control.WithCaller(ctx, caller), args)
 }
 
 // adminCommand returns the function of an admin subcommand that takes

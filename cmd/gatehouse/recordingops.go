@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -212,41 +211,4 @@ func listIDs(ids []string) string {
 		return ""
 	}
 	return ": " + strings.Join(ids, " ")
-}
-
-// runRecordingOp runs op through the running server, or, with none, on
-// the store, audit log and recordings directly.
-func runRecordingOp(ctx context.Context, cfg *config.Config, op string, args []string, stderr io.Writer) (string, error) {
-	out, err := control.Call(ctx, controlPath(cfg), op, args)
-	if !errors.Is(err, control.ErrNoServer) {
-		if err != nil && strings.Contains(err.Error(), "unknown command") {
-			return out, fmt.Errorf("the running server does not offer %s: stop serve or run this on a server that does (%w)", op, err)
-		}
-		return out, err
-	}
-	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, "state.db"))
-	if err != nil {
-		if errors.Is(err, store.ErrInUse) {
-			return "", fmt.Errorf("the store is held by a server that does not answer on %s: %w", controlPath(cfg), err)
-		}
-		return "", err
-	}
-	defer st.Close()
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	al, err := openAudit(cfg, io.Discard, logger)
-	if err != nil {
-		return "", err
-	}
-	defer al.Close()
-	host, _ := os.Hostname()
-	rec, err := recording.New(recorderConfig(cfg, st, al, logger, host))
-	if err != nil {
-		return "", err
-	}
-	id, err := newIdentity(ctx, deps{cfg: cfg, store: st, audit: al, logger: logger})
-	if err != nil {
-		return "", err
-	}
-	caller := control.CallerForUID(uint32(os.Getuid()))
-	return recordingOps(cfg, rec, id, al)[op](control.WithCaller(ctx, caller), args)
 }

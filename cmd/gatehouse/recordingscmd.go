@@ -57,7 +57,7 @@ func recFlags(fs *flag.FlagSet, args []string, synopsis string, nargs int, stder
 func runRec(cfg *config.Config, name, op string, args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), recordingsTimeout)
 	defer cancel()
-	out, err := runRecordingOp(ctx, cfg, op, args, stderr)
+	out, err := runAdmin(ctx, cfg, op, args, stderr)
 	fmt.Fprint(stdout, out)
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse %s: %v\n", name, err)
