@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -69,15 +68,7 @@ func TestMinimalConfigAndReload(t *testing.T) {
 	cfg := fmt.Sprintf(minimalConfig, portal, addr, cert, key, dex.Issuer, dex.SecretFile(t, "gatehouse"), dex.CAFile,
 		up.URL, target.Addr, target.HostKeyLine, target.User)
 	g := harness.StartGatehouseYAML(t, cfg)
-	e := &sshEnv{g: g, target: target, login: target.User, dir: t.TempDir()}
-	_, e.sshPort, _ = net.SplitHostPort(g.SSHAddr)
-	target.SetTrustedUserCAKeys(t, strings.TrimSpace(g.MustRun(t, "ssh-config", "--user-ca")))
-	for _, l := range strings.Split(g.MustRun(t, "ssh-config"), "\n") {
-		if strings.HasPrefix(l, "@cert-authority ") {
-			writeTestFile(t, filepath.Join(e.dir, "known_hosts"), l+"\n")
-		}
-	}
-	e.config = e.clientConfig(t, "id_ed25519")
+	e := newSSHEnvFor(t, g, target)
 	e.tab = harness.NewBrowser(t, harness.BrowserOptions{CA: ca}).NewTab(t)
 	appURL := "https://app.test:" + port
 

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,15 +70,7 @@ targets:
     allow: {groups: [sre]}
 reviewers: {groups: [security]}
 `, portal, port, cert, key, dex.Issuer, dex.SecretFile(t, "gatehouse"), dex.CAFile, target.Addr, target.HostKeyLine, target.User))
-	e := &sshEnv{g: g, target: target, login: target.User, dir: t.TempDir()}
-	_, e.sshPort, _ = net.SplitHostPort(g.SSHAddr)
-	target.SetTrustedUserCAKeys(t, strings.TrimSpace(g.MustRun(t, "ssh-config", "--user-ca")))
-	for _, l := range strings.Split(g.MustRun(t, "ssh-config"), "\n") {
-		if strings.HasPrefix(l, "@cert-authority ") {
-			writeTestFile(t, filepath.Join(e.dir, "known_hosts"), l+"\n")
-		}
-	}
-	e.config = e.clientConfig(t, "id_ed25519")
+	e := newSSHEnvFor(t, g, target)
 	browser := harness.NewBrowser(t, harness.BrowserOptions{CA: ca})
 	e.tab = browser.NewTab(t)
 	p := []string{"-p", e.sshPort}

@@ -98,13 +98,31 @@ targets:
 		target.Addr, target.HostKeyLine, e.login,
 		target.Addr, randomKeyLine(t), e.login)
 	e.g = harness.StartGatehouseYAML(t, cfg)
-	_, e.sshPort, _ = net.SplitHostPort(e.g.SSHAddr)
+	e.trustGateway(t)
+	e.tab = harness.NewBrowser(t, harness.BrowserOptions{CA: ca}).NewTab(t)
+	return e
+}
 
+// newSSHEnvFor is the client side for a running gateway g in front of
+// target: trust set up both ways (see trustGateway), no browser yet.
+func newSSHEnvFor(t *testing.T, g *harness.Gatehouse, target *harness.SSHD) *sshEnv {
+	t.Helper()
+	e := &sshEnv{g: g, target: target, login: target.User, dir: t.TempDir()}
+	e.trustGateway(t)
+	return e
+}
+
+// trustGateway makes the target trust Gatehouse's user CA, and the client
+// trust the gateway and the targets behind it through ssh-config's
+// @cert-authority line only; it writes a client config with a fresh key.
+func (e *sshEnv) trustGateway(t *testing.T) {
+	t.Helper()
+	_, e.sshPort, _ = net.SplitHostPort(e.g.SSHAddr)
 	userCA := strings.TrimSpace(e.g.MustRun(t, "ssh-config", "--user-ca"))
 	if !strings.HasPrefix(userCA, "ssh-ed25519 ") {
 		t.Fatalf("ssh-config --user-ca printed %q", userCA)
 	}
-	target.SetTrustedUserCAKeys(t, userCA)
+	e.target.SetTrustedUserCAKeys(t, userCA)
 	var caLine string
 	for _, l := range strings.Split(e.g.MustRun(t, "ssh-config"), "\n") {
 		if strings.HasPrefix(l, "@cert-authority ") {
@@ -116,8 +134,6 @@ targets:
 	}
 	writeTestFile(t, filepath.Join(e.dir, "known_hosts"), caLine+"\n")
 	e.config = e.clientConfig(t, "id_ed25519")
-	e.tab = harness.NewBrowser(t, harness.BrowserOptions{CA: ca}).NewTab(t)
-	return e
 }
 
 // clientConfig makes a fresh Ed25519 key named name and an ssh_config
