@@ -2,6 +2,7 @@ package recording
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -78,42 +79,65 @@ func appendEvent(b []byte, t time.Duration, code string, data []byte) []byte {
 	return append(b, "]\n"...)
 }
 
+// jsonPlain marks the ASCII bytes that stand for themselves in a JSON
+// string; everything else below utf8.RuneSelf is escaped.
+var jsonPlain = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendJSONString appends data as a JSON string. Invalid UTF-8 becomes
 // U+FFFD (as asciinema itself records it); control characters are escaped.
+// Runs of bytes that need no escaping are copied in one append: terminal
+// output is mostly such runs, and this is on the recording's hot path.
 func appendJSONString(b []byte, data []byte) []byte {
 	const hex = "0123456789abcdef"
+	b = slices.Grow(b, len(data)+len(data)/8+2)
 	b = append(b, '"')
+	start := 0
 	for i := 0; i < len(data); {
 		c := data[i]
 		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
+			if jsonPlain[c] {
+				i++
+				continue
+			}
+			b = append(b, data[start:i]...)
+			switch c {
+			case '"', '\\':
 				b = append(b, '\\', c)
-			case c == '\n':
+			case '\n':
 				b = append(b, '\\', 'n')
-			case c == '\r':
+			case '\r':
 				b = append(b, '\\', 'r')
-			case c == '\t':
+			case '\t':
 				b = append(b, '\\', 't')
-			case c < 0x20 || c == 0x7f:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			default:
-				b = append(b, c)
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			}
 			i++
+			start = i
 			continue
 		}
 		r, size := utf8.DecodeRune(data[i:])
-		if r == utf8.RuneError && size == 1 {
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, data[start:i]...)
 			b = append(b, `\ufffd`...)
-		} else if r == '\u2028' || r == '\u2029' {
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, data[start:i]...)
 			b = append(b, `\u202`...)
 			b = append(b, hex[r&0xf])
-		} else {
-			b = append(b, data[i:i+size]...)
+		default:
+			i += size
+			continue
 		}
 		i += size
+		start = i
 	}
+	b = append(b, data[start:]...)
 	return append(b, '"')
 }
 

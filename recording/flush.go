@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -22,17 +25,25 @@ const storeTimeout = 10 * time.Second
 func (r *Recorder) encrypt(plain []byte) ([]byte, error) {
 	var b bytes.Buffer
 	b.Grow(len(plain) + 256)
-	w, err := age.Encrypt(&b, r.keys.recipients...)
-	if err != nil {
-		return nil, fmt.Errorf("recording: encrypt: %w", err)
-	}
-	if _, err := w.Write(plain); err != nil {
-		return nil, fmt.Errorf("recording: encrypt: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("recording: encrypt: %w", err)
+	if err := r.encryptTo(&b, plain); err != nil {
+		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// encryptTo writes plain, encrypted, to dst.
+func (r *Recorder) encryptTo(dst io.Writer, plain []byte) error {
+	w, err := age.Encrypt(dst, r.keys.recipients...)
+	if err != nil {
+		return fmt.Errorf("recording: encrypt: %w", err)
+	}
+	if _, err := w.Write(plain); err != nil {
+		return fmt.Errorf("recording: encrypt: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("recording: encrypt: %w", err)
+	}
+	return nil
 }
 
 // flush writes what is buffered as one chunk, then tokenises the new text
@@ -52,37 +63,107 @@ func (w *Writer) flush(sync bool) error {
 	batch, text, err := w.buf, w.text, w.err
 	w.buf, w.text = nil, nil
 	w.mu.Unlock()
-	if err == nil && len(batch) > 0 {
-		err = w.writeChunk(batch)
+	for rest := batch; err == nil && len(rest) > 0; {
+		n := chunkCut(rest)
+		err = w.writeChunk(rest[:n])
+		rest = rest[n:]
+		w.dirty = true
 	}
-	if err == nil && sync {
+	// fsync at most once per FlushInterval: under bulk output a flush
+	// comes every half megabyte, and a sync each time cost more than the
+	// encryption. The data is in the kernel either way (a killed process
+	// loses nothing written); the sync bounds what a power loss takes.
+	if now := w.r.now(); err == nil && sync && w.dirty && now.Sub(w.lastSync) >= w.r.flush {
 		err = w.f.Sync()
-	}
-	if batch != nil {
-		batch = batch[:0]
-		bufPool.Put(&batch)
+		w.lastSync, w.dirty = now, false
 	}
 	if err != nil {
+		w.putBuf(batch)
 		w.fail(err)
 		return err
 	}
 	w.index(text, false)
 	w.mu.Lock()
-	if !w.closed && (len(w.buf) > 0 || len(w.out) > 0 || len(w.text) > 0) {
+	more := len(w.buf) > 0 || len(w.out) > 0 || len(w.text) > 0
+	switch {
+	case more && w.spare == nil && batch != nil:
+		w.spare = batch[:0] // busy: the next batch fills this buffer
+	case !more:
+		// Idle: hold no buffers (see the memory test of idle writers).
+		if len(w.out) == 0 {
+			w.out = nil
+		}
+		w.putBuf(w.spare)
+		w.spare = nil
+		w.putBuf(batch)
+	default:
+		w.putBuf(batch)
+	}
+	if !w.closed && (more || w.dirty) {
 		w.arm()
 	}
 	w.mu.Unlock()
 	return nil
 }
 
-// writeChunk encrypts, chains and appends one chunk. w.flushMu is held.
+// putBuf gives a flush buffer back to the pool.
+func (w *Writer) putBuf(b []byte) {
+	if b != nil {
+		b = b[:0]
+		bufPool.Put(&b)
+	}
+}
+
+// maxPlainChunk bounds the plaintext of one chunk, far below what a reader
+// accepts (maxChunk), whatever one flush holds.
+const maxPlainChunk = 1 << 20
+
+// chunkCut returns how much of batch (whole lines) goes into the next
+// chunk: up to maxPlainChunk, ending at a line end.
+func chunkCut(batch []byte) int {
+	if len(batch) <= maxPlainChunk {
+		return len(batch)
+	}
+	if i := bytes.LastIndexByte(batch[:maxPlainChunk], '\n'); i >= 0 {
+		return i + 1
+	}
+	if i := bytes.IndexByte(batch, '\n'); i >= 0 {
+		return i + 1 // one very long line: still whole
+	}
+	return len(batch)
+}
+
+// recPool recycles chunk records: under bulk output a writer encrypts
+// half a megabyte at a time, and a fresh buffer per chunk cost more CPU
+// (allocation, zeroing, copying) than the encryption itself.
+var recPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// appender is an io.Writer that appends to b.
+type appender struct{ b []byte }
+
+func (a *appender) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
+}
+
+// writeChunk encrypts, chains and appends one chunk, building the record
+// (see marshalChunk) in one pooled buffer with the ciphertext written in
+// place. w.flushMu is held.
 func (w *Writer) writeChunk(plain []byte) error {
-	ct, err := w.r.encrypt(plain)
-	if err != nil {
+	rp := recPool.Get().(*[]byte)
+	a := appender{b: slices.Grow((*rp)[:0], chunkHeaderLen+len(plain)+512+hashLen)[:chunkHeaderLen]}
+	defer func() {
+		*rp = a.b[:0]
+		recPool.Put(rp)
+	}()
+	if err := w.r.encryptTo(&a, plain); err != nil {
 		return err
 	}
+	ct := a.b[chunkHeaderLen:]
 	w.chain = chainNext(w.chain, ct, w.n+1)
-	if _, err := w.f.Write(marshalChunk(w.n+1, ct, w.chain)); err != nil {
+	putChunkHeader(a.b, w.n+1, len(ct))
+	a.b = append(a.b, w.chain[:]...)
+	if _, err := w.f.Write(a.b); err != nil {
 		return fmt.Errorf("recording: write %s: %w", w.id, err)
 	}
 	w.n++

@@ -86,14 +86,23 @@ func chainNext(prev [hashLen]byte, ct []byte, i uint32) [hashLen]byte {
 	return sha256.Sum256(b[:])
 }
 
-// marshalChunk encodes one chunk record.
+// chunkHeaderLen is the size of a chunk record's header: tag, index,
+// ciphertext length.
+const chunkHeaderLen = 9
+
+// marshalChunk encodes one chunk record: header, ciphertext, chain hash.
 func marshalChunk(i uint32, ct []byte, chain [hashLen]byte) []byte {
-	b := make([]byte, 0, 9+len(ct)+hashLen)
-	b = append(b, tagChunk)
-	b = binary.BigEndian.AppendUint32(b, i)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(ct)))
+	b := make([]byte, chunkHeaderLen, chunkHeaderLen+len(ct)+hashLen)
+	putChunkHeader(b, i, len(ct))
 	b = append(b, ct...)
 	return append(b, chain[:]...)
+}
+
+// putChunkHeader fills in the first chunkHeaderLen bytes of a record.
+func putChunkHeader(b []byte, i uint32, ctLen int) {
+	b[0] = tagChunk
+	binary.BigEndian.PutUint32(b[1:5], i)
+	binary.BigEndian.PutUint32(b[5:9], uint32(ctLen))
 }
 
 // seal is the closing record.

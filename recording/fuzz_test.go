@@ -3,11 +3,13 @@ package recording
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // FuzzReadChunks feeds hostile bytes to the file reader: it must never
@@ -121,4 +123,28 @@ func TestReplay(t *testing.T) {
 	if err := Replay(t.Context(), strings.NewReader("{\"version\":1}\n"), &out, ReplayOptions{}); err == nil {
 		t.Error("version 1 accepted")
 	}
+}
+
+// FuzzJSONString: whatever the output bytes, the asciicast string is valid
+// JSON that decodes to them, with each invalid UTF-8 byte as U+FFFD.
+func FuzzJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "a\"b\\c\n\r\t\x00\x7f", "caf\xc3\xa9", "\xff\xfe", "\xe2\x80\xa8x\xe2\x80\xa9", "\xc3"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		enc := appendJSONString(nil, data)
+		var got string
+		if err := json.Unmarshal(enc, &got); err != nil {
+			t.Fatalf("%q encodes to invalid JSON %s: %v", data, enc, err)
+		}
+		var want strings.Builder
+		for i := 0; i < len(data); {
+			r, size := utf8.DecodeRune(data[i:])
+			want.WriteRune(r) // RuneError for an invalid byte, size 1
+			i += size
+		}
+		if got != want.String() {
+			t.Fatalf("%q round-trips to %q, want %q", data, got, want.String())
+		}
+	})
 }
