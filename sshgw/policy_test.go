@@ -58,7 +58,9 @@ func shell(t *testing.T, cl *gossh.Client) (stderr *syncBuf, ended chan struct{}
 		t.Fatal(err)
 	}
 	ended = make(chan struct{})
-	go func() { _ = cl.Wait(); close(ended) }()
+	// The session's Wait also waits for its stderr to be copied out:
+	// after only the connection's, the notice may not be in stderr yet.
+	go func() { _ = s.Wait(); _ = cl.Wait(); close(ended) }()
 	return stderr, ended
 }
 
