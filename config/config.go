@@ -13,6 +13,7 @@ type Config struct {
 	TLS       TLS       `yaml:"tls"`
 	DataDir   string    `yaml:"data_dir"`
 	Redis     *Redis    `yaml:"redis"` // nil: embedded store only
+	Secrets   Secrets   `yaml:"secrets"`
 	SSO       SSO       `yaml:"sso"`
 	MFA       MFA       `yaml:"mfa"`
 	WebAuthn  WebAuthn  `yaml:"webauthn"`
@@ -218,4 +219,24 @@ type Webhook struct {
 type Log struct {
 	Format string `yaml:"format"` // json (default) | text
 	Level  string `yaml:"level"`  // debug | info (default) | warn | error
+}
+
+// DefaultMasterKeyName is the master key's file in data_dir when
+// secrets.master_key_file is absent.
+const DefaultMasterKeyName = "master.key"
+
+// Secrets configures encryption at rest of the SSH CAs and host key, the
+// assertion signing keys and the cookie key ring (package secrets).
+type Secrets struct {
+	// MasterKeyFile holds the master key: the standard base64 of 32 random
+	// bytes (openssl rand -base64 32), mode 0600. Absent: data_dir/master.key,
+	// created on first start (ApplyDefaults sets it and MasterKeyDefault).
+	MasterKeyFile string `yaml:"master_key_file"`
+	// PreviousMasterKeyFiles are older master keys kept during a rotation:
+	// values they sealed still open, and `gatehouse rekey` reseals them
+	// with MasterKeyFile.
+	PreviousMasterKeyFiles []string `yaml:"previous_master_key_files"`
+	// MasterKeyDefault reports that MasterKeyFile is the default in
+	// data_dir, which Gatehouse may create; a configured file must exist.
+	MasterKeyDefault bool `yaml:"-"`
 }

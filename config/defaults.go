@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"path/filepath"
+	"time"
+)
 
 // The documented defaults (README.md, "Configuration" reference). They are
 // resolved once, by ApplyDefaults at load, so that a field documented
@@ -62,6 +65,10 @@ func (c *Config) ApplyDefaults() {
 		setString(&t.Record, RecordRequired)
 		setDuration(&t.IdleTimeout, DefaultIdleTimeout)
 		setDuration(&t.MaxSession, DefaultMaxSession)
+	}
+	if c.Secrets.MasterKeyFile == "" && c.DataDir != "" {
+		c.Secrets.MasterKeyFile = filepath.Join(c.DataDir, DefaultMasterKeyName)
+		c.Secrets.MasterKeyDefault = true
 	}
 	setString(&c.Log.Format, DefaultLogFormat)
 	setString(&c.Log.Level, DefaultLogLevel)

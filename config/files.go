@@ -47,6 +47,7 @@ func (c *Config) CheckFiles() error {
 func (c *Config) checkFiles(now time.Time) []Problem {
 	v := &validator{}
 	v.dataDir(c.DataDir)
+	v.masterKeys(c.Secrets)
 	switch c.TLS.Mode {
 	case TLSModeFiles:
 		v.keyPair(c.TLS.CertFile, c.TLS.KeyFile, now)

@@ -30,6 +30,8 @@ func RestartRequired(old, cur *Config) error {
 		{"tls.min_version", old.TLS.MinVersion, cur.TLS.MinVersion},
 		{"tls.acme", old.TLS.ACME, cur.TLS.ACME},
 		{"redis", old.Redis, cur.Redis},
+		// The keyring is opened once; rotation is a restart (README).
+		{"secrets", old.Secrets, cur.Secrets},
 		{"audit", old.Audit, cur.Audit},
 		{"log.format", old.Log.Format, cur.Log.Format},
 		// The recorder encrypts to these recipients and holds these

@@ -50,6 +50,7 @@ func (c *Config) validate() []Problem {
 	} else if !filepath.IsAbs(c.DataDir) {
 		v.addf("data_dir", "must be an absolute path")
 	}
+	v.secrets(c.Secrets)
 	if c.Redis != nil {
 		// Without the Redis store each replica would keep its own sessions,
 		// locks and CAs: a lock on one would not reach the others. Refuse
