@@ -1,6 +1,7 @@
 package recording
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -88,6 +89,18 @@ var jsonPlain = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
+// plainWord reports whether all eight bytes of x are plain ASCII for a
+// JSON string (jsonPlain): none has the high bit set, none is below 0x20,
+// and none is '"', '\\' or DEL. The tests are the classic "has a zero byte"
+// bit tricks on x and on x XORed with each excluded byte.
+func plainWord(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	hasZero := func(v uint64) bool { return (v-ones)&^v&highs != 0 }
+	return x&highs == 0 &&
+		(x-0x20*ones)&^x&highs == 0 &&
+		!hasZero(x^('"'*ones)) && !hasZero(x^('\\'*ones)) && !hasZero(x^(0x7f*ones))
+}
+
 // appendJSONString appends data as a JSON string. Invalid UTF-8 becomes
 // U+FFFD (as asciinema itself records it); control characters are escaped.
 // Runs of bytes that need no escaping are copied in one append: terminal
@@ -98,6 +111,12 @@ func appendJSONString(b []byte, data []byte) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(data); {
+		// Eight plain ASCII bytes at a time (most terminal output), else
+		// one byte.
+		if i+8 <= len(data) && plainWord(binary.LittleEndian.Uint64(data[i:])) {
+			i += 8
+			continue
+		}
 		c := data[i]
 		if c < utf8.RuneSelf {
 			if jsonPlain[c] {
