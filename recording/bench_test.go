@@ -69,3 +69,30 @@ func BenchmarkSearch1000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWriterOutput records 32 KiB writes of log-like terminal text
+// through a real writer (asciicast lines, index text, age chunks, hash
+// chain, file writes), the cost the SSH relay pays per read.
+func BenchmarkWriterOutput(b *testing.B) {
+	e := newEnv(b, nil)
+	w, err := e.rec.Start(b.Context(), testMeta())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf []byte
+	for i := 0; len(buf) < 32<<10; i++ {
+		buf = fmt.Appendf(buf, "2026-12-04T06:%02d:%02dZ INFO request id=%d path=/api/v1/items/%d status=200 ms=%d\r\n",
+			i/60%60, i%60, i, i*7, i%97)
+	}
+	buf = buf[:32<<10]
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := w.Output(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := w.Close("normal"); err != nil {
+		b.Fatal(err)
+	}
+}
