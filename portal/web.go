@@ -44,6 +44,9 @@ type WebConfig struct {
 	// Review turns on the reviewer console on the portal (recordings and
 	// the Terminate hook). Optional: its zero value leaves it off.
 	Review ReviewConfig
+	// SignedOut, if set, is told of every sign-out on this portal after the
+	// gates have forgotten the session (serve ends the person's WebSockets).
+	SignedOut func(email string)
 	// Logger receives operational messages; if nil, they are discarded.
 	Logger *slog.Logger
 }
@@ -84,6 +87,9 @@ func NewWeb(c WebConfig) (*Web, error) {
 		Revoked: func(handle, email string) {
 			for _, g := range gates {
 				g.Forget(handle, email)
+			}
+			if c.SignedOut != nil {
+				c.SignedOut(email)
 			}
 		},
 	})

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/config"
@@ -157,5 +159,30 @@ func (f *Front) Reload(cfg *config.Config, portal http.Handler, apps map[string]
 	}
 	f.routes.Store(rt)
 	f.shutdownTimeout.Store(int64(cfg.ShutdownTimeout.D()))
+	// A WebSocket was admitted under the old route; the guard does not know
+	// the person's groups to judge it again, so every tunnel on a route
+	// that changed or went away ends, and its client reconnects through the
+	// gate under the new policy.
+	changed := changedRouteHosts(old.cfg, cfg)
+	if n := f.ws.closeMatching(func(_, host string) bool { return changed[host] }); n > 0 {
+		f.logger.Info("Closed WebSockets on routes the reload changed.", "count", n)
+	}
 	return nil
+}
+
+// changedRouteHosts returns the (lower-case) hosts of old's routes that
+// cur removes or changes.
+func changedRouteHosts(old, cur *config.Config) map[string]bool {
+	next := map[string]config.Route{}
+	for _, r := range cur.Routes {
+		next[strings.ToLower(r.Host)] = r
+	}
+	changed := map[string]bool{}
+	for _, r := range old.Routes {
+		h := strings.ToLower(r.Host)
+		if n, ok := next[h]; !ok || !reflect.DeepEqual(n, r) {
+			changed[h] = true
+		}
+	}
+	return changed
 }

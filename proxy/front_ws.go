@@ -101,6 +101,23 @@ func (g *wsGuard) untrack(c *wsConn) {
 	g.mu.Unlock()
 }
 
+// closeMatching closes the live WebSockets for which match(key, host) is
+// true and returns how many.
+func (g *wsGuard) closeMatching(match func(key, host string) bool) int {
+	g.mu.Lock()
+	var hit []*wsConn
+	for c := range g.conns {
+		if match(c.key, c.host) {
+			hit = append(hit, c)
+		}
+	}
+	g.mu.Unlock()
+	for _, c := range hit {
+		_ = c.Close()
+	}
+	return len(hit)
+}
+
 // closeAll refuses new WebSockets and closes the live ones.
 func (g *wsGuard) closeAll() {
 	g.mu.Lock()
@@ -118,9 +135,10 @@ func (g *wsGuard) closeAll() {
 // wsConn is a tunnelled client connection: closing it releases its slot.
 type wsConn struct {
 	net.Conn
-	g       *wsGuard
-	release func()
-	once    sync.Once
+	g         *wsGuard
+	key, host string // the person (wsKey) and the route host
+	release   func()
+	once      sync.Once
 }
 
 func (c *wsConn) Close() error {
@@ -135,9 +153,10 @@ func (c *wsConn) Close() error {
 // wsWriter hands the hop's Hijack a tracked connection.
 type wsWriter struct {
 	http.ResponseWriter
-	g        *wsGuard
-	release  func()
-	hijacked bool
+	g         *wsGuard
+	key, host string
+	release   func()
+	hijacked  bool
 }
 
 func (w *wsWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -149,7 +168,7 @@ func (w *wsWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// The tunnel lives as long as both ends want it: no deadline left over
 	// from the request (the front's write deadline) may cut it.
 	_ = c.SetDeadline(time.Time{})
-	wc := &wsConn{Conn: c, g: w.g, release: w.release}
+	wc := &wsConn{Conn: c, g: w.g, key: w.key, host: w.host, release: w.release}
 	if !w.g.track(wc) {
 		_ = wc.Close()
 		return nil, nil, net.ErrClosed
@@ -183,4 +202,12 @@ func (rt *frontRoutes) originAllowed(host, origin string) bool {
 		}
 	}
 	return false
+}
+
+// CloseWebSockets ends the live WebSockets of the person with this email
+// (a lock or a sign-out: a tunnel opened before it must not outlive it)
+// and returns how many it closed.
+func (f *Front) CloseWebSockets(email string) int {
+	key := wsKey(email)
+	return f.ws.closeMatching(func(k, _ string) bool { return k == key })
 }

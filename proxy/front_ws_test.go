@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +147,48 @@ func TestFrontWebSocketCapAndShutdown(t *testing.T) {
 		if err := wsEchoOnce(t, c); err == nil {
 			t.Errorf("WebSocket %d still works after Shutdown", i)
 		}
+	}
+}
+
+// TestFrontWebSocketsEndWithTheSession: a lock or sign-out (CloseWebSockets)
+// ends that person's tunnels, and a reload ends the tunnels of a route it
+// changes, so no WebSocket outlives the access it was admitted under.
+func TestFrontWebSocketsEndWithTheSession(t *testing.T) {
+	s := startHostile(t, wsEcho, nil)
+	dial := func() *websocket.Conn {
+		t.Helper()
+		c, code, err := wsDial(t, s, "https://app.test")
+		if err != nil {
+			t.Fatalf("dial: %d %v", code, err)
+		}
+		return c
+	}
+	c := dial()
+	if n := s.f.CloseWebSockets("someone-else@example.com"); n != 0 {
+		t.Errorf("CloseWebSockets(someone else) closed %d", n)
+	}
+	if err := wsEchoOnce(t, c); err != nil {
+		t.Fatalf("an unrelated close ended the WebSocket: %v", err)
+	}
+	if n := s.f.CloseWebSockets(strings.ToUpper(upAlice.Email)); n != 1 {
+		t.Errorf("CloseWebSockets(alice) closed %d, want 1", n)
+	}
+	if err := wsEchoOnce(t, c); err == nil {
+		t.Error("alice's WebSocket still works after CloseWebSockets")
+	}
+
+	c = dial()
+	next := *s.cfg
+	next.Routes = append([]config.Route(nil), s.cfg.Routes...)
+	next.Routes[0].Allow = config.Allow{Groups: []string{"nobody"}}
+	apps := map[string]http.Handler{}
+	for _, rt := range next.Routes {
+		apps[rt.Host] = http.NotFoundHandler()
+	}
+	if err := s.f.Reload(&next, nil, apps); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if err := wsEchoOnce(t, c); err == nil {
+		t.Error("a WebSocket on a route the reload changed still works")
 	}
 }

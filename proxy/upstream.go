@@ -225,13 +225,14 @@ func (u *Upstream) admitWebSocket(w http.ResponseWriter, r *http.Request, who au
 		plainError(w, http.StatusForbidden, "WebSocket not allowed.")
 		return nil, nil, false
 	}
-	release, code := g.acquire(wsKey(who.Email))
+	key := wsKey(who.Email)
+	release, code := g.acquire(key)
 	if code != 0 {
 		u.logger.WarnContext(r.Context(), "Refusing a WebSocket over the cap.", "status", code)
 		plainError(w, code, "Too many WebSockets.")
 		return nil, nil, false
 	}
-	return &wsWriter{ResponseWriter: w, g: g, release: release}, release, true
+	return &wsWriter{ResponseWriter: w, g: g, key: key, host: canonicalHost(r.Host), release: release}, release, true
 }
 
 // modifyResponse refuses a protocol switch other than the WebSocket the

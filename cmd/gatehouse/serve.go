@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/portal"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/recording"
+	"github.com/gatehouse-dev/gatehouse/secrets"
 	"github.com/gatehouse-dev/gatehouse/sshgw"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
@@ -76,13 +77,14 @@ type server struct {
 	stdout io.Writer                     // audit.stdout sink
 	cfg    atomic.Pointer[config.Config] // the config in force; SIGHUP swaps it
 
-	store store.Store
-	audit auditLog
-	front *proxy.Front // nil when listen.https is off
-	web   *portal.Web  // the handlers the front serves; a reload swaps them
-	ssh   *sshgw.Server
-	rec   *recording.Recorder
-	admin *proxy.Admin
+	store   store.Store
+	secrets *secrets.Keyring // the master keyring, opened once
+	audit   auditLog
+	front   *proxy.Front // nil when listen.https is off
+	web     *portal.Web  // the handlers the front serves; a reload swaps them
+	ssh     *sshgw.Server
+	rec     *recording.Recorder
+	admin   *proxy.Admin
 }
 
 // run opens the state, builds the listeners and serves until ctx ends.
@@ -91,6 +93,11 @@ func (s *server) run(ctx context.Context) error {
 	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return err
 	}
+	kr, err := openSecrets(cfg, s.logger)
+	if err != nil {
+		return err
+	}
+	s.secrets = kr
 	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, "state.db"))
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -114,7 +121,7 @@ func (s *server) run(ctx context.Context) error {
 	}()
 
 	reg := prometheus.NewRegistry()
-	d := deps{cfg: cfg, store: st, audit: al, logger: s.logger, metrics: reg}
+	d := deps{cfg: cfg, store: st, audit: al, logger: s.logger, metrics: reg, secrets: kr}
 	// The identity components are built once and shared by the control
 	// socket's admin ops, the browser side and the SSH bastion.
 	if d.ident, err = newIdentity(ctx, d); err != nil {
@@ -123,8 +130,9 @@ func (s *server) run(ctx context.Context) error {
 	if d.rec, err = s.openRecorder(ctx, cfg, st, al); err != nil {
 		return err
 	}
-	// The console's Terminate reaches the SSH bastion built below.
-	d.terminate = s.terminate
+	// The console's Terminate reaches the SSH bastion built below; a
+	// sign-out reaches the front's WebSockets.
+	d.terminate, d.signedOut = s.terminate, s.closeWebSockets
 	ctl, ctlLn, err := serveControl(cfg, d.ident, d.rec, al, s.logger.With("component", "control"))
 	if err != nil {
 		return err
@@ -132,6 +140,7 @@ func (s *server) run(ctx context.Context) error {
 	// Closed on every return, early ones included: a socket left behind
 	// would make admin commands talk to a server that is gone.
 	defer ctlLn.Close()
+	ctl.Ops[rekeyOp] = s.rekey
 	ready := []proxy.ReadyCheck{{Name: "store", Check: s.storeReady}}
 	if cfg.Listen.HTTPS != "" {
 		web, err := buildWeb(ctx, d)
@@ -220,6 +229,7 @@ func (s *server) run(ctx context.Context) error {
 	})
 	g.Go(func() error { s.reloadOnHUP(gctx, hup); return nil })
 	g.Go(func() error { s.sweepRecordings(gctx); return nil })
+	g.Go(func() error { s.closeWebSocketsOnLock(gctx); return nil })
 	err = g.Wait()
 	reason := "signal"
 	if err != nil {
@@ -301,7 +311,7 @@ func (s *server) reload() error {
 		// The web side is rebuilt whole for the new config, over the same
 		// store: sessions survive.
 		d := deps{cfg: cfg, store: s.store, audit: s.audit, logger: s.logger, metrics: s.front.Metrics(),
-			rec: s.rec, terminate: s.terminate}
+			rec: s.rec, terminate: s.terminate, secrets: s.secrets}
 		var err error
 		if d.ident, err = newIdentity(context.Background(), d); err != nil {
 			return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/portal"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/recording"
+	"github.com/gatehouse-dev/gatehouse/secrets"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -33,6 +35,37 @@ type deps struct {
 	rec *recording.Recorder
 	// terminate ends a live SSH connection for the reviewer console.
 	terminate func(ctx context.Context, sessionID, by string) (bool, error)
+	// signedOut ends a person's WebSockets after a sign-out.
+	signedOut func(email string)
+	// secrets seals the SSH keys, the signing keys and the cookie key ring
+	// at rest; serve opens it once (openSecrets).
+	secrets *secrets.Keyring
+}
+
+// openSecrets opens the master keyring cfg names. When the master key is
+// the default file in data_dir it is created on first use, with a loud
+// warning: a copy of data_dir then carries the key with what it seals.
+func openSecrets(cfg *config.Config, logger *slog.Logger) (*secrets.Keyring, error) {
+	s := cfg.Secrets
+	if s.MasterKeyFile == "" {
+		return nil, errors.New("secrets: no master key (secrets.master_key_file, or data_dir for the default)")
+	}
+	if s.MasterKeyDefault {
+		created, err := secrets.CreateKeyFile(s.MasterKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		msg := "The master key is in data_dir, next to the keys it seals: a copy of data_dir reveals them. Set secrets.master_key_file to a file kept elsewhere (several replicas need one shared file)."
+		if created {
+			msg = "Created a new master key in data_dir. " + msg
+		}
+		logger.Warn(msg, "master_key_file", s.MasterKeyFile)
+	}
+	kr, err := secrets.Open(s.MasterKeyFile, s.PreviousMasterKeyFiles...)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
+	}
+	return kr, nil
 }
 
 // version is this build's module version, or "devel".
@@ -72,7 +105,16 @@ func newIdentity(ctx context.Context, d deps) (*identityParts, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	idd := identity.Deps{Store: d.store, Audit: d.audit, Logger: logger.With("component", "identity")}
+	kr := d.secrets
+	if kr == nil {
+		// Admin commands on a stopped server build identity without serve's
+		// keyring; the cookie codec needs one.
+		var err error
+		if kr, err = openSecrets(cfg, logger); err != nil {
+			return nil, err
+		}
+	}
+	idd := identity.Deps{Store: d.store, Audit: d.audit, Logger: logger.With("component", "identity"), Secrets: kr}
 	var p identityParts
 	var err error
 	if p.sessions, err = identity.NewSessions(idd, identity.SessionOptions{}); err != nil {
@@ -133,7 +175,7 @@ func buildWeb(ctx context.Context, d deps) (*portal.Web, error) {
 		return &portal.Web{}, nil
 	}
 	id := d.ident
-	signer, err := assertion.NewSigner(ctx, assertion.Config{Store: d.store, Issuer: cfg.PublicURL,
+	signer, err := assertion.NewSigner(ctx, assertion.Config{Store: d.store, Secrets: d.secrets, Issuer: cfg.PublicURL,
 		Logger: d.logger.With("component", "assertion")})
 	if err != nil {
 		return nil, fmt.Errorf("build web: %w", err)
@@ -142,7 +184,7 @@ func buildWeb(ctx context.Context, d deps) (*portal.Web, error) {
 	return portal.NewWeb(portal.WebConfig{
 		Config: cfg, OIDC: id.oidc, Sessions: id.sessions, WebAuthn: id.webauthn, Approvals: id.approvals,
 		Limiter: id.limiter, Codec: id.codec, Audit: d.audit, JWKS: signer.JWKS(), Logger: d.logger,
-		Review: reviewConfig(d),
+		Review: reviewConfig(d), SignedOut: d.signedOut,
 		Hop:    func(rt config.Route) (http.Handler, error) { return proxy.NewUpstream(rt, signer, hopLogger) },
 	})
 }
