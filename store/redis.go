@@ -1,0 +1,164 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+var _ Store = (*Redis)(nil)
+
+// defaultRedisTimeout bounds each dial, read and write to Redis, so a Redis
+// that stops answering surfaces as an error (callers fail closed) instead of
+// a hung login.
+const defaultRedisTimeout = 2 * time.Second
+
+// RedisOptions configures OpenRedis.
+type RedisOptions struct {
+	// Addr is "host:port" of the Redis server.
+	Addr string
+	// Username is the ACL user, or "" for the default user.
+	Username string
+	// Password authenticates the connection; "" sends no AUTH. The caller
+	// reads it from a file: it never appears in the config itself.
+	Password string
+	// DB is the logical database number (0 to 15 on a default Redis).
+	DB int
+	// TLS, if not nil, makes every connection use TLS with this config.
+	TLS *tls.Config
+	// Prefix is prepended to every key and pub/sub channel (for example
+	// "gatehouse:"), so Gatehouse can share a Redis with other programs.
+	// List and the migration never see keys outside it.
+	Prefix string
+	// Timeout bounds each dial, read and write. Zero means two seconds.
+	Timeout time.Duration
+}
+
+// Redis is the shared Store: every replica talks to the same Redis server,
+// so sessions, approvals, locks, counters and pub/sub messages are seen by
+// all of them. Operations that Redis has no single command for run as Lua
+// scripts, which Redis executes atomically.
+type Redis struct {
+	c      *redis.Client
+	prefix string
+
+	mu     sync.Mutex             // guards subs and closed
+	subs   map[*redisSub]struct{} // live subscriptions, ended by Close
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// OpenRedis connects to Redis and checks with a PING that the server
+// answers and accepts the credentials, so a wrong address or password is
+// reported when Gatehouse starts rather than at the first login. Later
+// outages are not fatal: go-redis reconnects, and each operation meanwhile
+// returns an error.
+func OpenRedis(opts RedisOptions) (*Redis, error) {
+	if opts.Addr == "" {
+		return nil, errors.New("open redis: empty address")
+	}
+	if opts.DB < 0 {
+		return nil, fmt.Errorf("open redis: negative database number %d", opts.DB)
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = defaultRedisTimeout
+	}
+	c := redis.NewClient(&redis.Options{
+		Addr:      opts.Addr,
+		Username:  opts.Username,
+		Password:  opts.Password,
+		DB:        opts.DB,
+		TLSConfig: opts.TLS,
+		// Deadlines of the caller's ctx apply to the network calls too.
+		ContextTimeoutEnabled: true,
+		DialTimeout:           timeout,
+		ReadTimeout:           timeout,
+		WriteTimeout:          timeout,
+		PoolTimeout:           timeout,
+		// One retry covers a pooled connection that Redis closed (a
+		// restart). A retried write whose first reply was lost can only
+		// err towards refusal: a rate counter counted twice, a single-use
+		// code reported absent, a lock reported taken.
+		MaxRetries: 1,
+		// CLIENT SETINFO and maintenance notifications are extras that
+		// older servers reject; leaving them out keeps the handshake to
+		// AUTH and SELECT.
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open redis %s: %w", opts.Addr, err)
+	}
+	return &Redis{c: c, prefix: opts.Prefix, subs: make(map[*redisSub]struct{})}, nil
+}
+
+// Close ends every subscription and closes the connections. Calling it
+// again returns the first call's result.
+func (r *Redis) Close() error {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		subs := r.subs
+		r.subs = nil
+		r.mu.Unlock()
+		for s := range subs {
+			s.end()
+		}
+		r.closeErr = r.c.Close()
+	})
+	return r.closeErr
+}
+
+// isClosed reports whether Close has been called.
+func (r *Redis) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+// check validates the arguments like Bolt does and refuses a closed store.
+func (r *Redis) check(ctx context.Context, key string, ttl time.Duration) error {
+	if err := checkArgs(ctx, key, ttl); err != nil {
+		return err
+	}
+	if r.isClosed() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// key namespaces a store key.
+func (r *Redis) key(k string) string { return r.prefix + k }
+
+// mapRedisErr turns go-redis's closed-client error into ErrClosed and says
+// which operation failed, without the values involved.
+func mapRedisErr(op string, err error) error {
+	if errors.Is(err, redis.ErrClosed) {
+		return ErrClosed
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("store: redis %s: %w", op, err)
+}
+
+// redisTTL rounds ttl up to whole milliseconds, Redis's unit: rounding
+// down could reach zero, which Redis reads as "no expiry" or rejects.
+func redisTTL(ttl time.Duration) time.Duration {
+	if r := ttl % time.Millisecond; r != 0 {
+		ttl += time.Millisecond - r
+	}
+	return ttl
+}
