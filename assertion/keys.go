@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/secrets"
 	"github.com/gatehouse-dev/gatehouse/store"
 	"github.com/go-jose/go-jose/v4"
 )
@@ -22,6 +23,9 @@ const (
 	// KeysStoreKey is the store key holding the signing key ring.
 	// The value keeps its old name so that existing rings stay in use.
 	KeysStoreKey = "proxy/jwt-keys"
+	// KeysPurpose is what the ring is sealed for under the master key
+	// (package secrets), so no other sealed value can stand in for it.
+	KeysPurpose = "assertion/jwt-keys"
 	// KeyRotation is how long a key is used for signing.
 	KeyRotation = 24 * time.Hour
 	// KeyRetention is how long a superseded key stays in the JWKS,
@@ -98,7 +102,10 @@ func thumbprint(pub *ecdsa.PublicKey) (string, error) {
 // next one when due, drops keys past their retention, writes any change
 // back with compare-and-swap (so concurrent replicas agree on one ring),
 // and returns the in-memory ring.
-func loadOrRotate(ctx context.Context, st KeyStore, now time.Time) (*keyRing, error) {
+// The ring is stored sealed under kr; a plaintext ring (older releases) or
+// one sealed with a previous master key is sealed again with the current
+// one.
+func loadOrRotate(ctx context.Context, st KeyStore, kr *secrets.Keyring, now time.Time) (*keyRing, error) {
 	for range 5 {
 		raw, err := st.Get(ctx, KeysStoreKey)
 		if errors.Is(err, store.ErrNotFound) {
@@ -111,7 +118,11 @@ func loadOrRotate(ctx context.Context, st KeyStore, now time.Time) (*keyRing, er
 			if len(raw) > maxRingSize {
 				return nil, errors.New("read signing keys: stored ring too large")
 			}
-			if err := json.Unmarshal(raw, &ring); err != nil {
+			plain, err := openRing(kr, raw)
+			if err != nil {
+				return nil, err
+			}
+			if err := json.Unmarshal(plain, &ring); err != nil {
 				// Never overwrite a ring we cannot read: other replicas may
 				// be signing with it.
 				return nil, fmt.Errorf("read signing keys: %w", err)
@@ -121,12 +132,22 @@ func loadOrRotate(ctx context.Context, st KeyStore, now time.Time) (*keyRing, er
 		if err != nil {
 			return nil, err
 		}
+		var sealed []byte
 		if changed {
 			b, err := json.Marshal(next)
 			if err != nil {
 				return nil, fmt.Errorf("encode signing keys: %w", err)
 			}
-			ok, err := st.CompareAndSwap(ctx, KeysStoreKey, raw, b, 0)
+			if sealed, err = kr.Seal(KeysPurpose, b); err != nil {
+				return nil, fmt.Errorf("seal signing keys: %w", err)
+			}
+		} else if raw != nil {
+			if sealed, changed, err = kr.Reseal(KeysPurpose, raw); err != nil {
+				return nil, fmt.Errorf("seal signing keys: %w", err)
+			}
+		}
+		if changed {
+			ok, err := st.CompareAndSwap(ctx, KeysStoreKey, raw, sealed, 0)
 			if err != nil {
 				return nil, fmt.Errorf("write signing keys: %w", err)
 			}
@@ -137,6 +158,20 @@ func loadOrRotate(ctx context.Context, st KeyStore, now time.Time) (*keyRing, er
 		return buildRing(next, now)
 	}
 	return nil, errors.New("write signing keys: too much contention")
+}
+
+// openRing returns the stored ring's JSON: raw opened under kr, or raw
+// itself when an older release stored it unsealed. A sealed ring that does
+// not open is an error, never replaced: other replicas may sign with it.
+func openRing(kr *secrets.Keyring, raw []byte) ([]byte, error) {
+	if !secrets.IsSealed(raw) {
+		return raw, nil
+	}
+	plain, err := kr.Open(KeysPurpose, raw)
+	if err != nil {
+		return nil, fmt.Errorf("read signing keys: %w", err)
+	}
+	return plain, nil
 }
 
 // rotate returns ring with expired keys dropped and a new key appended when

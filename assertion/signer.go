@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/authz"
+	"github.com/gatehouse-dev/gatehouse/secrets"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
@@ -40,6 +41,8 @@ const (
 type Config struct {
 	// Store holds the key ring shared by all replicas. Required.
 	Store KeyStore
+	// Secrets seals the key ring in the store. Required.
+	Secrets *secrets.Keyring
 	// Issuer is the "iss" claim: the public_url (a trailing slash is
 	// removed). Required.
 	Issuer string
@@ -79,6 +82,7 @@ type Config struct {
 // for concurrent use.
 type Signer struct {
 	st       KeyStore
+	secrets  *secrets.Keyring
 	issuer   string
 	lifetime time.Duration
 	reuse    time.Duration
@@ -109,6 +113,9 @@ func NewSigner(ctx context.Context, cfg Config) (*Signer, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("assertion signer: Store is required")
 	}
+	if cfg.Secrets == nil {
+		return nil, errors.New("assertion signer: Secrets is required (the key ring is kept sealed)")
+	}
 	issuer := strings.TrimSuffix(cfg.Issuer, "/")
 	if issuer == "" {
 		return nil, errors.New("assertion signer: Issuer is required")
@@ -126,10 +133,10 @@ func NewSigner(ctx context.Context, cfg Config) (*Signer, error) {
 		cfg.Now = time.Now
 	}
 	a := &Signer{
-		st: cfg.Store, issuer: issuer, lifetime: cfg.Lifetime, reuse: cfg.Lifetime / 4,
+		st: cfg.Store, secrets: cfg.Secrets, issuer: issuer, lifetime: cfg.Lifetime, reuse: cfg.Lifetime / 4,
 		logger: cfg.Logger, now: cfg.Now, seed: maphash.MakeSeed(),
 	}
-	ring, err := loadOrRotate(ctx, a.st, a.now())
+	ring, err := loadOrRotate(ctx, a.st, a.secrets, a.now())
 	if err != nil {
 		return nil, fmt.Errorf("assertion signer: %w", err)
 	}
@@ -149,7 +156,7 @@ func (a *Signer) Refresh(ctx context.Context) error {
 
 func (a *Signer) refreshLocked(ctx context.Context) error {
 	now := a.now()
-	ring, err := loadOrRotate(ctx, a.st, now)
+	ring, err := loadOrRotate(ctx, a.st, a.secrets, now)
 	if err != nil {
 		// Keep the old ring, and retry only after another interval.
 		old := a.ring.Load()

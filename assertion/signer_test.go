@@ -13,6 +13,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/assertion/assertiontest"
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/internal/testlog"
+	"github.com/gatehouse-dev/gatehouse/secrets"
+	"github.com/gatehouse-dev/gatehouse/secrets/secretstest"
 	"github.com/gatehouse-dev/gatehouse/store"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -42,13 +44,17 @@ func (c *upClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu
 func upSigner(t testing.TB, st KeyStore, now func() time.Time) *Signer {
 	t.Helper()
 	a, err := NewSigner(context.Background(), Config{
-		Store: st, Issuer: assertiontest.Issuer + "/", Logger: testlog.New(t), Now: now,
+		Store: st, Secrets: upKeyring(t), Issuer: assertiontest.Issuer + "/", Logger: testlog.New(t), Now: now,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
 }
+
+// upKeyring is the master keyring of every upSigner: replicas sharing a
+// store share the master key, as in production.
+func upKeyring(t testing.TB) *secrets.Keyring { return secretstest.Shared(t) }
 
 // upFetchJWKS fetches and decodes the JWKS a handler serves.
 func upFetchJWKS(t testing.TB, h http.Handler) (jose.JSONWebKeySet, http.Header, []byte) {
@@ -220,7 +226,7 @@ func TestAssertionKeysSharedAndRotated(t *testing.T) {
 func TestAssertionSignerFailures(t *testing.T) {
 	t.Run("corrupt ring is refused and kept", func(t *testing.T) {
 		st := &assertiontest.FlakyStore{Val: []byte("{not json")}
-		_, err := NewSigner(context.Background(), Config{Store: st, Issuer: "https://g"})
+		_, err := NewSigner(context.Background(), Config{Store: st, Secrets: secretstest.New(t), Issuer: "https://g"})
 		if err == nil {
 			t.Fatal("NewSigner accepted a corrupt ring")
 		}
@@ -230,14 +236,23 @@ func TestAssertionSignerFailures(t *testing.T) {
 	})
 	t.Run("key ID must match the key", func(t *testing.T) {
 		st := &assertiontest.FlakyStore{}
-		upSigner(t, st, time.Now)
-		st.Val = []byte(strings.Replace(string(st.Val), `"kid":"`, `"kid":"x`, 1))
-		if _, err := NewSigner(context.Background(), Config{Store: st, Issuer: "https://g"}); err == nil {
+		kr := secretstest.New(t)
+		if _, err := NewSigner(context.Background(), Config{Store: st, Secrets: kr, Issuer: "https://g"}); err != nil {
+			t.Fatal(err)
+		}
+		plain, err := kr.Open(KeysPurpose, st.Val)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Val, err = kr.Seal(KeysPurpose, []byte(strings.Replace(string(plain), `"kid":"`, `"kid":"x`, 1))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewSigner(context.Background(), Config{Store: st, Secrets: kr, Issuer: "https://g"}); err == nil {
 			t.Fatal("accepted a key whose kid is not its thumbprint")
 		}
 	})
 	t.Run("store down at start", func(t *testing.T) {
-		if _, err := NewSigner(context.Background(), Config{Store: &assertiontest.FlakyStore{Fail: true}, Issuer: "https://g"}); err == nil {
+		if _, err := NewSigner(context.Background(), Config{Store: &assertiontest.FlakyStore{Fail: true}, Secrets: secretstest.New(t), Issuer: "https://g"}); err == nil {
 			t.Fatal("started without keys")
 		}
 	})
@@ -255,11 +270,13 @@ func TestAssertionSignerFailures(t *testing.T) {
 		}
 	})
 	t.Run("config", func(t *testing.T) {
+		kr := secretstest.New(t)
 		for _, cfg := range []Config{
-			{Issuer: "https://g"},
-			{Store: &assertiontest.FlakyStore{}},
-			{Store: &assertiontest.FlakyStore{}, Issuer: "https://g", Lifetime: 6 * time.Minute},
-			{Store: &assertiontest.FlakyStore{}, Issuer: "https://g", Lifetime: time.Second},
+			{Issuer: "https://g", Secrets: kr},
+			{Store: &assertiontest.FlakyStore{}, Secrets: kr},
+			{Store: &assertiontest.FlakyStore{}, Issuer: "https://g"},
+			{Store: &assertiontest.FlakyStore{}, Secrets: kr, Issuer: "https://g", Lifetime: 6 * time.Minute},
+			{Store: &assertiontest.FlakyStore{}, Secrets: kr, Issuer: "https://g", Lifetime: time.Second},
 		} {
 			if _, err := NewSigner(context.Background(), cfg); err == nil {
 				t.Errorf("NewSigner(%+v) accepted", cfg)

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/portal"
 	"github.com/gatehouse-dev/gatehouse/proxy"
+	"github.com/gatehouse-dev/gatehouse/secrets/secretstest"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -150,7 +151,7 @@ func TestBrowserApproval(t *testing.T) {
 // components over one store, portal.NewWeb), without routes.
 func buildApprovalPortal(t *testing.T, cfg *config.Config, st store.Store, al *audit.Log) *portal.Web {
 	t.Helper()
-	d := identity.Deps{Store: st, Audit: al}
+	d := identity.Deps{Store: st, Audit: al, Secrets: secretstest.New(t)}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/secrets"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -23,6 +24,13 @@ const (
 	CookieKeyRotation = 24 * time.Hour
 	// MaxCookieLen is the longest cookie value Open accepts.
 	MaxCookieLen = 256
+)
+
+// Where the cookie key ring is kept: its store key, and the purpose it is
+// sealed for under the master key (package secrets).
+const (
+	CookieKeysStoreKey = cookieRingKey
+	CookieKeysPurpose  = "identity/cookie-keys"
 )
 
 const (
@@ -72,6 +80,9 @@ func NewCodec(ctx context.Context, d Deps, maxAge time.Duration) (*Codec, error)
 	d, err := d.check()
 	if err != nil {
 		return nil, err
+	}
+	if d.Secrets == nil {
+		return nil, errors.New("identity: cookie codec: Deps.Secrets is required (the key ring is kept sealed)")
 	}
 	if maxAge <= 0 {
 		maxAge = DefaultSessionMaxAge
@@ -224,31 +235,55 @@ func (c *Codec) Refresh(ctx context.Context) error {
 		if errors.Is(err, store.ErrNotFound) {
 			raw = nil
 		}
-		keys, err := parseRing(raw)
+		plain, err := c.openRing(raw)
+		if err != nil {
+			return err
+		}
+		keys, err := parseRing(plain)
 		if err != nil {
 			return err
 		}
 		now := c.d.Now()
 		if n := len(keys); n > 0 && now.Sub(keys[n-1].Created) < CookieKeyRotation {
-			c.install(keys, raw)
-			return nil
+			// A ring in plaintext (older release) or sealed with a previous
+			// master key is sealed again with the current one.
+			resealed, changed, err := c.d.Secrets.Reseal(CookieKeysPurpose, raw)
+			if err != nil {
+				return fmt.Errorf("seal cookie keys: %w", err)
+			}
+			if !changed {
+				c.install(keys, raw)
+				return nil
+			}
+			if swapped, err := c.d.Store.CompareAndSwap(ctx, cookieRingKey, raw, resealed, 0); err != nil {
+				return fmt.Errorf("store cookie keys: %w", err)
+			} else if swapped {
+				c.d.Logger.InfoContext(ctx, "Sealed the cookie key ring with the current master key.")
+				c.install(keys, resealed)
+				return nil
+			}
+			continue // another replica changed the ring: reread it
 		}
 		next, err := c.rotate(keys, now)
 		if err != nil {
 			return err
 		}
-		nextRaw, err := json.Marshal(struct {
+		nextPlain, err := json.Marshal(struct {
 			Keys []cookieKey `json:"keys"`
 		}{next})
 		if err != nil {
 			return err
+		}
+		nextRaw, err := c.d.Secrets.Seal(CookieKeysPurpose, nextPlain)
+		if err != nil {
+			return fmt.Errorf("seal cookie keys: %w", err)
 		}
 		swapped, err := c.d.Store.CompareAndSwap(ctx, cookieRingKey, raw, nextRaw, 0)
 		if err != nil {
 			return fmt.Errorf("store cookie keys: %w", err)
 		}
 		if swapped {
-			parsed, err := parseRing(nextRaw)
+			parsed, err := parseRing(nextPlain)
 			if err != nil {
 				return err
 			}
@@ -297,6 +332,21 @@ func (c *Codec) rotate(keys []cookieKey, now time.Time) ([]cookieKey, error) {
 		}
 	}
 	return append(kept, nk), nil
+}
+
+// openRing returns the stored ring's plaintext: raw opened under the master
+// keyring, or raw itself when an older release stored it unsealed (Refresh
+// then seals it). A sealed ring that does not open is an error, never an
+// empty ring: other replicas may be using it.
+func (c *Codec) openRing(raw []byte) ([]byte, error) {
+	if raw == nil || !secrets.IsSealed(raw) {
+		return raw, nil
+	}
+	plain, err := c.d.Secrets.Open(CookieKeysPurpose, raw)
+	if err != nil {
+		return nil, fmt.Errorf("open cookie keys: %w", err)
+	}
+	return plain, nil
 }
 
 // install replaces the in-memory ring.

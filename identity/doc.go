@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/secrets"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -58,6 +59,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now returns the current time; if nil, time.Now is used.
 	Now func() time.Time
+	// Secrets seals the cookie key ring in the store. NewCodec requires it;
+	// the other components keep no keys.
+	Secrets *secrets.Keyring
 }
 
 // check validates d and fills its defaults.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/testlog"
+	"github.com/gatehouse-dev/gatehouse/secrets/secretstest"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -87,7 +88,7 @@ func newEnv(t testing.TB) *env {
 	rec := &recorder{}
 	return &env{clk: clk, st: st, audit: rec, d: Deps{
 		Store: st, Audit: rec, Now: clk.Now,
-		Logger: testlog.New(t),
+		Logger: testlog.New(t), Secrets: secretstest.New(t),
 	}}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/proxy"
+	"github.com/gatehouse-dev/gatehouse/secrets/secretstest"
 )
 
 // upNopAudit discards audit events.
@@ -38,7 +39,7 @@ type upMinted struct {
 func upMint(tb testing.TB, publicURL, appHost string) *upMinted {
 	tb.Helper()
 	ctx := identity.WithClient(context.Background(), identity.Client{Source: "127.0.0.1", UserAgent: "bench"})
-	d := identity.Deps{Store: upBolt(tb), Audit: upNopAudit{}, Logger: slog.New(slog.DiscardHandler)}
+	d := identity.Deps{Store: upBolt(tb), Audit: upNopAudit{}, Logger: slog.New(slog.DiscardHandler), Secrets: secretstest.Shared(tb)}
 	must := func(err error) {
 		tb.Helper()
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/assertion"
 	"github.com/gatehouse-dev/gatehouse/internal/testlog"
+	"github.com/gatehouse-dev/gatehouse/secrets/secretstest"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -29,7 +30,7 @@ func upBolt(t testing.TB) *store.Bolt {
 func upSigner(t testing.TB, st *store.Bolt, now func() time.Time) *assertion.Signer {
 	t.Helper()
 	a, err := assertion.NewSigner(context.Background(), assertion.Config{
-		Store: st, Issuer: "https://gate.example.test/", Logger: testlog.New(t), Now: now,
+		Store: st, Secrets: secretstest.Shared(t), Issuer: "https://gate.example.test/", Logger: testlog.New(t), Now: now,
 	})
 	if err != nil {
 		t.Fatal(err)

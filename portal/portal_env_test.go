@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/testlog"
 	"github.com/gatehouse-dev/gatehouse/proxy"
+	"github.com/gatehouse-dev/gatehouse/secrets/secretstest"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -162,7 +163,7 @@ func newPTEnvWith(t testing.TB, opt ptOptions) *ptEnv {
 	t.Cleanup(func() { st.Close() })
 	e.st = st
 	ctx := context.Background()
-	e.deps = identity.Deps{Store: st, Audit: e.audit, Logger: logger, Now: e.clock.Now}
+	e.deps = identity.Deps{Store: st, Audit: e.audit, Logger: logger, Now: e.clock.Now, Secrets: secretstest.Shared(t)}
 	if e.codec, err = identity.NewCodec(ctx, e.deps, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func newPTEnvWith(t testing.TB, opt ptOptions) *ptEnv {
 	if e.approvals, err = identity.NewApprovals(e.deps, e.cfg.PublicURL); err != nil {
 		t.Fatal(err)
 	}
-	signer, err := assertion.NewSigner(ctx, assertion.Config{Store: st, Issuer: e.cfg.PublicURL, Logger: logger})
+	signer, err := assertion.NewSigner(ctx, assertion.Config{Store: st, Secrets: e.deps.Secrets, Issuer: e.cfg.PublicURL, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

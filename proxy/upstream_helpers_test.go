@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/assertion"
 	"github.com/gatehouse-dev/gatehouse/assertion/assertiontest"
+	"github.com/gatehouse-dev/gatehouse/secrets/secretstest"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -33,7 +34,7 @@ func upBolt(t testing.TB) *store.Bolt {
 func upSigner(t testing.TB, st assertion.KeyStore, now func() time.Time) *assertion.Signer {
 	t.Helper()
 	a, err := assertion.NewSigner(context.Background(), assertion.Config{
-		Store: st, Issuer: assertiontest.Issuer + "/", Logger: upTestLogger(t), Now: now,
+		Store: st, Secrets: secretstest.Shared(t), Issuer: assertiontest.Issuer + "/", Logger: upTestLogger(t), Now: now,
 	})
 	if err != nil {
 		t.Fatal(err)

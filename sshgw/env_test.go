@@ -15,6 +15,8 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/secrets"
+	"github.com/gatehouse-dev/gatehouse/secrets/secretstest"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -26,6 +28,7 @@ type env struct {
 	addr      string
 	cfg       *config.Config
 	dataDir   string
+	kr        *secrets.Keyring
 	approvals *fakeApprovals
 	binds     *fakeBindings
 	locks     *fakeLocks
@@ -58,7 +61,8 @@ func newEnv(t testing.TB, limits Limits, mutate func(*config.Config), opts ...fu
 	t.Helper()
 	e := &env{t: t, dataDir: t.TempDir(), approvals: newFakeApprovals(), binds: newFakeBindings(),
 		locks: &fakeLocks{}, audit: &fakeAudit{}, rec: &fakeRecorder{}}
-	caLine, err := UserCAPublicKey(e.dataDir)
+	e.kr = secretstest.New(t)
+	caLine, err := UserCAPublicKey(e.dataDir, e.kr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +107,7 @@ func newEnv(t testing.TB, limits Limits, mutate func(*config.Config), opts ...fu
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.store.Close() })
-	sc := Config{Cfg: e.cfg, Store: e.store, Approvals: e.approvals, Keys: e.binds, Locks: e.locks,
+	sc := Config{Cfg: e.cfg, Secrets: e.kr, Store: e.store, Approvals: e.approvals, Keys: e.binds, Locks: e.locks,
 		Audit: e.audit, Logger: testLogger(t), Limits: limits, Recorder: e.rec}
 	for _, o := range opts {
 		o(&sc)

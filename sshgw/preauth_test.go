@@ -17,6 +17,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/secrets/secretstest"
 )
 
 // idle opens a raw TCP connection from local that does nothing after the
@@ -190,7 +191,7 @@ func (l *pipeListener) Addr() net.Addr { return jumpAddr{"pipe"} }
 
 func TestPreAuthGraceTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := New(Config{Cfg: &config.Config{PublicURL: "https://gate.test"}, DataDir: t.TempDir(), Store: &memStore{},
+		s, err := New(Config{Cfg: &config.Config{PublicURL: "https://gate.test"}, DataDir: t.TempDir(), Secrets: secretstest.New(t), Store: &memStore{},
 			Approvals: newFakeApprovals(), Keys: newFakeBindings(), Locks: &fakeLocks{}, Audit: &fakeAudit{},
 			Logger: testLogger(t), PreAuth: PreAuth{Grace: 30 * time.Second}})
 		if err != nil {

@@ -199,7 +199,7 @@ func TestRecordOff(t *testing.T) {
 func TestNoRecorderFailsClosed(t *testing.T) {
 	e := newEnv(t, Limits{}, nil)
 	cfg := *e.cfg
-	_, err := New(Config{Cfg: &cfg, DataDir: t.TempDir(), Store: e.store, Approvals: e.approvals, Keys: e.binds,
+	_, err := New(Config{Cfg: &cfg, DataDir: t.TempDir(), Secrets: e.kr, Store: e.store, Approvals: e.approvals, Keys: e.binds,
 		Locks: e.locks, Audit: e.audit})
 	if err == nil || !strings.Contains(err.Error(), "requires recording") {
 		t.Errorf("New without a recorder = %v", err)
@@ -210,7 +210,7 @@ func TestNoRecorderFailsClosed(t *testing.T) {
 		tg.Record = config.RecordOff
 		off.Targets = append(off.Targets, tg)
 	}
-	s, err := New(Config{Cfg: &off, DataDir: t.TempDir(), Store: e.store, Approvals: e.approvals, Keys: e.binds,
+	s, err := New(Config{Cfg: &off, DataDir: t.TempDir(), Secrets: e.kr, Store: e.store, Approvals: e.approvals, Keys: e.binds,
 		Locks: e.locks, Audit: e.audit})
 	if err != nil {
 		t.Fatalf("New without a recorder, every target off: %v", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/secrets"
 )
 
 // approvals is the subset of *identity.Approvals the gateway uses.
@@ -66,6 +67,8 @@ type Config struct {
 	Cfg *config.Config
 	// DataDir holds the host key and the CAs; empty means Cfg.DataDir.
 	DataDir string
+	// Secrets seals the host key and the CAs at rest. Required.
+	Secrets *secrets.Keyring
 	// Store keeps rate-limit counters and carries lock notifications.
 	Store     stateStore
 	Approvals approvals
@@ -149,7 +152,7 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshgw: metrics: %w", err)
 	}
-	k, err := loadKeys(dataDir)
+	k, err := loadKeys(dataDir, c.Secrets, c.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("sshgw: %w", err)
 	}

@@ -3,11 +3,13 @@ package sshgw
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/secrets"
 )
 
 // hostPrincipals returns the names a host certificate carries: for the
@@ -85,11 +87,11 @@ func knownHostsPatterns(cfg *config.Config) []string {
 // KnownHostsLine returns the @cert-authority known_hosts line with which
 // clients trust the gateway and the host certificates it presents for
 // targets through ProxyJump. It creates the host CA on first use.
-func KnownHostsLine(cfg *config.Config, dataDir string) (string, error) {
+func KnownHostsLine(cfg *config.Config, dataDir string, kr *secrets.Keyring, log *slog.Logger) (string, error) {
 	if cfg == nil {
 		return "", errors.New("no configuration")
 	}
-	ca, err := loadOrCreateKey(dataDirOf(cfg, dataDir), hostCAFile)
+	ca, err := loadOrCreateKey(dataDirOf(cfg, dataDir), hostCAFile, kr, log)
 	if err != nil {
 		return "", err
 	}
@@ -100,8 +102,9 @@ func KnownHostsLine(cfg *config.Config, dataDir string) (string, error) {
 // known_hosts line and a ready ssh_config block (an alias for the gateway
 // and ProxyJump for every target). It creates the CAs in dataDir (or
 // cfg.DataDir when empty) on first use, so it works before serve has run.
-func SSHConfig(cfg *config.Config, dataDir string) (string, error) {
-	line, err := KnownHostsLine(cfg, dataDir)
+// The keys are sealed under kr (see loadOrCreateKey).
+func SSHConfig(cfg *config.Config, dataDir string, kr *secrets.Keyring, log *slog.Logger) (string, error) {
+	line, err := KnownHostsLine(cfg, dataDir, kr, log)
 	if err != nil {
 		return "", err
 	}

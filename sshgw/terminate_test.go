@@ -90,7 +90,7 @@ func TestTerminateOtherReplica(t *testing.T) {
 	e := newEnv(t, Limits{}, nil)
 	// A second replica on the same store, with its own listener.
 	cfg := *e.cfg
-	other, err := New(Config{Cfg: &cfg, Store: e.store, Approvals: e.approvals, Keys: e.binds, Locks: e.locks,
+	other, err := New(Config{Cfg: &cfg, Secrets: e.kr, Store: e.store, Approvals: e.approvals, Keys: e.binds, Locks: e.locks,
 		Audit: e.audit, Logger: testLogger(t), Recorder: e.rec})
 	if err != nil {
 		t.Fatal(err)

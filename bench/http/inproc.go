@@ -66,7 +66,11 @@ func inproc(cfgPath, profile string) error {
 		return err
 	}
 	defer al.Close()
-	web, err := buildWeb(ctx, cfg, identity.Deps{Store: st, Audit: al, Logger: logger})
+	kr, err := benchKeyring(cfg.Secrets.MasterKeyFile)
+	if err != nil {
+		return err
+	}
+	web, err := buildWeb(ctx, cfg, identity.Deps{Store: st, Audit: al, Logger: logger, Secrets: kr})
 	if err != nil {
 		return err
 	}
@@ -129,7 +133,7 @@ func buildWeb(ctx context.Context, cfg *config.Config, d identity.Deps) (*portal
 	if err != nil {
 		return nil, err
 	}
-	signer, err := assertion.NewSigner(ctx, assertion.Config{Store: d.Store, Issuer: cfg.PublicURL, Logger: d.Logger})
+	signer, err := assertion.NewSigner(ctx, assertion.Config{Store: d.Store, Secrets: d.Secrets, Issuer: cfg.PublicURL, Logger: d.Logger})
 	if err != nil {
 		return nil, err
 	}

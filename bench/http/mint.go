@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/portal"
+	"github.com/gatehouse-dev/gatehouse/secrets"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -43,7 +44,12 @@ func mintSession(ctx context.Context, dataDir, publicURL, appHost string) (strin
 		return "", fmt.Errorf("open store: %w", err)
 	}
 	defer st.Close()
-	d := identity.Deps{Store: st, Audit: nopAudit{}, Logger: slog.New(slog.DiscardHandler)}
+	// The server that later serves this store opens the default master key.
+	kr, err := benchKeyring(filepath.Join(dataDir, config.DefaultMasterKeyName))
+	if err != nil {
+		return "", err
+	}
+	d := identity.Deps{Store: st, Audit: nopAudit{}, Logger: slog.New(slog.DiscardHandler), Secrets: kr}
 	sess, err := identity.NewSessions(d, identity.SessionOptions{})
 	if err != nil {
 		return "", err
@@ -130,4 +136,13 @@ func fullLengthP256Key() ([]byte, error) {
 			return x509.MarshalPKCS8PrivateKey(k)
 		}
 	}
+}
+
+// benchKeyring opens the master key at path, creating it first if absent,
+// as serve does for the default key in data_dir.
+func benchKeyring(path string) (*secrets.Keyring, error) {
+	if _, err := secrets.CreateKeyFile(path); err != nil {
+		return nil, err
+	}
+	return secrets.Open(path)
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/control"
 	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/recording"
-	"github.com/gatehouse-dev/gatehouse/store"
 )
 
 // controlPath is the admin socket inside data_dir.
@@ -75,11 +74,8 @@ func runAdmin(ctx context.Context, cfg *config.Config, op string, args []string,
 		}
 		return out, err
 	}
-	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, "state.db"))
+	st, err := openStoreDirect(cfg)
 	if err != nil {
-		if errors.Is(err, store.ErrInUse) {
-			return "", fmt.Errorf("the store is held by a server that does not answer on %s: %w", controlPath(cfg), err)
-		}
 		return "", err
 	}
 	defer st.Close()

@@ -32,6 +32,7 @@ func commands() []command {
 		{"recordings", "recordings list|play|verify|export --config FILE ...", "list, replay, verify or export recorded sessions", cmdRecordings},
 		{"purge", "purge --config FILE USER", "delete USER's recordings (unless on legal hold), sessions, keys and security keys", cmdPurge},
 		{"ssh-config", "ssh-config --config FILE [--user-ca]", "print the ssh_config block and @cert-authority line (or the user CA key)", cmdSSHConfig},
+		{"rekey", "rekey --config FILE", "seal every key at rest again with secrets.master_key_file (after a master key rotation)", cmdRekey},
 		{"help", "help", "list the commands", nil},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 
 	"github.com/gatehouse-dev/gatehouse/recording"
@@ -23,8 +24,15 @@ func cmdSSHConfig(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
+	// The keys are sealed: open (before serve ever ran: create) the master key.
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	kr, err := openSecrets(cfg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 1
+	}
 	if *userCA {
-		line, err := sshgw.UserCAPublicKey(cfg.DataDir)
+		line, err := sshgw.UserCAPublicKey(cfg.DataDir, kr, logger)
 		if err != nil {
 			fmt.Fprintln(stderr, "gatehouse:", err)
 			return 1
@@ -32,7 +40,7 @@ func cmdSSHConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, line)
 		return 0
 	}
-	out, err := sshgw.SSHConfig(cfg, "")
+	out, err := sshgw.SSHConfig(cfg, "", kr, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 1
@@ -45,7 +53,7 @@ func cmdSSHConfig(args []string, stdout, stderr io.Writer) int {
 // (d.ident) and opens its listener.
 func startSSH(d deps) (*sshgw.Server, net.Listener, error) {
 	id := d.ident
-	srv, err := sshgw.New(sshgw.Config{Cfg: d.cfg, Store: d.store, Approvals: id.approvals, Keys: id.keys, Locks: id.locks,
+	srv, err := sshgw.New(sshgw.Config{Cfg: d.cfg, Secrets: d.secrets, Store: d.store, Approvals: id.approvals, Keys: id.keys, Locks: id.locks,
 		Audit: d.audit, Logger: d.logger.With("component", "sshgw"), Metrics: d.metrics,
 		Recorder: sshRecorder(d.rec)})
 	if err != nil {

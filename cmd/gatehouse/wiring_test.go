@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/secrets/secretstest"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -46,7 +47,7 @@ func TestBuildWebIdPDown(t *testing.T) {
 		SSO: config.SSO{Issuer: issuer, ClientID: "gatehouse", ClientSecretFile: secret},
 	}
 	cfg.ApplyDefaults() // as config.Load does: the doors take defaults resolved
-	d := deps{cfg: cfg, store: st, audit: nopAudit{}, logger: slog.New(slog.DiscardHandler)}
+	d := deps{cfg: cfg, store: st, audit: nopAudit{}, logger: slog.New(slog.DiscardHandler), secrets: secretstest.New(t)}
 	if d.ident, err = newIdentity(t.Context(), d); err != nil {
 		t.Fatalf("newIdentity with the IdP down: %v", err)
 	}

@@ -22,3 +22,20 @@ func New(t testing.TB) *secrets.Keyring {
 	}
 	return kr
 }
+
+// Shared returns a keyring over a fixed master key, for tests in which
+// several components (replicas, a minting helper and a server) share one
+// store and so must share the master key, as in production. Never use a
+// fixed key outside tests.
+func Shared(t testing.TB) *secrets.Keyring {
+	t.Helper()
+	key := make([]byte, secrets.KeySize)
+	for i := range key {
+		key[i] = 7
+	}
+	kr, err := secrets.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/assertion"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/control"
+	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/secrets"
+	"github.com/gatehouse-dev/gatehouse/sshgw"
+	"github.com/gatehouse-dev/gatehouse/store"
+)
+
+// rekeyOp is the control socket command a running server answers.
+const rekeyOp = "rekey"
+
+// sealedValues are the store entries kept sealed, each with its purpose.
+var sealedValues = []struct{ key, purpose string }{
+	{assertion.KeysStoreKey, assertion.KeysPurpose},
+	{identity.CookieKeysStoreKey, identity.CookieKeysPurpose},
+}
+
+// cmdRekey is `gatehouse rekey --config FILE`: every sealed secret (the
+// SSH key files in data_dir and the key rings in the store) is sealed
+// again with secrets.master_key_file, so that the previous master keys can
+// be dropped. A running server does it through the control socket with
+// its own keyring; otherwise the store is opened directly.
+func cmdRekey(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rekey", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config `FILE`")
+	if code, ok := parseFlags(fs, args, "rekey --config FILE"); !ok {
+		return code
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := rekeyDeployment(ctx, cfg, stderr)
+	fmt.Fprint(stdout, out)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse rekey:", err)
+		return 1
+	}
+	return 0
+}
+
+func rekeyDeployment(ctx context.Context, cfg *config.Config, stderr io.Writer) (string, error) {
+	out, err := control.Call(ctx, controlPath(cfg), rekeyOp, nil)
+	if !errors.Is(err, control.ErrNoServer) {
+		return out, err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	kr, err := openSecrets(cfg, logger)
+	if err != nil {
+		return "", err
+	}
+	st, err := openStoreDirect(cfg)
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	return reseal(ctx, cfg.DataDir, st, kr, logger)
+}
+
+// openStoreDirect opens the embedded store for an admin command when no
+// server answers on the control socket.
+func openStoreDirect(cfg *config.Config) (*store.Bolt, error) {
+	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, "state.db"))
+	if errors.Is(err, store.ErrInUse) {
+		return nil, fmt.Errorf("the store is held by a server that does not answer on %s: %w", controlPath(cfg), err)
+	}
+	return st, err
+}
+
+// rekey is the control op: reseal with the running server's keyring.
+func (s *server) rekey(ctx context.Context, _ []string) (string, error) {
+	return reseal(ctx, s.cfg.Load().DataDir, s.store, s.secrets, s.logger)
+}
+
+// reseal seals every sealed secret again with kr's current master key
+// (and seals any plaintext one left by an older release) and says what it
+// rewrote.
+func reseal(ctx context.Context, dataDir string, st store.Store, kr *secrets.Keyring, logger *slog.Logger) (string, error) {
+	files, err := sshgw.ResealKeys(dataDir, kr, logger)
+	if err != nil {
+		return "", fmt.Errorf("ssh keys: %w", err)
+	}
+	values := 0
+	for _, v := range sealedValues {
+		raw, err := st.Get(ctx, v.key)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", v.key, err)
+		}
+		out, changed, err := kr.Reseal(v.purpose, raw)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", v.key, err)
+		}
+		if !changed {
+			continue
+		}
+		// A replica rotating the ring meanwhile sealed it with the current
+		// key already (it reseals what it loads), so losing the race is fine.
+		if _, err := st.CompareAndSwap(ctx, v.key, raw, out, 0); err != nil {
+			return "", fmt.Errorf("%s: %w", v.key, err)
+		}
+		values++
+	}
+	return fmt.Sprintf("Resealed %d SSH key files and %d stored key rings with the current master key.\n", files, values), nil
+}
