@@ -36,6 +36,9 @@ func (c *conn) approve(meta gossh.ConnMetadata, challenge gossh.KeyboardInteract
 		Login:          req.login,
 		Source:         c.remote.String(),
 	}
+	if !c.parkPre() {
+		return nil, c.deny(ctx, ev, msgRateLimited, "too many connections waiting for approval from this source")
+	}
 	ap, err := c.s.approvals.Create(ctx, areq)
 	if err != nil {
 		return nil, c.deny(ctx, ev, msgUnavailable, "create approval: "+err.Error())

@@ -56,6 +56,7 @@ type conn struct {
 	// release uncounts the connection from the pre-auth caps; nil for an
 	// inner ProxyJump connection, which is not counted there.
 	release func()
+	parked  bool // release also frees an approval-wait slot (parkPre)
 
 	// auth is set once by the final authentication step, before any
 	// channel is handled. It is read by the lock watcher concurrently.
@@ -146,9 +147,44 @@ func (c *conn) email() string {
 	return ""
 }
 
+// releasePre uncounts the connection from the pre-auth caps, once.
+func (c *conn) releasePre() {
+	c.mu.Lock()
+	release := c.release
+	c.release = nil
+	c.mu.Unlock()
+	if release != nil {
+		release()
+	}
+}
+
+// parkPre moves the connection, now waiting for a person to approve it in
+// a browser, out of the total pre-auth cap into the smaller pool of
+// approval waits (see preauth.park): a wait may last minutes, and a few
+// sources must not fill the total cap with waits nobody will approve. It
+// reports false when that pool is full.
+func (c *conn) parkPre() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.release == nil || c.parked {
+		return true // an inner connection, or already parked
+	}
+	unpark, ok := c.s.pre.park(c.remote.String())
+	if !ok {
+		return false
+	}
+	release := c.release
+	c.release = func() { release(); unpark() }
+	c.parked = true
+	return true
+}
+
 // graceExpired closes a connection that did not authenticate in time.
 func (c *conn) graceExpired() {
-	if c.release != nil {
+	c.mu.Lock()
+	counted := c.release != nil
+	c.mu.Unlock()
+	if counted {
 		c.s.pre.graceExpired()
 	}
 	c.close("authentication timed out")
@@ -166,9 +202,7 @@ func (c *conn) extendAuth(until time.Time) {
 // authenticated records a and starts the connection's idle and lifetime
 // limits.
 func (c *conn) authenticated(a *authResult) {
-	if c.release != nil {
-		c.release()
-	}
+	c.releasePre()
 	c.auth.Store(a)
 	// A connection without a target (list mode, ProxyJump carrier) gets
 	// the defaults a target gets; each inner connection has its target's.
@@ -238,9 +272,7 @@ func (c *conn) closeBy(reason, by string) {
 	notices := slices.Collect(maps.Keys(c.notices))
 	c.notices = nil
 	c.mu.Unlock()
-	if c.release != nil {
-		c.release()
-	}
+	c.releasePre()
 	a := c.auth.Load()
 	if a != nil && reason != "" {
 		c.endEvent(context.WithoutCancel(c.ctx), a, reason)

@@ -28,6 +28,11 @@ type PreAuth struct {
 	// Grace is how long a connection may take to authenticate; a pending
 	// approval extends it to the approval's expiry. Default 30s.
 	Grace time.Duration
+	// WaitsPerSource and MaxWaits cap the connections waiting for a person
+	// to approve them in a browser, per source and in total. Such a wait
+	// lasts minutes, so it leaves the Start/Full pool for this one: waits
+	// nobody approves cannot fill the total cap. Defaults 3 and 1000.
+	WaitsPerSource, MaxWaits int
 }
 
 // Defaults for PreAuth.
@@ -37,6 +42,8 @@ const (
 	DefaultPreAuthRate      = 30
 	DefaultPreAuthFull      = 100
 	DefaultLoginGrace       = 30 * time.Second
+	DefaultWaitsPerSource   = 3
+	DefaultMaxWaits         = 1000
 )
 
 func (p PreAuth) withDefaults() PreAuth {
@@ -58,6 +65,12 @@ func (p PreAuth) withDefaults() PreAuth {
 	if p.Grace <= 0 {
 		p.Grace = DefaultLoginGrace
 	}
+	if p.WaitsPerSource <= 0 {
+		p.WaitsPerSource = DefaultWaitsPerSource
+	}
+	if p.MaxWaits <= 0 {
+		p.MaxWaits = DefaultMaxWaits
+	}
 	return p
 }
 
@@ -66,6 +79,7 @@ const (
 	refusedPerSource = "per_source"
 	refusedTotal     = "total"
 	refusedGrace     = "grace_timeout"
+	refusedWaits     = "approval_waits"
 )
 
 // preauth counts unauthenticated connections per source and in total.
@@ -74,9 +88,11 @@ type preauth struct {
 	refused *prometheus.CounterVec // reason
 	pending prometheus.Gauge
 
-	mu    sync.Mutex // guards total and per
-	total int
-	per   map[string]int
+	mu       sync.Mutex // guards total, per, waits and waitsPer
+	total    int
+	per      map[string]int
+	waits    int
+	waitsPer map[string]int
 }
 
 // newPreauth returns the counter; with reg non-nil its metrics are
@@ -84,7 +100,7 @@ type preauth struct {
 func newPreauth(lim PreAuth, reg prometheus.Registerer) (*preauth, error) {
 	p := &preauth{
 		lim: lim.withDefaults(),
-		per: map[string]int{},
+		per: map[string]int{}, waitsPer: map[string]int{},
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_ssh_preauth_refused_total",
 			Help: "SSH connections closed before authenticating: over the per-source or total cap, or out of login grace time.",
@@ -138,6 +154,37 @@ func (p *preauth) admit(addr string) (release func(), refused string) {
 			p.pending.Dec()
 		})
 	}, ""
+}
+
+// park moves one counted connection from addr out of the total into the
+// approval waits (see PreAuth.WaitsPerSource); it still counts toward its
+// source's PerSource. It returns the function that undoes the move (call
+// it after the connection's release), or false when the waits are full.
+func (p *preauth) park(addr string) (unpark func(), ok bool) {
+	src := identity.SourceKey(addr)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.waits >= p.lim.MaxWaits || p.waitsPer[src] >= p.lim.WaitsPerSource {
+		p.refused.WithLabelValues(refusedWaits).Inc()
+		return nil, false
+	}
+	p.total--
+	p.pending.Dec()
+	p.waits++
+	p.waitsPer[src]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			p.total++
+			p.pending.Inc()
+			p.waits--
+			if p.waitsPer[src]--; p.waitsPer[src] <= 0 {
+				delete(p.waitsPer, src)
+			}
+		})
+	}, true
 }
 
 // graceExpired counts a connection closed for not authenticating in time.
