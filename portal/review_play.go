@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -50,6 +51,9 @@ func (p *Portal) reviewPlayer(w http.ResponseWriter, r *http.Request) {
 		rid := newRequestID()
 		p.logger.WarnContext(ctx, "Recording events unreadable.", "request_id", rid, "recording", id, "error", err)
 		body.EventsError = "The events of this recording cannot be read (request " + rid + ")."
+		if errors.Is(err, recording.ErrTampered) {
+			body.EventsError = "This recording failed its integrity check and is not shown; `gatehouse recordings verify " + id + "` names the problem (request " + rid + ")."
+		}
 	}
 	for _, e := range events {
 		body.Events = append(body.Events, reviewEvent(e, m))
@@ -92,13 +96,25 @@ func (p *Portal) reviewCast(w http.ResponseWriter, r *http.Request) {
 	if err := p.review.Recordings.Cast(ctx, id, cw); err != nil {
 		if cw.n == 0 {
 			h.Del("Content-Disposition")
-			p.recordingFailed(w, r, err)
+			p.castFailed(w, r, id, err)
 			return
 		}
 		// The status is sent: the cast ends early. The player shows what
 		// came; the log says why.
 		p.logger.ErrorContext(ctx, "Recording cast failed mid-way.", "recording", id, "bytes", cw.n, "error", err)
 	}
+}
+
+// castFailed answers a cast that could not be sent. A recording that
+// fails verification is refused as such (the details go to the log only,
+// through message), not reported as an outage.
+func (p *Portal) castFailed(w http.ResponseWriter, r *http.Request, id string, err error) {
+	if errors.Is(err, recording.ErrTampered) {
+		p.message(w, r, http.StatusUnprocessableEntity, "Recording failed verification",
+			"This recording does not match its seal or hash chain, so it is not shown. `gatehouse recordings verify "+id+"` names the problem.", err)
+		return
+	}
+	p.recordingFailed(w, r, err)
 }
 
 // countWriter counts what was written through it.

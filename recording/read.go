@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 
 	"filippo.io/age"
 )
@@ -43,12 +44,49 @@ func (r *Recorder) decrypt(ct []byte) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(d, maxChunk))
 }
 
-// chunks calls fn with the plaintext of every chunk of recording id, in
-// order, after checking each against the hash chain. A file that ends
-// inside a chunk (a crash mid-write, or a live recording) ends the walk
-// without error: everything before it is returned. Any other problem is an
-// error wrapping ErrTampered; `recordings verify` names it.
+// Playable verifies recording id as playback needs and returns its status
+// (StatusComplete, StatusLive or StatusIncomplete), so a console can label
+// an unsealed one "incomplete — not sealed". A recording the index says is
+// complete must verify fully (seal, signature, chain, IDs); a live or
+// incomplete one must chain from its header and name its own ID in every
+// chunk there is. Anything else is an error wrapping ErrTampered that names
+// the problem.
+func (r *Recorder) Playable(ctx context.Context, id string) (string, error) {
+	_, status, err := r.playable(ctx, id)
+	return status, err
+}
+
+// playable is Playable, also returning what the read that follows must
+// find again.
+func (r *Recorder) playable(ctx context.Context, id string) (*verified, string, error) {
+	rep, v, err := r.verify(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	sealedInIndex := v.indexed && v.meta.Status == StatusComplete
+	switch {
+	case len(v.damage) > 0:
+		return nil, "", fmt.Errorf("%w: %s", ErrTampered, strings.Join(v.damage, "; "))
+	case sealedInIndex && !rep.Complete:
+		return nil, "", fmt.Errorf("%w: %s", ErrTampered, strings.Join(rep.Problems, "; "))
+	case rep.Complete:
+		return v, StatusComplete, nil
+	case v.meta.Status == StatusLive:
+		return v, StatusLive, nil
+	}
+	return v, StatusIncomplete, nil
+}
+
+// chunks verifies recording id (playable), then calls fn with the
+// plaintext of each chunk it verified, in order. The read checks every
+// chunk against the hash chain again and must end at the chain verify saw,
+// so a file changed between the two reads is refused rather than shown;
+// a live recording's chunks written since are left for the next read.
 func (r *Recorder) chunks(ctx context.Context, id string, fn func(i int, plain []byte) error) error {
+	v, _, err := r.playable(ctx, id)
+	if err != nil {
+		return err
+	}
 	f, s, err := r.open(id)
 	if err != nil {
 		return err
@@ -58,24 +96,24 @@ func (r *Recorder) chunks(ctx context.Context, id string, fn func(i int, plain [
 		return fmt.Errorf("%w: file belongs to recording %s", ErrTampered, s.hdr.id)
 	}
 	chain := s.hdrHash
-	for i := 1; ; i++ {
+	for i := 1; i <= v.chunks; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		rec, err := s.next()
-		if err == io.EOF || errors.Is(err, errTruncated) {
-			return nil
-		}
 		if err != nil {
-			return fmt.Errorf("%w: after chunk %d: %v", ErrTampered, i-1, err)
+			return fmt.Errorf("%w: after chunk %d: changed while being read: %v", ErrTampered, i-1, err)
 		}
 		c, ok := rec.(*chunkRec)
 		if !ok {
-			return nil // the seal; Verify checks it
+			return fmt.Errorf("%w: chunk %d: changed while being read", ErrTampered, i)
 		}
 		chain = chainNext(chain, c.ct, uint32(i))
 		if c.index != uint32(i) || c.chain != chain {
 			return fmt.Errorf("%w: chunk %d: hash chain broken", ErrTampered, i)
+		}
+		if i == v.chunks && chain != v.chain {
+			return fmt.Errorf("%w: chunk %d: changed while being read", ErrTampered, i)
 		}
 		plain, err := r.decrypt(c.ct)
 		if err != nil {
@@ -85,12 +123,14 @@ func (r *Recorder) chunks(ctx context.Context, id string, fn func(i int, plain [
 			return err
 		}
 	}
+	return nil
 }
 
 // Cast writes the recording as a plain asciicast v2 file (what `recordings
 // export` writes and the browser player loads): the header line, then the
-// output, resize and marker events. An incomplete recording is readable up
-// to its last flush.
+// output, resize and marker events. It verifies the recording first (see
+// Playable) and writes nothing if that fails. An incomplete recording is
+// readable up to its last flush.
 func (r *Recorder) Cast(ctx context.Context, id string, w io.Writer) error {
 	return r.chunks(ctx, id, func(i int, plain []byte) error {
 		for line := range bytes.Lines(plain) {
@@ -104,7 +144,8 @@ func (r *Recorder) Cast(ctx context.Context, id string, w io.Writer) error {
 	})
 }
 
-// Events returns the structured events of a recording, in order.
+// Events returns the structured events of a recording, in order, after
+// verifying it as Cast does.
 func (r *Recorder) Events(ctx context.Context, id string) ([]Event, error) {
 	var out []Event
 	err := r.chunks(ctx, id, func(_ int, plain []byte) error {

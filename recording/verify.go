@@ -22,34 +22,60 @@ const maxProblems = 20
 // reordered chunk, a file swapped in from another recording, a seal signed
 // by another key. ErrNotFound if neither file nor index entry exists.
 func (r *Recorder) Verify(ctx context.Context, id string) (*Report, error) {
-	rep := &Report{ID: id}
+	rep, _, err := r.verify(ctx, id)
+	return rep, err
+}
+
+// verified is what verify learnt beyond the report: which problems mean
+// damage or tampering (rather than a file the writer has not finished), and
+// the chain the chunks it read end at, so a later read can check it reads
+// the same chunks.
+type verified struct {
+	meta    Meta
+	indexed bool
+	damage  []string // problems other than "not finished"
+	chunks  int
+	chain   [hashLen]byte
+}
+
+// verify is Verify, also returning what playback needs to decide whether
+// the file may be shown.
+func (r *Recorder) verify(ctx context.Context, id string) (*Report, *verified, error) {
+	rep, v := &Report{ID: id}, &verified{}
 	add := func(format string, a ...any) {
 		if len(rep.Problems) < maxProblems {
 			rep.Problems = append(rep.Problems, fmt.Sprintf(format, a...))
 		}
 	}
+	bad := func(format string, a ...any) {
+		add(format, a...)
+		if len(v.damage) < maxProblems {
+			v.damage = append(v.damage, fmt.Sprintf(format, a...))
+		}
+	}
 	m, merr := r.Get(ctx, id)
 	if merr != nil && !errors.Is(merr, ErrNotFound) {
-		return nil, merr
+		return nil, nil, merr
 	}
 	indexed := merr == nil
+	v.meta, v.indexed = m, indexed
 	f, s, err := r.open(id)
 	switch {
 	case errors.Is(err, ErrNotFound) && !indexed:
-		return nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	case errors.Is(err, ErrNotFound):
-		add("file missing (the index lists the recording)")
-		return rep, nil
+		bad("file missing (the index lists the recording)")
+		return rep, v, nil
 	case err != nil:
-		add("file unreadable: %v", err)
-		return rep, nil
+		bad("file unreadable: %v", err)
+		return rep, v, nil
 	}
 	defer f.Close()
 	if !indexed {
-		add("not in the index")
+		bad("not in the index")
 	}
 	if s.hdr.id != id {
-		add("file belongs to recording %s", s.hdr.id)
+		bad("file belongs to recording %s", s.hdr.id)
 	}
 	computed, stored := s.hdrHash, s.hdrHash
 	intact, ended := true, false
@@ -57,7 +83,7 @@ func (r *Recorder) Verify(ctx context.Context, id string) (*Report, error) {
 	n := 0
 	for !ended {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		rec, err := s.next()
 		switch {
@@ -71,44 +97,44 @@ func (r *Recorder) Verify(ctx context.Context, id string) (*Report, error) {
 			intact, ended = false, true
 			continue
 		case err != nil:
-			add("after chunk %d: %v", n, err)
+			bad("after chunk %d: %v", n, err)
 			intact, ended = false, true
 			continue
 		}
 		switch rec := rec.(type) {
 		case *seal:
 			if sl != nil {
-				add("a second seal after chunk %d", n)
+				bad("a second seal after chunk %d", n)
 				intact = false
 			}
 			sl = rec
 		case *chunkRec:
 			n++
 			if sl != nil {
-				add("chunk %d: found after the seal", n)
+				bad("chunk %d: found after the seal", n)
 				intact = false
 			}
 			if rec.index != uint32(n) {
-				add("chunk %d: out of order (found at position %d)", rec.index, n)
+				bad("chunk %d: out of order (found at position %d)", rec.index, n)
 				intact = false
 			}
 			computed = chainNext(computed, rec.ct, uint32(n))
 			if chainNext(stored, rec.ct, uint32(n)) != rec.chain {
-				add("chunk %d: hash chain broken (content changed, removed or reordered)", n)
+				bad("chunk %d: hash chain broken (content changed, removed or reordered)", n)
 				intact = false
 			}
 			stored = rec.chain
 			if n == 1 && sha256.Sum256(rec.ct) != s.hdr.metaHash {
-				add("chunk 1: does not match the header's metadata hash")
+				bad("chunk 1: does not match the header's metadata hash")
 				intact = false
 			}
 			plain, err := r.decrypt(rec.ct)
 			if err != nil {
-				add("chunk %d: cannot be decrypted (%v)", n, err)
+				bad("chunk %d: cannot be decrypted (%v)", n, err)
 				intact = false
 			} else if n == 1 {
 				if hid := headerID(plain); hid != id {
-					add("chunk 1: the asciicast header names recording %q", hid)
+					bad("chunk 1: the asciicast header names recording %q", hid)
 					intact = false
 				}
 			}
@@ -120,19 +146,20 @@ func (r *Recorder) Verify(ctx context.Context, id string) (*Report, error) {
 		case indexed && m.Status == StatusLive:
 			// Still being written: nothing to seal yet.
 		case indexed && m.Status == StatusComplete:
-			add("truncated after chunk %d: the seal is missing, but the index says the recording was sealed", n)
+			bad("truncated after chunk %d: the seal is missing, but the index says the recording was sealed", n)
 		case intact:
 			add("incomplete: not sealed (the writer stopped); readable and chained through chunk %d", n)
 		default:
 			add("incomplete: not sealed")
 		}
 	} else {
-		r.checkSeal(s.hdr, sl, computed, n, m, indexed, add)
+		r.checkSeal(s.hdr, sl, computed, n, m, indexed, bad)
 		rep.Complete = true
 	}
 	rep.OK = len(rep.Problems) == 0
 	rep.Complete = rep.Complete && rep.OK
-	return rep, nil
+	v.chunks, v.chain = n, computed
+	return rep, v, nil
 }
 
 // checkSeal checks the seal against the chunks, the sealing key and the
