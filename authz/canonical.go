@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // ErrPathNotCanonical wraps every refusal of CanonicalPath. The front door
@@ -37,6 +39,11 @@ const MaxPathLen = 8192
 //     that ends in "." or begins or ends with white space ("/admin.",
 //     "/admin%20"): they name the same file as the segment without them on
 //     some servers;
+//   - "?" and "#" encoded (%3F, %23): an upstream that decodes and parses
+//     again ends the path there;
+//   - a non-ASCII character that a case mapping, simple case folding or
+//     NFKC normalisation turns into ASCII ("/\uFF41dmin", the Kelvin sign,
+//     dotless i, long s): see readsAsASCII;
 //   - bytes that do not decode to valid UTF-8 (so overlong encodings such
 //     as %C0%AF too).
 //
@@ -136,6 +143,11 @@ func decodeSegment(raw string, n int) (string, error) {
 				return "", notCanon(n, "encoded slash")
 			}
 		}
+		if c == '?' || c == '#' {
+			// Judged as part of the path, but an upstream that decodes and
+			// re-parses reads a query or fragment: "/admin%3F" is "/admin".
+			return "", notCanon(n, "encoded ? or #")
+		}
 		switch {
 		case c == '\\':
 			return "", notCanon(n, "backslash")
@@ -154,6 +166,9 @@ func decodeSegment(raw string, n int) (string, error) {
 		if unicode.IsControl(r) {
 			return "", notCanon(n, "control character")
 		}
+		if readsAsASCII(r) {
+			return "", notCanon(n, "non-ASCII character an upstream may read as ASCII")
+		}
 	}
 	first, _ := utf8.DecodeRuneInString(s)
 	last, _ := utf8.DecodeLastRuneInString(s)
@@ -165,6 +180,36 @@ func decodeSegment(raw string, n int) (string, error) {
 		return "", notCanon(n, "leading or trailing white space")
 	}
 	return s, nil
+}
+
+// readsAsASCII reports whether r is a non-ASCII rune some upstream may
+// read as ASCII, so that "/ａdmin" or "/\u212Admin" could name what the
+// rules judged as a different path: a case mapping or simple case folding
+// of it is ASCII (Java's equalsIgnoreCase, strings.EqualFold), or its NFKC
+// form holds an ASCII byte (fullwidth forms, ligatures, superscripts). Full
+// case mappings that expand (ß to "SS") are not refused: they would refuse
+// ordinary words, and the upstreams that compare case-insensitively
+// compare rune by rune.
+func readsAsASCII(r rune) bool {
+	if r < utf8.RuneSelf {
+		return false
+	}
+	if unicode.ToUpper(r) < utf8.RuneSelf || unicode.ToLower(r) < utf8.RuneSelf {
+		return true
+	}
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if f < utf8.RuneSelf {
+			return true
+		}
+	}
+	var buf [utf8.UTFMax]byte
+	nf := norm.NFKC.Bytes(buf[:utf8.EncodeRune(buf[:], r)])
+	for _, c := range nf {
+		if c < utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
 }
 
 // escapeSegment writes s escaped for a path segment: RFC 3986 pchar

@@ -10,6 +10,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/gatehouse-dev/gatehouse/config"
 )
 
@@ -58,6 +60,17 @@ func TestCanonicalPath(t *testing.T) {
 		{"/%c0%af", ""}, {"/%c0%ae%c0%ae/admin", ""}, {"/%e0%80%af", ""}, {"/%ff", ""}, {"/a%c3", ""}, {"/\xc0\xaf", ""},
 		// Malformed escapes and double encoding.
 		{"/a%", ""}, {"/a%2", ""}, {"/a%zz", ""}, {"/a%u002e", ""}, {"/%252e%252e/admin", ""}, {"/%25%32%66", ""}, {"/100%25", ""},
+		// Encoded ? and #: an upstream that decodes and re-parses ends the
+		// path there ("/admin%3F" is "/admin").
+		{"/admin%3F", ""}, {"/admin%3f", ""}, {"/admin%23", ""}, {"/a%3fb%23c", ""}, {"/admin%3Fx/y", ""},
+		{"/admin?", ""}, {"/admin#", ""},
+		// Non-ASCII runes that case mapping, folding or NFKC turn into ASCII:
+		// Kelvin sign, dotless i, capital I with dot, long s, fullwidth
+		// forms, a ligature, superscript two, one dot leader, fullwidth
+		// solidus.
+		{"/\u212Aey", ""}, {"/adm\u0131n", ""}, {"/\u0130tem", ""}, {"/\u017Fecret", ""},
+		{"/\uFF41dmin", ""}, {"/%EF%BD%81dmin", ""}, {"/\uFF21DMIN", ""}, {"/admin\uFF01", ""},
+		{"/\uFB01le", ""}, {"/x\u00B2", ""}, {"/a\u2024b", ""}, {"/a\uFF0Fadmin", ""},
 		// Not a path.
 		{"", ""}, {"admin", ""}, {"*", ""}, {"/" + strings.Repeat("a", MaxPathLen), ""},
 		// Found by FuzzCanonicalPath: short enough raw, too long escaped.
@@ -73,7 +86,9 @@ func TestCanonicalPath(t *testing.T) {
 		{"/%7euser/%41%42c", "/~user/ABc"},
 		{"/caf%c3%a9", "/caf%C3%A9"},
 		{"/café", "/caf%C3%A9"},
-		{"/a%3fb%23c", "/a%3Fb%23c"},
+		{"/p/caf%C3%A9", "/p/caf%C3%A9"},
+		{"/文档/日本語", "/%E6%96%87%E6%A1%A3/%E6%97%A5%E6%9C%AC%E8%AA%9E"},
+		{"/straße/Ωμέγα/ÉCOLE", "/stra%C3%9Fe/%CE%A9%CE%BC%CE%AD%CE%B3%CE%B1/%C3%89COLE"},
 		{"/a,b=c+d@e:f!$&'()*", "/a,b=c+d@e:f!$&'()*"},
 		{"/%2c%3d", "/,="},
 		{"/.well-known/jwks.json", "/.well-known/jwks.json"},
@@ -134,6 +149,7 @@ func FuzzCanonicalPath(f *testing.F) {
 	for _, s := range []string{
 		"/", "//", "/admin", "/ADMIN/x/", "/%61dmin", "/x/..;/admin", "/admin%2f..%2fx", "/admin%2e%2e%2f",
 		"/caf%c3%a9", "/%c0%af", "/a%25%32%66", "/a b/c", "/a%3Fb", "/.well-known/x", "/a\\b", "/admin%c2%a0",
+		"/admin%23", "/\u212Aey", "/\uFF41dmin", "/adm\u0131n", "/\u017F", "/\u6587",
 	} {
 		f.Add(s)
 	}
@@ -172,8 +188,21 @@ func FuzzCanonicalPath(f *testing.F) {
 			t.Fatalf("%q decodes to invalid UTF-8", canon)
 		}
 		for _, r := range dec {
-			if unicode.IsControl(r) || r == '\\' || r == ';' || r == '%' {
+			if unicode.IsControl(r) || r == '\\' || r == ';' || r == '%' || r == '?' || r == '#' {
 				t.Fatalf("%q decodes to %q with %q", canon, dec, r)
+			}
+			// No rune an upstream may read as ASCII: by case mapping, by
+			// simple case folding, or by NFKC.
+			if r < utf8.RuneSelf {
+				continue
+			}
+			ascii := unicode.ToUpper(r) < utf8.RuneSelf || unicode.ToLower(r) < utf8.RuneSelf ||
+				strings.ContainsFunc(norm.NFKC.String(string(r)), func(c rune) bool { return c < utf8.RuneSelf })
+			for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+				ascii = ascii || f < utf8.RuneSelf
+			}
+			if ascii {
+				t.Fatalf("%q decodes to %q with %U, which an upstream may read as ASCII", canon, dec, r)
 			}
 		}
 		for _, seg := range strings.Split(dec, "/") {
