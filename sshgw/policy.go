@@ -115,7 +115,7 @@ func (c *conn) readmit(p *policy) bool {
 		return c.auth.CompareAndSwap(a, &next)
 	}
 	t := p.targets[a.target.cfg.Name]
-	if t == nil || !sameEndpoint(a.target, t) {
+	if t == nil || !sameEndpoint(a.target, t) || newlyRecorded(a.target, t) {
 		return false
 	}
 	d := authz.DecideTarget(a.who, t.cfg, a.login, p.defaultMFA, c.s.now())
@@ -125,6 +125,14 @@ func (c *conn) readmit(p *policy) bool {
 	next := *a
 	next.target, next.pol = t, p
 	return c.auth.CompareAndSwap(a, &next)
+}
+
+// newlyRecorded reports whether the target's recording went from off to
+// required. Recording is fixed when a channel opens, so a connection whose
+// channels opened unrecorded cannot be brought under the new rule: it is
+// ended rather than left running unrecorded.
+func newlyRecorded(old, cur *target) bool {
+	return old.cfg.Record == config.RecordOff && cur.cfg.Record == config.RecordRequired
 }
 
 // sameEndpoint reports whether a and b reach the same host with the same

@@ -200,3 +200,42 @@ func TestReloadRefusedChangesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadRecordRequiredEndsUnrecorded: a reload that makes a target's
+// recording required ends the connections to it that opened unrecorded
+// (their channels would stay unrecorded); connections to targets whose
+// recording did not change stay.
+func TestReloadRecordRequiredEndsUnrecorded(t *testing.T) {
+	e := newEnv(t, Limits{}, func(c *config.Config) { c.Targets[0].Record = config.RecordOff })
+	key := newSigner(t)
+	e.bind(key, alice)
+	prod, err := e.dial(&client{user: "ubuntu@prod", key: key, noKbd: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	stderr, ended := shell(t, prod)
+	open, err := e.dial(&client{user: "ubuntu@open", key: key, noKbd: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+
+	if err := e.reload(func(c *config.Config) { c.Targets[0].Record = config.RecordRequired }); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	select {
+	case <-ended:
+	case <-time.After(time.Second):
+		t.Fatal("unrecorded connection to prod still open a second after recording became required")
+	}
+	if got := stderr.String(); !strings.Contains(got, "gatehouse: connection closed: "+reasonReload) {
+		t.Errorf("client was told %q", got)
+	}
+	e.audit.waitFor(t, "ssh.end", func(ev audit.Event) bool {
+		return ev.Type == "ssh.end" && ev.Reason == reasonReload && ev.Resource == "target:prod" && ev.Actor == alice.Email
+	})
+	if out, _, code := run(t, open, "echo still here", ""); out != "still here\n" || code != 0 {
+		t.Errorf("connection to open (recording unchanged) after reload: %q, %d", out, code)
+	}
+}
