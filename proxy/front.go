@@ -86,6 +86,11 @@ type FrontConfig struct {
 	// MaxWebSockets caps open WebSockets in total. Zero:
 	// DefaultMaxWebSockets.
 	MaxWebSockets int
+	// CertStorage, if set, holds ACME certificates, accounts and the
+	// locks around ordering them (tls.mode acme), so replicas sharing a
+	// store share them and never order the same certificate twice. If
+	// nil, they are files under DataDir.
+	CertStorage CertKV
 }
 
 // Front is the HTTPS front door. Create it with NewFront, run it with Serve,
@@ -95,6 +100,7 @@ type Front struct {
 	registry        *prometheus.Registry
 	metrics         *frontMetrics
 	dataDir         string
+	certKV          CertKV       // nil: certmagic files under dataDir
 	shutdownTimeout atomic.Int64 // nanoseconds; Reload may change it
 	tlsConf         *tls.Config
 	tickets         *ticketRotator
@@ -146,6 +152,7 @@ func NewFront(fc FrontConfig) (*Front, error) {
 		logger:    logger,
 		registry:  fc.Metrics,
 		dataDir:   fc.DataDir,
+		certKV:    fc.CertStorage,
 		httpsLn:   fc.HTTPSListener,
 		httpLn:    fc.HTTPListener,
 		audit:     fc.Audit,

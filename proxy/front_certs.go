@@ -48,7 +48,7 @@ func (f *Front) setupCerts(cfg *config.Config, rt *frontRoutes) error {
 		if f.httpLn != nil {
 			ls.http = f.httpLn.Addr()
 		}
-		a, err := newACMECerts(cfg, f.dataDir, ls, f.logger)
+		a, err := newACMECerts(cfg, f.dataDir, f.certKV, ls, f.logger)
 		if err != nil {
 			return fmt.Errorf("front: %w", err)
 		}

@@ -38,8 +38,10 @@ type acmeListeners struct {
 
 // newACMECerts builds certmagic for cfg. Challenges are only ever answered
 // on Gatehouse's own listeners: certmagic is told their ports, finds them
-// taken (by us) and so never opens a listener of its own.
-func newACMECerts(cfg *config.Config, dataDir string, ls acmeListeners, logger *slog.Logger) (*acmeCerts, error) {
+// taken (by us) and so never opens a listener of its own. Certificates,
+// accounts and locks live in kv when it is set (shared by replicas), else
+// in files under dataDir.
+func newACMECerts(cfg *config.Config, dataDir string, kv CertKV, ls acmeListeners, logger *slog.Logger) (*acmeCerts, error) {
 	// Config resolves an absent directory to Let's Encrypt. An empty one
 	// here means the Config skipped that step; certmagic would then pick
 	// its own default CA, so refuse rather than let a library choose.
@@ -60,10 +62,11 @@ func newACMECerts(cfg *config.Config, dataDir string, ls acmeListeners, logger *
 		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return a.magic, nil },
 		Logger:           zl,
 	})
-	a.magic = certmagic.New(a.cache, certmagic.Config{
-		Storage: &certmagic.FileStorage{Path: filepath.Join(dataDir, "certmagic")},
-		Logger:  zl,
-	})
+	var storage certmagic.Storage = &certmagic.FileStorage{Path: filepath.Join(dataDir, "certmagic")}
+	if kv != nil {
+		storage = NewCertStorage(kv, CertStorageOptions{Logger: logger})
+	}
+	a.magic = certmagic.New(a.cache, certmagic.Config{Storage: storage, Logger: zl})
 	tmpl := certmagic.ACMEIssuer{
 		CA:                      cfg.TLS.ACME.Directory,
 		Email:                   cfg.TLS.ACME.Email,

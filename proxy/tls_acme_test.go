@@ -38,7 +38,7 @@ func TestACMEChallengesOnOwnListeners(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := newACMECerts(cfg, t.TempDir(), tt.ls, frontTestLogger(t))
+			a, err := newACMECerts(cfg, t.TempDir(), nil, tt.ls, frontTestLogger(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +56,7 @@ func TestACMEChallengesOnOwnListeners(t *testing.T) {
 	// No directory is refused: certmagic would otherwise pick its own
 	// default CA, and config is the one place that resolves defaults.
 	cfg.TLS.ACME.Directory = ""
-	if a, err := newACMECerts(cfg, t.TempDir(), acmeListeners{https: https}, frontTestLogger(t)); err == nil {
+	if a, err := newACMECerts(cfg, t.TempDir(), nil, acmeListeners{https: https}, frontTestLogger(t)); err == nil {
 		a.stop()
 		t.Errorf("newACMECerts without a directory succeeded")
 	} else if err.Error() != "tls.acme.directory is required" {
