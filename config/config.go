@@ -63,9 +63,19 @@ type ACME struct {
 
 // Redis configures shared state for several replicas.
 type Redis struct {
-	Addr         string `yaml:"addr"`
-	PasswordFile string `yaml:"password_file"`
-	DB           int    `yaml:"db"`
+	Addr         string    `yaml:"addr"`
+	Username     string    `yaml:"username"`      // ACL user; empty: the default user
+	PasswordFile string    `yaml:"password_file"` // never an inline password
+	DB           int       `yaml:"db"`
+	TLS          *RedisTLS `yaml:"tls"`    // nil: plain TCP
+	Prefix       string    `yaml:"prefix"` // key namespace; default DefaultRedisPrefix
+}
+
+// RedisTLS makes the Redis connection use TLS. Certificate verification
+// cannot be turned off: a Redis impostor would hold every session.
+type RedisTLS struct {
+	CAFile     string `yaml:"ca_file"`     // PEM roots; empty: the system roots
+	ServerName string `yaml:"server_name"` // name to verify; empty: addr's host
 }
 
 // SSO configures the OIDC identity provider.

@@ -44,6 +44,9 @@ func (c *Config) ApplyDefaults() {
 	if c.TLS.Mode == TLSModeACME {
 		setString(&c.TLS.ACME.Directory, DefaultACMEDirectory)
 	}
+	if c.Redis != nil {
+		setString(&c.Redis.Prefix, DefaultRedisPrefix)
+	}
 	setString(&c.SSO.GroupsClaim, DefaultGroupsClaim)
 	if len(c.SSO.Scopes) == 0 {
 		c.SSO.Scopes = DefaultScopes()

@@ -58,6 +58,9 @@ func (c *Config) checkFiles(now time.Time) []Problem {
 	}
 	if c.Redis != nil {
 		v.secretFile("redis.password_file", c.Redis.PasswordFile)
+		if c.Redis.TLS != nil {
+			v.caFile("redis.tls.ca_file", c.Redis.TLS.CAFile)
+		}
 	}
 	v.secretFile("sso.client_secret_file", c.SSO.ClientSecretFile)
 	for i, f := range c.SSO.CARoots {

@@ -134,6 +134,8 @@ func TestLoadFileChecksFiles(t *testing.T) {
 		{"missing hook secret", f.hook, "/nonexistent/hook", "audit.webhook.secret_file", 7, "no such file"},
 		{"empty hook secret", f.hook, empty, "audit.webhook.secret_file", 7, "empty"},
 		{"missing redis password", "data_dir:", "redis: {addr: \"127.0.0.1:6379\", password_file: /nonexistent/pw}\ndata_dir:", "redis.password_file", 4, "no such file"},
+		{"missing redis ca", "data_dir:", "redis: {addr: \"127.0.0.1:6379\", tls: {ca_file: /nonexistent/ca.pem}}\ndata_dir:", "redis.tls.ca_file", 4, "no such file"},
+		{"redis ca not PEM", "data_dir:", "redis: {addr: \"127.0.0.1:6379\", tls: {ca_file: " + notPEM + "}}\ndata_dir:", "redis.tls.ca_file", 4, "no PEM certificate in"},
 		{"data dir is a file", "data_dir: " + f.data, "data_dir: " + f.secret, "data_dir", 4, "not a directory"},
 		{"data dir loose", "data_dir: " + f.data, "data_dir: " + loose, "data_dir", 4, "has mode 0750"},
 		{"data dir under a file", "data_dir: " + f.data, "data_dir: " + f.secret + "/data", "data_dir", 4, "not a directory"},

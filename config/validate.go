@@ -52,19 +52,7 @@ func (c *Config) validate() []Problem {
 	}
 	v.secrets(c.Secrets)
 	if c.Redis != nil {
-		// Without the Redis store each replica would keep its own sessions,
-		// locks and CAs: a lock on one would not reach the others. Refuse
-		// rather than run replicas that only look shared.
-		v.addf("redis", "shared state through Redis is not in this release; remove redis and run one replica on the embedded store")
-		if c.Redis.Addr == "" {
-			v.addf("redis.addr", "required when redis is set")
-		} else if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
-			v.addf("redis.addr", "must be host:port")
-		}
-		v.absFile("redis.password_file", c.Redis.PasswordFile, false)
-		if c.Redis.DB < 0 || c.Redis.DB > 15 {
-			v.addf("redis.db", "must be between 0 and 15")
-		}
+		v.redis(*c.Redis)
 	}
 	// A set issuer is used (the portal signs people in with it) even
 	// without routes or targets, so it must be complete then too.
