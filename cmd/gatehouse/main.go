@@ -33,6 +33,7 @@ func commands() []command {
 		{"purge", "purge --config FILE USER", "delete USER's recordings (unless on legal hold), sessions, keys and security keys", cmdPurge},
 		{"ssh-config", "ssh-config --config FILE [--user-ca]", "print the ssh_config block and @cert-authority line (or the user CA key)", cmdSSHConfig},
 		{"rekey", "rekey --config FILE", "seal every key at rest again with secrets.master_key_file (after a master key rotation)", cmdRekey},
+		{"migrate-store", "migrate-store --config FILE --to-redis ADDR [--password-file F] [--db N]", "copy the embedded store (keys and expiries) into an empty Redis; refuses while serve runs", cmdMigrateStore},
 		{"help", "help", "list the commands", nil},
 	}
 }
