@@ -130,7 +130,7 @@ func splitWord(w []byte, emit func(string)) {
 
 // splitParts emits the parts of a segment that contains . or -.
 func splitParts(seg []byte, emit func(string)) {
-	if bytes.IndexAny(seg, ".-") < 0 {
+	if !bytes.ContainsAny(seg, ".-") {
 		return
 	}
 	for _, part := range bytes.FieldsFunc(seg, func(r rune) bool { return r == '.' || r == '-' }) {

@@ -185,7 +185,7 @@ func buildWeb(ctx context.Context, d deps) (*portal.Web, error) {
 		Config: cfg, OIDC: id.oidc, Sessions: id.sessions, WebAuthn: id.webauthn, Approvals: id.approvals,
 		Limiter: id.limiter, Codec: id.codec, Audit: d.audit, JWKS: signer.JWKS(), Logger: d.logger,
 		Review: reviewConfig(d), SignedOut: d.signedOut,
-		Hop:    func(rt config.Route) (http.Handler, error) { return proxy.NewUpstream(rt, signer, hopLogger) },
+		Hop: func(rt config.Route) (http.Handler, error) { return proxy.NewUpstream(rt, signer, hopLogger) },
 	})
 }
 
