@@ -23,7 +23,9 @@ type PreAuth struct {
 	// Start, Rate and Full are OpenSSH's MaxStartups start:rate:full: from
 	// Start unauthenticated connections in total, a new one is refused
 	// with probability Rate percent, rising linearly to 100% at Full.
-	// Defaults 10, 30 and 100.
+	// Defaults 30, 30 and 100: Start is three times PerSource, so one
+	// source alone (at its cap) never makes anyone else's connection a
+	// gamble; OpenSSH's 10 would let it.
 	Start, Rate, Full int
 	// Grace is how long a connection may take to authenticate; a pending
 	// approval extends it to the approval's expiry. Default 30s.
@@ -38,7 +40,7 @@ type PreAuth struct {
 // Defaults for PreAuth.
 const (
 	DefaultPreAuthPerSource = 10
-	DefaultPreAuthStart     = 10
+	DefaultPreAuthStart     = 30
 	DefaultPreAuthRate      = 30
 	DefaultPreAuthFull      = 100
 	DefaultLoginGrace       = 30 * time.Second

@@ -1,6 +1,9 @@
 package sshgw
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 // TestPreAuthApprovalWaitsLeaveTheTotal: connections waiting for a browser
 // approval move out of the total cap into the approval waits, so a few
@@ -47,5 +50,33 @@ func TestPreAuthApprovalWaitsLeaveTheTotal(t *testing.T) {
 	defer p.mu.Unlock()
 	if p.total != 0 || p.waits != 0 || len(p.per) != 0 || len(p.waitsPer) != 0 {
 		t.Errorf("all released: total %d, waits %d, per %v, waitsPer %v", p.total, p.waits, p.per, p.waitsPer)
+	}
+}
+
+// TestPreAuthOneSourceCannotStartDrops: with the defaults, one source at
+// its per-source cap leaves the total below MaxStartups' start, so a
+// connection from anywhere else is never dropped at random (seen in e2e:
+// 10 idle handshakes from one address made a person elsewhere fail 30% of
+// the time with OpenSSH's 10:30:100).
+func TestPreAuthOneSourceCannotStartDrops(t *testing.T) {
+	lim := PreAuth{}.withDefaults()
+	if lim.PerSource >= lim.Start {
+		t.Fatalf("defaults PerSource %d, Start %d: one source can reach the random-drop zone", lim.PerSource, lim.Start)
+	}
+	p, err := newPreauth(PreAuth{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range lim.PerSource {
+		if _, r := p.admit(fmt.Sprintf("10.0.0.1:%d", i)); r != "" {
+			t.Fatalf("connection %d from the flooding source refused early: %q", i, r)
+		}
+	}
+	for i := range 1000 {
+		release, r := p.admit(fmt.Sprintf("10.0.0.2:%d", i))
+		if r != "" {
+			t.Fatalf("a person on another source was refused (%q) after %d tries", r, i)
+		}
+		release() // she authenticated; the flood stays
 	}
 }

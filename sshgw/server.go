@@ -80,8 +80,8 @@ type Config struct {
 	// Limits are the authentication rate limits; zero fields take defaults.
 	Limits Limits
 	// PreAuth caps connections that have not authenticated yet; zero
-	// fields take defaults (OpenSSH's MaxStartups 10:30:100, 10 per
-	// source, 30s to authenticate).
+	// fields take defaults (MaxStartups 30:30:100, 10 per source, 30s to
+	// authenticate).
 	PreAuth PreAuth
 	// Recorder records every session channel and forward to a target
 	// whose record setting is required (the default). Nil is allowed
