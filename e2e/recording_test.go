@@ -201,13 +201,24 @@ reviewers: {groups: [security]}
 	step(t, "kill -9 mid-session leaves a readable recording marked incomplete", func() {
 		crash := e.start(t, "", "ssh", append(batch, "echo before-crash-"+word+"; exec sleep 300")...)
 		waitOutput(t, crash, "before-crash-"+word+"\n")
-		time.Sleep(2500 * time.Millisecond) // more than one flush interval: the output is on disk
+		// Kill only once the output is on disk (a flush at most a second
+		// later): what a crash may lose is what was never flushed.
+		live := findRecording(t, g, func(r recListed) bool { return strings.Contains(r.Command, "before-crash-"+word) })
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if strings.Contains(string(readFileBytes(t, exportCast(t, g, live.ID))), `"o", "before-crash-`+word) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the live recording's output never reached the disk")
+			}
+		}
 		g.Kill9AndRestart(t)
 		rec := findRecording(t, g, func(r recListed) bool { return strings.Contains(r.Command, "before-crash-"+word) })
 		if rec.Status != "incomplete" {
 			t.Errorf("after kill -9 the recording is %q, want incomplete", rec.Status)
 		}
-		if out := string(readFileBytes(t, exportCast(t, g, rec.ID))); !strings.Contains(out, "before-crash-"+word) {
+		// The output event, not the command in the header.
+		if out := string(readFileBytes(t, exportCast(t, g, rec.ID))); !strings.Contains(out, `"o", "before-crash-`+word) {
 			t.Errorf("the crashed recording lost its output:\n%s", out)
 		}
 		// Nothing else was lost: the key binding and earlier recordings.
