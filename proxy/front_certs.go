@@ -77,31 +77,6 @@ func (f *Front) warnUncovered(verify func(string) error, hosts []string) {
 	}
 }
 
-// errRestartRequired marks a reload that changes something only a restart
-// can apply.
-var errRestartRequired = errors.New("restart required to apply")
-
-// restartOnlyChanges returns an error naming the first setting that differs
-// between old and new and that a reload cannot apply.
-func restartOnlyChanges(old, cur *config.Config) error {
-	for _, c := range []struct {
-		path     string
-		old, cur any
-	}{
-		{"listen.https", old.Listen.HTTPS, cur.Listen.HTTPS},
-		{"listen.http", old.Listen.HTTP, cur.Listen.HTTP},
-		{"data_dir", old.DataDir, cur.DataDir},
-		{"tls.mode", old.TLS.Mode, cur.TLS.Mode},
-		{"tls.min_version", old.TLS.MinVersion, cur.TLS.MinVersion},
-		{"tls.acme", fmt.Sprint(old.TLS.ACME), fmt.Sprint(cur.TLS.ACME)},
-	} {
-		if c.old != c.cur {
-			return fmt.Errorf("%s changed: %w", c.path, errRestartRequired)
-		}
-	}
-	return nil
-}
-
 // Reload applies a new configuration to a running front: host routing
 // (public host, routes, and the handlers portal and apps, as in
 // FrontConfig) and, for tls.mode files, the certificate files (read again
@@ -123,7 +98,7 @@ func (f *Front) Reload(cfg *config.Config, portal http.Handler, apps map[string]
 		return errors.New("reload: shutting down")
 	}
 	old := f.routes.Load()
-	if err := restartOnlyChanges(old.cfg, cfg); err != nil {
+	if err := config.RestartRequired(old.cfg, cfg); err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
 	rt, err := newFrontRoutes(cfg, portal, apps)

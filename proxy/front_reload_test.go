@@ -192,8 +192,8 @@ func TestNewFrontErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("NewFront = %v, want error containing %q", err, tt.wantErr)
 			}
-			if errors.Is(err, errRestartRequired) {
-				t.Errorf("NewFront error wraps errRestartRequired")
+			if errors.Is(err, config.ErrRestartRequired) {
+				t.Errorf("NewFront error wraps config.ErrRestartRequired")
 			}
 		})
 	}
