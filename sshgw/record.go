@@ -324,7 +324,7 @@ func (r *chanRec) check(err error) error {
 // fail ends the session because it cannot be recorded: the client is told,
 // the audit log says why, and the channel is closed. The error's text is
 // for the audit log only.
-func (r *chanRec) fail(err error) { r.failWith(err, nil, false) }
+func (r *chanRec) fail(err error) { r.failWith(err, nil, true) }
 
 // failWith is fail, running before (if set) after the audit and before
 // the message, and sending exit status 1 after the message if exit.

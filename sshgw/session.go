@@ -59,6 +59,8 @@ func (c *conn) relaySession(sc *gossh.ServerConn, nc gossh.NewChannel, a *authRe
 		c.pipe(inWriter{w: up, r: rec}, down)
 		_ = up.CloseWrite()
 	}()
+	outDone := make(chan struct{})
+	go func() { out.Wait(); close(outDone) }()
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
@@ -69,6 +71,18 @@ func (c *conn) relaySession(sc *gossh.ServerConn, nc gossh.NewChannel, a *authRe
 				continue
 			}
 			rec.exit(r.Type, r.Payload)
+			if r.Type == "exit-status" || r.Type == "exit-signal" {
+				// The exit status goes out after the output it follows: if
+				// recording that output failed, the client must not see the
+				// target's success (the failure sent status 1 instead).
+				<-outDone
+				if rec.failed.Load() {
+					if r.WantReply {
+						_ = r.Reply(false, nil)
+					}
+					continue
+				}
+			}
 			ok, err := down.SendRequest(r.Type, r.WantReply, r.Payload)
 			if r.WantReply {
 				_ = r.Reply(ok && err == nil, nil)
@@ -88,7 +102,7 @@ func (c *conn) relaySession(sc *gossh.ServerConn, nc gossh.NewChannel, a *authRe
 		begin()
 		_ = up.Close()
 	}()
-	out.Wait()
+	<-outDone
 	_ = down.CloseWrite()
 	<-upDone // exit-status has been passed on
 	rec.end()
