@@ -204,6 +204,11 @@ type Target struct {
 // Recording configures session recording beyond each target's record and
 // retention.
 type Recording struct {
+	// Dir holds the encrypted recordings; default data_dir/recordings. With
+	// several replicas it is a directory they all mount (NFS, a shared
+	// volume), so that any replica's reviewer console can replay and verify
+	// a session recorded on another; the index lives in the shared store.
+	Dir string `yaml:"dir"`
 	// Recipients are extra age X25519 recipients ("age1..."), typically
 	// offline reviewer keys: every recording is also encrypted to them, so
 	// it can be read with the age tool away from the server.

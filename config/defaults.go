@@ -24,6 +24,8 @@ const (
 	DefaultMaxSession    = 12 * time.Hour
 	DefaultLogFormat     = "json"
 	DefaultLogLevel      = "info"
+	// DefaultRecordingDirName is recording.dir's default in data_dir.
+	DefaultRecordingDirName = "recordings"
 )
 
 // DefaultScopes are the OIDC scopes requested when sso.scopes is empty.
@@ -68,6 +70,9 @@ func (c *Config) ApplyDefaults() {
 		setString(&t.Record, RecordRequired)
 		setDuration(&t.IdleTimeout, DefaultIdleTimeout)
 		setDuration(&t.MaxSession, DefaultMaxSession)
+	}
+	if c.Recording.Dir == "" && c.DataDir != "" {
+		c.Recording.Dir = filepath.Join(c.DataDir, DefaultRecordingDirName)
 	}
 	if c.Secrets.MasterKeyFile == "" && c.DataDir != "" {
 		c.Secrets.MasterKeyFile = filepath.Join(c.DataDir, DefaultMasterKeyName)

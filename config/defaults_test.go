@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -54,6 +55,7 @@ func TestLoadResolvesDefaults(t *testing.T) {
 		"targets[0].retention":           c.Targets[0].Retention.D(),
 		"log.format":                     c.Log.Format,
 		"log.level":                      c.Log.Level,
+		"recording.dir":                  c.Recording.Dir,
 	}
 	want := map[string]any{
 		"shutdown_timeout":               15 * time.Second,
@@ -75,6 +77,7 @@ func TestLoadResolvesDefaults(t *testing.T) {
 		"targets[0].retention":           time.Duration(0), // keep
 		"log.format":                     "json",
 		"log.level":                      "info",
+		"recording.dir":                  filepath.Join(c.DataDir, "recordings"),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("resolved defaults (-want +got):\n%s", diff)

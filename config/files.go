@@ -47,6 +47,9 @@ func (c *Config) CheckFiles() error {
 func (c *Config) checkFiles(now time.Time) []Problem {
 	v := &validator{}
 	v.dataDir(c.DataDir)
+	if c.Recording.Dir != c.DataDir && !strings.HasPrefix(c.Recording.Dir, c.DataDir+string(filepath.Separator)) {
+		v.privateDir("recording.dir", c.Recording.Dir)
+	}
 	v.masterKeys(c.Secrets)
 	switch c.TLS.Mode {
 	case TLSModeFiles:
@@ -191,26 +194,35 @@ func (v *validator) dataDir(dir string) {
 	if n := len(filepath.Join(dir, controlSocketName)); n > maxUnixPath {
 		v.addf("data_dir", "%s is too long: the control socket path in it would be %d bytes, more than the %d a Unix socket allows", dir, n, maxUnixPath)
 	}
+	v.privateDir("data_dir", dir)
+}
+
+// privateDir checks the directory at key as dataDir does: it holds secrets
+// or recordings, so only this user may reach it.
+func (v *validator) privateDir(key, dir string) {
+	if !checkable(dir) {
+		return
+	}
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		v.creatable(dir)
+		v.creatable(key, dir)
 		return
 	}
 	if err != nil {
-		v.addf("data_dir", "%v", err)
+		v.addf(key, "%v", err)
 		return
 	}
 	if !fi.IsDir() {
-		v.addf("data_dir", "%s: not a directory", dir)
+		v.addf(key, "%s: not a directory", dir)
 		return
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		v.addf("data_dir", "%s has mode %04o: group and others must have no access (chmod 700 %s)", dir, perm, dir)
+		v.addf(key, "%s has mode %04o: group and others must have no access (chmod 700 %s)", dir, perm, dir)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		v.addf("data_dir", "%s is owned by uid %d, not by this process (uid %d)", dir, st.Uid, os.Geteuid())
+		v.addf(key, "%s is owned by uid %d, not by this process (uid %d)", dir, st.Uid, os.Geteuid())
 	} else if syscall.Access(dir, accessR|accessW|accessX) != nil {
-		v.addf("data_dir", "%s is not writable by this process", dir)
+		v.addf(key, "%s is not writable by this process", dir)
 	}
 }
 
@@ -224,7 +236,7 @@ const (
 
 // creatable checks that serve could create the missing dir: its nearest
 // existing ancestor is a directory this process may write.
-func (v *validator) creatable(dir string) {
+func (v *validator) creatable(key, dir string) {
 	parent := filepath.Dir(dir)
 	for {
 		fi, err := os.Stat(parent)
@@ -234,11 +246,11 @@ func (v *validator) creatable(dir string) {
 		}
 		switch {
 		case err != nil:
-			v.addf("data_dir", "%s cannot be created: %v", dir, err)
+			v.addf(key, "%s cannot be created: %v", dir, err)
 		case !fi.IsDir():
-			v.addf("data_dir", "%s cannot be created: %s is not a directory", dir, parent)
+			v.addf(key, "%s cannot be created: %s is not a directory", dir, parent)
 		case syscall.Access(parent, accessW|accessX) != nil:
-			v.addf("data_dir", "%s cannot be created: %s is not writable by this process", dir, parent)
+			v.addf(key, "%s cannot be created: %s is not writable by this process", dir, parent)
 		}
 		return
 	}

@@ -140,6 +140,8 @@ func TestLoadFileChecksFiles(t *testing.T) {
 		{"data dir loose", "data_dir: " + f.data, "data_dir: " + loose, "data_dir", 4, "has mode 0750"},
 		{"data dir under a file", "data_dir: " + f.data, "data_dir: " + f.secret + "/data", "data_dir", 4, "not a directory"},
 		{"data dir too long", "data_dir: " + f.data, "data_dir: " + long, "data_dir", 4, "control socket"},
+		{"recording dir loose", "audit:", "recording: {dir: " + loose + "}\naudit:", "recording.dir", 6, "has mode 0750"},
+		{"recording dir is a file", "audit:", "recording: {dir: " + f.secret + "}\naudit:", "recording.dir", 6, "not a directory"},
 		{"bad host key", "audit:", "targets: [{name: t, address: \"h:22\", host_key: \"ssh-ed25519 not-a-key\", logins: [u], record: off}]\naudit:", "targets[0].host_key", 6, "not an SSH public key"},
 	}
 	for _, tt := range tests {

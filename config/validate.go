@@ -342,6 +342,7 @@ func (v *validator) sshKey(path, key string) {
 // a deliberate exception to config importing the standard library only, so
 // that a recipient check-config accepts is one the recorder can use.
 func (v *validator) recording(r Recording) {
+	v.absFile("recording.dir", r.Dir, false)
 	for i, s := range r.Recipients {
 		if _, err := age.ParseX25519Recipient(s); err != nil {
 			v.addf(fmt.Sprintf("recording.recipients[%d]", i), "not an age X25519 recipient (age1...): %v", err)

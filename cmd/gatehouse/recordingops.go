@@ -24,7 +24,7 @@ import (
 // it, so they read and write the same files with the same keys.
 func recorderConfig(cfg *config.Config, st store.Store, al auditLog, logger *slog.Logger, replica string) recording.Config {
 	return recording.Config{
-		Dir: filepath.Join(cfg.DataDir, "recordings"), KeyDir: cfg.DataDir,
+		Dir: cfg.Recording.Dir, KeyDir: cfg.DataDir,
 		Recipients: cfg.Recording.Recipients, Store: st, Audit: al, Logger: logger,
 		Replica: replica, Hold: legalHold(cfg),
 	}
