@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/assertion"
@@ -71,16 +70,6 @@ func rekeyDeployment(ctx context.Context, cfg *config.Config, stderr io.Writer) 
 	}
 	defer st.Close()
 	return reseal(ctx, cfg.DataDir, st, kr, logger)
-}
-
-// openStoreDirect opens the embedded store for an admin command when no
-// server answers on the control socket.
-func openStoreDirect(cfg *config.Config) (*store.Bolt, error) {
-	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, "state.db"))
-	if errors.Is(err, store.ErrInUse) {
-		return nil, fmt.Errorf("the store is held by a server that does not answer on %s: %w", controlPath(cfg), err)
-	}
-	return st, err
 }
 
 // rekey is the control op: reseal with the running server's keyring.

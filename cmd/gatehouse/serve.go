@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -98,10 +97,11 @@ func (s *server) run(ctx context.Context) error {
 		return err
 	}
 	s.secrets = kr
-	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, "state.db"))
+	st, err := openStore(cfg)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
+	s.logger.Info("Opened the state store.", "store", fmt.Sprint(st))
 	s.store = st
 	defer func() {
 		if err := st.Close(); err != nil {
