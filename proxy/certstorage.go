@@ -33,10 +33,14 @@ type CertKV interface {
 	Keys(ctx context.Context, prefix string) ([]string, error)
 }
 
-// Key namespaces in the store. Locks live apart from the data so that
+// CertDataPrefix is the store namespace of certmagic's files (certificates,
+// their private keys, ACME accounts): a CertKV that seals values at rest
+// seals the keys under it. Locks live apart (certLockPrefix) so that
 // listing certificates never shows them.
+const CertDataPrefix = "certmagic/"
+
 const (
-	certDataPrefix = "certmagic/"
+	certDataPrefix = CertDataPrefix
 	certLockPrefix = "certmagic-lock/"
 )
 

@@ -156,6 +156,9 @@ func (s *server) run(ctx context.Context) error {
 			Metrics: reg,
 			Version: version(),
 			Audit:   d.audit,
+			// Certificates and ACME accounts live in the store, sealed:
+			// shared by replicas, and no private key in data_dir.
+			CertStorage: certKV{st: st, kr: kr},
 		})
 		if err != nil {
 			return err
