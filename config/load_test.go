@@ -74,7 +74,7 @@ func TestLoadProblems(t *testing.T) {
 		{"bad login", "logins: [ubuntu, postgres]", "logins: [ubuntu, \"root;rm\"]", "targets[0].logins[1]", 30, "invalid login"},
 		{"bad forward", `forwards: ["10.0.0.7:5432"]`, `forwards: ["10.0.0.7"]`, "targets[0].forwards[0]", 33, "host:port"},
 		{"mfa mode", "mfa: every_connection", "mfa: sometimes", "targets[0].mfa", 32, "every_connection"},
-		{"redis not yet", "data_dir: /var/lib/gatehouse", "data_dir: /var/lib/gatehouse\nredis: {addr: \"127.0.0.1:6379\"}", "redis", 12, "share their SSH CAs, signing keys and cookie keys"},
+		{"redis addr", "data_dir: /var/lib/gatehouse", "data_dir: /var/lib/gatehouse\nredis: {addr: \"redis.internal\"}", "redis.addr", 12, "host:port"},
 		{"record mode", "record: required ", "record: maybe ", "targets[0].record", 34, "required or off"},
 		{"recording recipient", "[age1fxwp93vgzl8lsm29zue8wp4v75yd50lcy9hpy3qpkle7uxdc5evq5az2cw]", "[age1nope]", "recording.recipients[0]", 41, "not an age X25519 recipient"},
 		{"legal hold email", "[carol@example.com]", "[carol]", "recording.legal_hold[0]", 42, "invalid email"},

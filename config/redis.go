@@ -15,12 +15,6 @@ const maxRedisPrefix = 64
 
 // redis checks the redis section.
 func (v *validator) redis(r Redis) {
-	// The Redis store exists, but the replicas do not yet share the SSH
-	// CAs, the assertion signing keys and the cookie key ring through it:
-	// each would keep its own, so a certificate or cookie issued by one
-	// would not verify on another. Refuse rather than run replicas that
-	// only look shared.
-	v.addf("redis", "refused until the replicas share their SSH CAs, signing keys and cookie keys through Redis (they do not yet); remove redis and run one replica on the embedded store")
 	if r.Addr == "" {
 		v.addf("redis.addr", "required when redis is set")
 	} else if host, _, err := net.SplitHostPort(r.Addr); err != nil || host == "" {
