@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -43,7 +42,8 @@ func refuseLocked(ctx context.Context, st kvStore, email string) error {
 	return nil
 }
 
-// Locks lock people out: "lock/<email>" in the store (email lower-cased).
+// Locks lock people, SSH keys and targets out: "lock/<email>" in the store
+// (email lower-cased), and see LockRef for keys and targets.
 type Locks struct {
 	d        Deps
 	sessions *Sessions
@@ -69,15 +69,10 @@ func NewLocks(d Deps, sessions *Sessions, keys *KeyBindings) (*Locks, error) {
 // first error is returned.
 func (l *Locks) Lock(ctx context.Context, email, by, reason string) error {
 	email = normEmail(email)
-	if email == "" {
-		return errors.New("identity: lock: empty email")
+	if err := PersonLock(email).valid(); err != nil {
+		return err
 	}
-	rec, _ := json.Marshal(struct {
-		By     string `json:"by"`
-		Reason string `json:"reason"`
-		At     string `json:"at"`
-	}{by, reason, l.d.Now().UTC().Format("2006-01-02T15:04:05Z")})
-	if err := l.d.Store.Set(ctx, lockKey(email), rec, 0); err != nil {
+	if err := l.d.Store.Set(ctx, lockKey(email), l.record(by, reason), 0); err != nil {
 		return fmt.Errorf("write lock: %w", err)
 	}
 	nSess, errS := l.sessions.RevokeAll(ctx, email)

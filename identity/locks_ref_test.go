@@ -1,0 +1,167 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/authz"
+	"github.com/gatehouse-dev/gatehouse/store"
+)
+
+// fp1 and fp2 are fingerprints as ssh-keygen -lf prints them.
+const (
+	fp1 = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"
+	fp2 = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"
+)
+
+func TestLockMessageRoundTrip(t *testing.T) {
+	for _, r := range []LockRef{PersonLock("ann@example.com"), KeyLock(fp2), TargetLock("prod-db")} {
+		if got := ParseLockMessage(r.Message()); got != r {
+			t.Errorf("ParseLockMessage(%q) = %v, want %v", r.Message(), got, r)
+		}
+	}
+	// What older publishers sent: the bare email.
+	if got := ParseLockMessage([]byte("bob@example.com")); got != PersonLock("bob@example.com") {
+		t.Errorf("bare email parsed as %v", got)
+	}
+	// An email that starts like a key message is still an email.
+	if got := ParseLockMessage([]byte("key/x@example.com")); got.Kind != LockPerson {
+		t.Errorf("email key/x@example.com parsed as %v", got)
+	}
+}
+
+func TestLockKeyAndTarget(t *testing.T) {
+	e := newEnv(t)
+	m := e.sessions(t)
+	k, _ := NewKeyBindings(e.d)
+	l, err := NewLocks(e.d, m, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := e.ctx()
+	ann := authz.Subject{Email: "ann@example.com", MFAAt: e.clk.Now()}
+	for _, fp := range []string{fp1, fp2} {
+		if err := k.Bind(ctx, fp, ann, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	notes, err := e.st.Subscribe(sctx, LockChannel)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, bad := range []LockRef{KeyLock("SHA256:short"), KeyLock("MD5:aa"), TargetLock("Prod/x"), PersonLock("ann"), {Kind: "other", Name: "x"}} {
+		if err := l.Place(ctx, bad, "sec@example.com", "r"); err == nil {
+			t.Errorf("Place(%v) accepted", bad)
+		}
+	}
+	if err := l.Place(ctx, KeyLock(fp2), "sec@example.com", "key leaked"); err != nil {
+		t.Fatalf("Place(key): %v", err)
+	}
+	if err := l.Place(ctx, TargetLock("prod-db"), "sec@example.com", "db breach"); err != nil {
+		t.Fatalf("Place(target): %v", err)
+	}
+	for _, want := range []string{"key/" + fp2, "target/prod-db"} {
+		select {
+		case msg := <-notes:
+			if string(msg) != want {
+				t.Errorf("lock message = %q, want %q", msg, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no message %q on the lock channel", want)
+		}
+	}
+	// The locked key lost its binding; the person's other key kept its.
+	if _, err := k.Lookup(ctx, fp2); !errors.Is(err, ErrNotFound) {
+		t.Errorf("locked key still bound: %v", err)
+	}
+	if _, err := k.Lookup(ctx, fp1); err != nil {
+		t.Errorf("other key unbound: %v", err)
+	}
+	// Neither lock locks the person.
+	if locked, err := l.Locked(ctx, "ann@example.com"); err != nil || locked {
+		t.Errorf("Locked(ann) = %v, %v", locked, err)
+	}
+	if err := l.Lock(ctx, "bob@example.com", "sec@example.com", "r"); err != nil {
+		t.Fatal(err)
+	}
+
+	got, held, err := l.Held(ctx, PersonLock("ann@example.com"), KeyLock(fp1), TargetLock("prod-db"))
+	if err != nil || !held || got != TargetLock("prod-db") {
+		t.Errorf("Held = %v, %v, %v; want target prod-db", got, held, err)
+	}
+	if _, held, err := l.Held(ctx, PersonLock("ann@example.com"), KeyLock(fp1), TargetLock("web")); err != nil || held {
+		t.Errorf("Held(free) = %v, %v", held, err)
+	}
+
+	all, err := l.All(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		email, fp, target string
+		want              LockRef
+		held              bool
+	}{
+		{"ann@example.com", fp1, "web", LockRef{}, false},
+		{"ann@example.com", fp2, "web", KeyLock(fp2), true},
+		{"ann@example.com", fp1, "prod-db", TargetLock("prod-db"), true},
+		{"Bob@Example.com", fp1, "", PersonLock("bob@example.com"), true},
+		{"", "", "", LockRef{}, false},
+	}
+	for _, tt := range tests {
+		if got, held := all.Holds(tt.email, tt.fp, tt.target); got != tt.want || held != tt.held {
+			t.Errorf("Holds(%q, %q, %q) = %v, %v; want %v, %v", tt.email, tt.fp, tt.target, got, held, tt.want, tt.held)
+		}
+	}
+	if all.Len() != 3 {
+		t.Errorf("All holds %d locks, want 3", all.Len())
+	}
+	evs := e.audit.find(EventLock, "allow")
+	if len(evs) != 3 || evs[0].Resource != "key:"+fp2 || evs[0].Actor != "sec@example.com" || evs[0].Reason != "key leaked" || evs[1].Resource != "target:prod-db" {
+		t.Errorf("lock audit = %+v", evs)
+	}
+
+	if err := l.Lift(ctx, KeyLock(fp2), "sec@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Lift(ctx, TargetLock("prod-db"), "sec@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, held, _ := l.Held(ctx, KeyLock(fp2), TargetLock("prod-db")); held {
+		t.Error("still locked after Lift")
+	}
+	if evs := e.audit.find(EventUnlock, "allow"); len(evs) != 2 || evs[0].Resource != "key:"+fp2 {
+		t.Errorf("unlock audit = %+v", evs)
+	}
+}
+
+// failGetStore fails every read.
+type failGetStore struct{ *store.Bolt }
+
+func (f failGetStore) Get(context.Context, string) ([]byte, error) {
+	return nil, errors.New("store down")
+}
+
+func (f failGetStore) List(context.Context, string) ([]store.KV, error) {
+	return nil, errors.New("store down")
+}
+
+func TestLocksStoreDown(t *testing.T) {
+	e := newEnv(t)
+	d := e.d
+	d.Store = failGetStore{e.st}
+	m, _ := NewSessions(d, SessionOptions{})
+	k, _ := NewKeyBindings(d)
+	l, _ := NewLocks(d, m, k)
+	if _, held, err := l.Held(e.ctx(), KeyLock(fp1)); err == nil || held {
+		t.Errorf("Held with the store down = %v, %v; want an error", held, err)
+	}
+	if _, err := l.All(e.ctx()); err == nil {
+		t.Error("All with the store down: no error")
+	}
+}
