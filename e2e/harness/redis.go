@@ -27,7 +27,9 @@ type Redis struct {
 	// redis.password_file; "" when there is no password.
 	PasswordFile string
 
-	d *daemon
+	d    *daemon
+	bin  string
+	args []string // redis-server's arguments, for Restart
 }
 
 // RedisOptions configures StartRedisWith.
@@ -35,6 +37,10 @@ type RedisOptions struct {
 	// RequirePassword sets a random requirepass secret (see Redis.Password
 	// and Redis.PasswordFile).
 	RequirePassword bool
+	// Persist turns on the append-only file with an fsync per write, as a
+	// production Redis keeps its data, so that Restart brings the same
+	// data back.
+	Persist bool
 }
 
 // StartRedis starts Debian's redis-server on 127.0.0.1 on a free port, with
@@ -60,9 +66,13 @@ func StartRedisWith(t testing.TB, opts RedisOptions) *Redis {
 	dir := t.TempDir()
 	r := &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))}
 	_, port, _ := net.SplitHostPort(r.Addr)
+	aof := "no"
+	if opts.Persist {
+		aof = "yes"
+	}
 	args := []string{
 		"--bind", "127.0.0.1", "--port", port, "--dir", dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no",
+		"--save", "", "--appendonly", aof, "--appendfsync", "always", "--daemonize", "no",
 		"--protected-mode", "yes", "--loglevel", "notice", "--logfile", "",
 	}
 	if opts.RequirePassword {
@@ -77,13 +87,29 @@ func StartRedisWith(t testing.TB, opts RedisOptions) *Redis {
 		// the secret off the command line that ps shows.
 		args = append([]string{"-"}, args...)
 	}
-	cmd := exec.Command(bin, args...)
-	if opts.RequirePassword {
+	r.bin, r.args = bin, args
+	r.start(t)
+	return r
+}
+
+// start runs redis-server with r's arguments and waits until it answers.
+func (r *Redis) start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(r.bin, r.args...)
+	if r.Password != "" {
 		cmd.Stdin = strings.NewReader("requirepass " + r.Password + "\n")
 	}
 	r.d = startDaemon(t, "redis", cmd)
 	r.d.waitReady(t, 15*time.Second, func() error { return redisPing(r.Addr, r.Password) })
-	return r
+}
+
+// Restart starts the server again after Stop, on the same address and
+// directory (with Persist, with the same data). The port was free when the
+// test picked it and Redis held it until Stop, so it is taken again at once.
+func (r *Redis) Restart(t testing.TB) {
+	t.Helper()
+	r.Stop()
+	r.start(t)
 }
 
 // Stop stops the server now (SIGTERM, then SIGKILL after 5s), for tests of
