@@ -53,7 +53,7 @@ func TestAlerter(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := NewAlerter(AlertOptions{Threshold: 3, Window: time.Minute})
+			a := NewAlerter(AlertOptions{Denials: 3, DenialWindow: time.Minute})
 			var got []alertKey
 			for _, ev := range tc.events {
 				for _, alert := range a.Observe(ev) {
@@ -74,12 +74,8 @@ func TestAlerter(t *testing.T) {
 	}
 }
 
-func TestAlerterDefaultsAndBoundedMemory(t *testing.T) {
-	a := NewAlerter(AlertOptions{})
-	if a.threshold != 10 || a.window != time.Minute {
-		t.Errorf("defaults = %d in %v, want 10 in 1m", a.threshold, a.window)
-	}
-	a = NewAlerter(AlertOptions{Threshold: 3, MaxKeys: 50})
+func TestAlerterBoundedMemory(t *testing.T) {
+	a := NewAlerter(AlertOptions{Denials: 3, DenialWindow: time.Minute, MaxKeys: 50})
 	for i := range 1000 {
 		a.Observe(Event{Time: t0.Add(time.Duration(i) * time.Millisecond), Decision: Deny, Source: fmt.Sprintf("198.51.100.%d:1", i)})
 		if len(a.keys) > 50 {
@@ -98,7 +94,7 @@ func TestAlerterDefaultsAndBoundedMemory(t *testing.T) {
 
 func TestLogRecordsAlerts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
-	l := openLog(t, path, Options{Alerter: NewAlerter(AlertOptions{Threshold: 3})})
+	l := openLog(t, path, Options{Alerter: NewAlerter(AlertOptions{Denials: 3, DenialWindow: time.Minute})})
 	for i := range 3 {
 		mustLog(t, l, Event{Type: "ssh.auth", Decision: Deny, Source: fmt.Sprintf("192.0.2.7:%d", 4000+i), Reason: "unknown key"})
 	}

@@ -26,6 +26,9 @@ type Options struct {
 	Stdout io.Writer
 	// Webhook, if not nil, delivers every line to an HTTP receiver.
 	Webhook *WebhookOptions
+	// Syslog, if not nil, copies every line to syslog, best effort (see
+	// SyslogOptions).
+	Syslog *SyslogOptions
 	// Alerter, if not nil, watches every logged event and the Log records
 	// the alert events it raises.
 	Alerter *Alerter
@@ -52,7 +55,8 @@ type Log struct {
 	logger  *slog.Logger
 	stdout  io.Writer
 	alerter *Alerter
-	hook    *webhook // nil when no webhook is configured
+	hook    *webhook    // nil when no webhook is configured
+	syslog  *syslogSink // nil when no syslog is configured
 
 	// Only the one goroutine that is flushing (see flushing) touches these.
 	f    *os.File
@@ -121,6 +125,9 @@ func New(path string, opts Options) (*Log, error) {
 			f.Close()
 			return nil, err
 		}
+	}
+	if opts.Syslog != nil {
+		l.syslog = newSyslogSink(*opts.Syslog, opts.Logger)
 	}
 	if st.repair != nil {
 		l.logger.Warn("Audit log ended with a torn line; moved it aside.", "path", path,
@@ -233,6 +240,9 @@ func (l *Log) write(data []byte) error {
 	if l.hook != nil {
 		l.hook.committed(l.size)
 	}
+	if l.syslog != nil {
+		l.syslog.send(data)
+	}
 	if l.stdout != nil {
 		if _, err := l.stdout.Write(data); err != nil {
 			l.logger.Error("Failed to copy audit events to stdout.", "error", err)
@@ -257,6 +267,9 @@ func (l *Log) Close() error {
 	var errs []error
 	if l.hook != nil {
 		errs = append(errs, l.hook.close())
+	}
+	if l.syslog != nil {
+		errs = append(errs, l.syslog.close())
 	}
 	if err := l.f.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("audit: close %s: %w", l.path, err))
