@@ -76,32 +76,49 @@ func StartGatehouse(t testing.TB, cfg *config.Config) *Gatehouse {
 // process exits or ReadyTimeout passes first), and registers the stop.
 func StartGatehouseYAML(t testing.TB, cfgYAML string) *Gatehouse {
 	t.Helper()
+	return StartGatehousesYAML(t, cfgYAML)[0]
+}
+
+// StartGatehousesYAML starts one `gatehouse serve` per config, all at
+// once, each prepared as StartGatehouseYAML describes, and returns once
+// every one is ready: replicas that race for the same shared state (an
+// ACME order, keys created on first use) start together, as they would
+// under an orchestrator.
+func StartGatehousesYAML(t testing.TB, cfgYAMLs ...string) []*Gatehouse {
+	t.Helper()
 	bin := Binary(t)
-	// t.TempDir paths carry the test name and can exceed the 108-byte limit
-	// of the Unix socket gatehouse creates in data_dir, so use a short one.
-	dir, err := os.MkdirTemp("", "gh-")
-	if err != nil {
-		t.Fatalf("StartGatehouse: %v", err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	g := &Gatehouse{bin: bin, DataDir: filepath.Join(dir, "data")}
-	out, err := g.prepareConfig(t, []byte(cfgYAML))
-	if err != nil {
-		t.Fatalf("StartGatehouse: %v", err)
-	}
-	g.ConfigPath = filepath.Join(dir, "gatehouse.yaml")
-	if err := os.WriteFile(g.ConfigPath, out, 0o600); err != nil {
-		t.Fatalf("StartGatehouse: %v", err)
-	}
-	g.start(t)
-	t.Cleanup(func() {
-		// An exit before readiness has already failed the test, with the log.
-		if err := g.Stop(); err != nil && !g.exitReported {
-			t.Errorf("gatehouse stop: %v", err)
+	gs := make([]*Gatehouse, len(cfgYAMLs))
+	for i, cfgYAML := range cfgYAMLs {
+		// t.TempDir paths carry the test name and can exceed the 108-byte
+		// limit of the Unix socket gatehouse creates in data_dir, so use a
+		// short one.
+		dir, err := os.MkdirTemp("", "gh-")
+		if err != nil {
+			t.Fatalf("StartGatehouse: %v", err)
 		}
-	})
-	g.waitReady(t)
-	return g
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		g := &Gatehouse{bin: bin, DataDir: filepath.Join(dir, "data")}
+		out, err := g.prepareConfig(t, []byte(cfgYAML))
+		if err != nil {
+			t.Fatalf("StartGatehouse: %v", err)
+		}
+		g.ConfigPath = filepath.Join(dir, "gatehouse.yaml")
+		if err := os.WriteFile(g.ConfigPath, out, 0o600); err != nil {
+			t.Fatalf("StartGatehouse: %v", err)
+		}
+		g.start(t)
+		t.Cleanup(func() {
+			// An exit before readiness has already failed the test, with the log.
+			if err := g.Stop(); err != nil && !g.exitReported {
+				t.Errorf("gatehouse stop: %v", err)
+			}
+		})
+		gs[i] = g
+	}
+	for _, g := range gs {
+		g.waitReady(t)
+	}
+	return gs
 }
 
 // prepareConfig applies StartGatehouseYAML's changes to the YAML document.
