@@ -218,10 +218,43 @@ type Recording struct {
 	LegalHold []string `yaml:"legal_hold"`
 }
 
-// Audit configures where audit events go besides the file in data_dir.
+// Audit configures where audit events go besides the file in data_dir,
+// and which patterns raise alert events.
 type Audit struct {
 	Stdout  bool     `yaml:"stdout"`
 	Webhook *Webhook `yaml:"webhook"`
+	Syslog  *Syslog  `yaml:"syslog"` // nil: no syslog copy
+	Alerts  Alerts   `yaml:"alerts"`
+}
+
+// Alerts sets the thresholds of the alert rules. Every field has a default
+// (ApplyDefaults); an alert event names its rule, the person or source, the
+// count and the window, and a rule raises at most one alert per person or
+// source per window.
+type Alerts struct {
+	// Failures failed SSH approvals or WebAuthn assertions by one person
+	// within FailureWindow raise an alert. Defaults 5 and 10m.
+	Failures      int      `yaml:"failures"`
+	FailureWindow Duration `yaml:"failure_window"`
+	// Denials refusals from one source address (or of one person) within
+	// DenialWindow raise an alert. Defaults 20 and 1m.
+	Denials      int      `yaml:"denials"`
+	DenialWindow Duration `yaml:"denial_window"`
+	// RepeatAfter: the immediate rules (a locked person's attempt, a
+	// recording that fails verification, a security key's counter going
+	// back) alert on the first event, then again for the same person or
+	// recording only after this long. Default 10m.
+	RepeatAfter Duration `yaml:"repeat_after"`
+}
+
+// Syslog copies every audit event to syslog (alerts at severity warning,
+// facility authpriv), best effort: the webhook is the lossless copy.
+type Syslog struct {
+	// Network is udp, tcp, unix or unixgram; empty (with an empty Address)
+	// means the local syslog daemon.
+	Network string `yaml:"network"`
+	Address string `yaml:"address"` // host:port, or a socket path for unix and unixgram
+	Tag     string `yaml:"tag"`     // default "gatehouse"
 }
 
 // Webhook posts audit events to an HTTP endpoint with an HMAC signature.

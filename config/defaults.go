@@ -26,6 +26,14 @@ const (
 	DefaultLogLevel      = "info"
 	// DefaultRecordingDirName is recording.dir's default in data_dir.
 	DefaultRecordingDirName = "recordings"
+
+	// Alert thresholds (audit.alerts) and the syslog tag.
+	DefaultAlertFailures      = 5
+	DefaultAlertFailureWindow = 10 * time.Minute
+	DefaultAlertDenials       = 20
+	DefaultAlertDenialWindow  = time.Minute
+	DefaultAlertRepeatAfter   = 10 * time.Minute
+	DefaultSyslogTag          = "gatehouse"
 )
 
 // DefaultScopes are the OIDC scopes requested when sso.scopes is empty.
@@ -78,8 +86,27 @@ func (c *Config) ApplyDefaults() {
 		c.Secrets.MasterKeyFile = filepath.Join(c.DataDir, DefaultMasterKeyName)
 		c.Secrets.MasterKeyDefault = true
 	}
+	c.Audit.applyDefaults()
 	setString(&c.Log.Format, DefaultLogFormat)
 	setString(&c.Log.Level, DefaultLogLevel)
+}
+
+// applyDefaults fills audit.alerts and audit.syslog.tag. A negative count
+// is left for Validate to refuse.
+func (a *Audit) applyDefaults() {
+	al := &a.Alerts
+	if al.Failures == 0 {
+		al.Failures = DefaultAlertFailures
+	}
+	if al.Denials == 0 {
+		al.Denials = DefaultAlertDenials
+	}
+	setDuration(&al.FailureWindow, DefaultAlertFailureWindow)
+	setDuration(&al.DenialWindow, DefaultAlertDenialWindow)
+	setDuration(&al.RepeatAfter, DefaultAlertRepeatAfter)
+	if a.Syslog != nil {
+		setString(&a.Syslog.Tag, DefaultSyslogTag)
+	}
 }
 
 func setString(s *string, def string) {

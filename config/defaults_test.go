@@ -56,6 +56,12 @@ func TestLoadResolvesDefaults(t *testing.T) {
 		"log.format":                     c.Log.Format,
 		"log.level":                      c.Log.Level,
 		"recording.dir":                  c.Recording.Dir,
+		"audit.alerts.failures":          c.Audit.Alerts.Failures,
+		"audit.alerts.failure_window":    c.Audit.Alerts.FailureWindow.D(),
+		"audit.alerts.denials":           c.Audit.Alerts.Denials,
+		"audit.alerts.denial_window":     c.Audit.Alerts.DenialWindow.D(),
+		"audit.alerts.repeat_after":      c.Audit.Alerts.RepeatAfter.D(),
+		"audit.syslog":                   c.Audit.Syslog,
 	}
 	want := map[string]any{
 		"shutdown_timeout":               15 * time.Second,
@@ -78,6 +84,12 @@ func TestLoadResolvesDefaults(t *testing.T) {
 		"log.format":                     "json",
 		"log.level":                      "info",
 		"recording.dir":                  filepath.Join(c.DataDir, "recordings"),
+		"audit.alerts.failures":          5,
+		"audit.alerts.failure_window":    10 * time.Minute,
+		"audit.alerts.denials":           20,
+		"audit.alerts.denial_window":     time.Minute,
+		"audit.alerts.repeat_after":      10 * time.Minute,
+		"audit.syslog":                   (*Syslog)(nil), // off
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("resolved defaults (-want +got):\n%s", diff)
@@ -127,5 +139,27 @@ func TestApplyDefaultsIdempotent(t *testing.T) {
 	files.ApplyDefaults()
 	if files.TLS.ACME.Directory != "" {
 		t.Errorf("tls.acme.directory = %q in files mode, want empty", files.TLS.ACME.Directory)
+	}
+}
+
+// TestLoadAuditAlertsAndSyslog: set values stay, unset ones get their
+// default, and a syslog block gets its tag.
+func TestLoadAuditAlertsAndSyslog(t *testing.T) {
+	doc := minimalYAML + "audit:\n  alerts: {failures: 3, denial_window: 30s}\n  syslog: {network: udp, address: \"127.0.0.1:514\"}\n"
+	c, err := Load([]byte(doc))
+	if err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	want := Audit{
+		Alerts: Alerts{Failures: 3, FailureWindow: Duration(10 * time.Minute), Denials: 20,
+			DenialWindow: Duration(30 * time.Second), RepeatAfter: Duration(10 * time.Minute)},
+		Syslog: &Syslog{Network: "udp", Address: "127.0.0.1:514", Tag: "gatehouse"},
+	}
+	if diff := cmp.Diff(want, c.Audit); diff != "" {
+		t.Errorf("audit (-want +got):\n%s", diff)
+	}
+	// The local syslog: an empty block is valid.
+	if _, err := Load([]byte(minimalYAML + "audit: {syslog: {}}\n")); err != nil {
+		t.Errorf("Load with audit.syslog {} = %v", err)
 	}
 }

@@ -91,6 +91,10 @@ func (c *Config) validate() []Problem {
 		}
 		v.absFile("audit.webhook.secret_file", w.SecretFile, true)
 	}
+	v.alerts(c.Audit.Alerts)
+	if sl := c.Audit.Syslog; sl != nil {
+		v.syslog(*sl)
+	}
 	switch c.Log.Format {
 	case "", "json", "text":
 	default:
@@ -357,5 +361,54 @@ func (v *validator) recording(r Recording) {
 func (v *validator) email(path, e string) {
 	if addr, err := mail.ParseAddress(e); err != nil || addr.Address != e {
 		v.addf(path, "invalid email address %q", e)
+	}
+}
+
+// maxAlertWindow bounds the alert windows: a window of days would make one
+// alert per key per window mean "one alert ever".
+const maxAlertWindow = 24 * time.Hour
+
+// alerts checks audit.alerts (after defaults: zero was filled in).
+func (v *validator) alerts(a Alerts) {
+	for _, f := range []struct {
+		path string
+		n    int
+	}{{"audit.alerts.failures", a.Failures}, {"audit.alerts.denials", a.Denials}} {
+		if f.n < 1 {
+			v.addf(f.path, "must be at least 1")
+		}
+	}
+	for _, f := range []struct {
+		path string
+		d    time.Duration
+	}{
+		{"audit.alerts.failure_window", a.FailureWindow.D()},
+		{"audit.alerts.denial_window", a.DenialWindow.D()},
+		{"audit.alerts.repeat_after", a.RepeatAfter.D()},
+	} {
+		if f.d > maxAlertWindow {
+			v.addf(f.path, "must be at most %v", maxAlertWindow)
+		}
+	}
+}
+
+// syslog checks audit.syslog: the local daemon (no network, no address),
+// or a network with its address.
+func (v *validator) syslog(s Syslog) {
+	switch s.Network {
+	case "":
+		if s.Address != "" {
+			v.addf("audit.syslog.network", "required with an address (udp, tcp, unix or unixgram)")
+		}
+	case "udp", "tcp":
+		if _, _, err := net.SplitHostPort(s.Address); err != nil {
+			v.addf("audit.syslog.address", "must be host:port for %s", s.Network)
+		}
+	case "unix", "unixgram":
+		if !filepath.IsAbs(s.Address) {
+			v.addf("audit.syslog.address", "must be an absolute socket path for %s", s.Network)
+		}
+	default:
+		v.addf("audit.syslog.network", "must be udp, tcp, unix or unixgram (or empty for the local syslog)")
 	}
 }
