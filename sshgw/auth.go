@@ -165,6 +165,11 @@ func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *goss
 	if err := c.s.limiter.keyProof(ctx, c.remote.String(), fp); err != nil {
 		return nil, c.deny(ctx, ev, limitMsg(err), "auth rate limit: "+err.Error())
 	}
+	// A locked key or target is refused before anything else, approvals
+	// included: nobody can approve their way past it.
+	if msg, why := c.s.checkLocks(ctx, "", fp, req.name); msg != "" {
+		return nil, c.fail(ctx, ev, msg, why)
+	}
 	who, err := c.s.bindings.Lookup(ctx, fp)
 	switch {
 	case errors.Is(err, identity.ErrNotFound):
@@ -217,6 +222,13 @@ func (c *conn) askApproval(fp string, req request) error {
 // records the result on the connection and audits the login.
 func (c *conn) finish(ev audit.Event, a *authResult) (*gossh.Permissions, error) {
 	ctx := c.ctx
+	if a.approval != "" {
+		// The approval may have taken minutes: a key or target locked
+		// meanwhile refuses it (the person's lock was checked after it).
+		if msg, why := c.s.checkLocks(ctx, "", a.fp, a.targetName()); msg != "" {
+			return nil, c.deny(ctx, ev, msg, why)
+		}
+	}
 	if a.target != nil {
 		up, err := c.s.dialTarget(ctx, a.target, a.login, a.who, c.id)
 		if err != nil {
@@ -263,14 +275,7 @@ func (a *authResult) targetName() string {
 // checkLock returns the refusal message and audit reason if email is
 // locked or the lock cannot be checked (fail closed).
 func (s *Server) checkLock(ctx context.Context, email string) (msg, why string) {
-	locked, err := s.locks.Locked(ctx, email)
-	switch {
-	case err != nil:
-		return msgUnavailable, "lock check: " + err.Error()
-	case locked:
-		return msgLocked, "account locked"
-	}
-	return "", ""
+	return s.checkLocks(ctx, email, "", "")
 }
 
 // authEvent starts the audit event for an authentication decision.

@@ -34,9 +34,11 @@ type keyBindings interface {
 	Lookup(ctx context.Context, fingerprint string) (authz.Subject, error)
 }
 
-// locks is the subset of *identity.Locks the gateway uses.
+// locks is the subset of *identity.Locks the gateway uses: checks at
+// authentication, and every lock at once for the periodic re-check.
 type locks interface {
-	Locked(ctx context.Context, email string) (bool, error)
+	Held(ctx context.Context, refs ...identity.LockRef) (identity.LockRef, bool, error)
+	All(ctx context.Context) (identity.LockSet, error)
 }
 
 // stateStore is the subset of store.Store the gateway uses: counters for
@@ -65,10 +67,12 @@ type Config struct {
 	// defaults resolved by config (Load, or ApplyDefaults for one built in
 	// code).
 	Cfg *config.Config
-	// DataDir holds the host key and the CAs; empty means Cfg.DataDir.
-	DataDir string
-	// Secrets seals the host key and the CAs at rest. Required.
-	Secrets *secrets.Keyring
+	// KeyVault keeps the host key and the CAs, sealed (shared by every
+	// replica when it is the store). If nil, they are sealed files in
+	// DataDir (empty: Cfg.DataDir) under Secrets (see FileVault).
+	KeyVault *secrets.Vault
+	DataDir  string
+	Secrets  *secrets.Keyring
 	// Store keeps rate-limit counters and carries lock notifications.
 	Store     stateStore
 	Approvals approvals
@@ -137,10 +141,6 @@ func New(c Config) (*Server, error) {
 	case c.Store == nil, c.Approvals == nil, c.Keys == nil, c.Locks == nil, c.Audit == nil:
 		return nil, errors.New("sshgw: Config.Store, Approvals, Keys, Locks and Audit are required")
 	}
-	dataDir := c.DataDir
-	if dataDir == "" {
-		dataDir = c.Cfg.DataDir
-	}
 	pol, err := buildPolicy(c.Cfg)
 	if err != nil {
 		return nil, err
@@ -152,7 +152,7 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshgw: metrics: %w", err)
 	}
-	k, err := loadKeys(dataDir, c.Secrets, c.Logger)
+	k, err := newKeys(c)
 	if err != nil {
 		return nil, fmt.Errorf("sshgw: %w", err)
 	}
@@ -227,9 +227,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 	}()
 	s.watchOnce.Do(func() {
-		s.wg.Add(2)
+		s.wg.Add(3)
 		go s.watch(identity.LockChannel, s.onLock)
 		go s.watch(TerminateChannel, s.onTerminate)
+		go s.recheckLocks()
 	})
 	err := s.gl.Serve(ln)
 	s.mu.Lock()
@@ -284,14 +285,10 @@ func (s *Server) watch(channel string, handle func([]byte)) {
 	}
 }
 
-// onLock ends the connections of a person locked on any replica, within a
-// second of the lock.
+// onLock ends the connections under a lock placed on any replica (a
+// person's, a key's or a target's), within a second of the lock.
 func (s *Server) onLock(m []byte) {
-	email := string(m)
-	n := s.closeAll(func(c *conn) bool { return c.email() == email }, "account locked")
-	if n > 0 {
-		s.log.InfoContext(s.ctx, "Closed connections of a locked person.", "user", email, "connections", n)
-	}
+	s.endLocked(identity.ParseLockMessage(m))
 }
 
 // closeAll closes every live connection for which match is true, telling
