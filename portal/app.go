@@ -252,3 +252,8 @@ func shortID16(h string) string {
 // person, so that a sign-out on this replica ends access here at once.
 // NewWeb connects it to the portal's sign-outs.
 func (a *App) Forget(handle, email string) { a.cache.forget(handle, email) }
+
+// ForgetUser drops every cached session of the person with email, so that
+// their next request asks the store, which refuses a locked person. serve
+// calls it on every replica when a lock is published.
+func (a *App) ForgetUser(email string) { a.cache.forgetUser(email) }

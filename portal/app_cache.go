@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -20,15 +21,18 @@ const (
 // stands for, so that the hot path of an app host is one map lookup instead
 // of an AES-GCM open and a store read.
 //
-// The trade-off: a session revoked on the store (sign-out, lock, revoke)
-// keeps working on this replica for at most the TTL, because the cache
-// entry expires by then and the next request asks the store. forget drops
-// entries at once when this replica learns of a revocation (a sign-out on
-// its own portal); revocations elsewhere (another replica, `gatehouse
-// lock`) take up to the TTL. identity publishes no revocation events, so
-// the TTL is kept at one second. Only
-// successful lookups are cached: a forged or revoked cookie always reaches
-// the codec and the store, so the cache cannot be used to extend access.
+// The trade-off: a session revoked on the store keeps working on this
+// replica until its entry expires (the TTL) or is forgotten. forget drops
+// entries at once when this replica learns of a revocation: a sign-out on
+// its own portal (NewWeb connects it), and a lock placed on any replica
+// (serve calls App.ForgetUser for each message on identity.LockChannel, on
+// every replica), so a locked person's next request is refused everywhere.
+// What remains is up to one TTL for a revocation that publishes nothing (a
+// sign-out on another replica) or a lock message the store dropped (Redis
+// keeps none for a subscriber that is reconnecting); the TTL is kept at
+// one second for those. Only successful lookups are cached: a forged or
+// revoked cookie always reaches the codec and the store, so the cache
+// cannot be used to extend access.
 type appCache struct {
 	ttl time.Duration
 	mu  sync.RWMutex          // guards m
@@ -82,6 +86,22 @@ func (c *appCache) put(value string, who authz.Subject, handle, parent string, n
 		}
 	}
 	c.m[value] = cacheEntry{who: who, handle: handle, parent: parent, expires: exp}
+}
+
+// forgetUser drops every entry of the person with email, whatever the
+// case of its letters (identity lower-cases emails; the IdP may not).
+func (c *appCache) forgetUser(email string) {
+	email = strings.TrimSpace(email)
+	if email == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.m {
+		if strings.EqualFold(strings.TrimSpace(e.who.Email), email) {
+			delete(c.m, k)
+		}
+	}
 }
 
 // forget drops every entry of the session with handle, or made from the

@@ -1,0 +1,67 @@
+package portal
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/authz"
+	"github.com/gatehouse-dev/gatehouse/identity"
+)
+
+func TestAppCacheForgetUser(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := newAppCache(time.Hour)
+	c.put("a1", authz.Subject{Email: "Ann@Example.com"}, "h1", "p1", now, time.Time{})
+	c.put("a2", authz.Subject{Email: "ann@example.com"}, "h2", "p2", now, time.Time{})
+	c.put("b1", authz.Subject{Email: "bob@example.com"}, "h3", "p3", now, time.Time{})
+	c.forgetUser("") // names nobody
+	if len(c.m) != 3 {
+		t.Fatalf("forgetUser(\"\") dropped entries")
+	}
+	// A lock message carries the email lower-cased.
+	c.forgetUser("ann@example.com")
+	for key, want := range map[string]bool{"a1": false, "a2": false, "b1": true} {
+		if _, ok := c.get(key, now); ok != want {
+			t.Errorf("after forgetUser(ann) get(%s) found = %v, want %v", key, ok, want)
+		}
+	}
+}
+
+// A lock published on any replica reaches every replica's gates
+// (ForgetUser): the locked person's next request is refused at once,
+// however long the cache.
+func TestAppLockEndsCachedSession(t *testing.T) {
+	e := newPTEnvWith(t, ptOptions{cacheTTL: time.Hour})
+	c := e.client()
+	e.echo(e.login(c, newPTKey(), "https://app.test/", "Ann@Example.com", "eng"))
+	appCookie := e.cookie(c, "app.test")
+	e.echo(e.get(c, "https://app.test/cached")) // fills the cache
+
+	keys, err := identity.NewKeyBindings(e.deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks, err := identity.NewLocks(e.deps, e.sessions, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := locks.Lock(t.Context(), "ann@example.com", "sec@example.com", "incident"); err != nil {
+		t.Fatal(err)
+	}
+	replay := func() *http.Response {
+		res := e.do(e.client(), http.MethodGet, "https://app.test/secret", nil, map[string]string{"Cookie": SessionCookie + "=" + appCookie})
+		return res.Response
+	}
+	// The store refuses the session now; only the cache still knows it.
+	if res := replay(); res.StatusCode != http.StatusOK {
+		t.Fatalf("before ForgetUser the cached session got %d; the test needs a cache hit", res.StatusCode)
+	}
+	for _, a := range e.apps {
+		a.ForgetUser(string(identity.PersonLock("Ann@Example.com").Message()))
+	}
+	if res := replay(); res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Header.Get("Location"), "https://gate.test/auth/login") {
+		t.Errorf("locked person's cookie after ForgetUser = %d to %q, want the login", res.StatusCode, res.Header.Get("Location"))
+	}
+}
