@@ -265,6 +265,9 @@ func (a *Approvals) decide(ctx context.Context, id string, s authz.Subject, stat
 	}
 	if state == ApprovalApproved {
 		if err := refuseLocked(ctx, a.d.Store, s.Email); err != nil {
+			if errors.Is(err, ErrLocked) {
+				a.d.deny(ctx, EventApproval, s.Email, audit.ReasonLocked, map[string]string{"approval": id})
+			}
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/internal/testlog"
 	"github.com/gatehouse-dev/gatehouse/store"
@@ -176,6 +177,16 @@ func TestApprovalDenyExpireAndRules(t *testing.T) {
 		}
 		if err := ap.Approve(ctx, a.ID, approver()); !errors.Is(err, ErrLocked) {
 			t.Errorf("Approve by a locked person = %v, want ErrLocked", err)
+		}
+		// The locked person's attempt is a refusal the alerter raises on.
+		locked := 0
+		for _, ev := range e.audit.find(EventApproval, "deny") {
+			if ev.Reason == audit.ReasonLocked && ev.Actor == "ann@example.com" {
+				locked++
+			}
+		}
+		if locked != 1 {
+			t.Errorf("approval refusals with reason %q = %d, want 1", audit.ReasonLocked, locked)
 		}
 		_ = e.st.Delete(ctx, lockKey("ann@example.com"))
 

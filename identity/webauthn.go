@@ -132,6 +132,16 @@ func (w *WebAuthn) portalSession(ctx context.Context, sess *Session) error {
 	return refuseLocked(ctx, w.d.Store, sess.Email)
 }
 
+// assertSession is portalSession for an assertion: a locked person's
+// attempt is also audited (the alerter raises on it at once).
+func (w *WebAuthn) assertSession(ctx context.Context, sess *Session) error {
+	err := w.portalSession(ctx, sess)
+	if errors.Is(err, ErrLocked) {
+		w.d.deny(ctx, EventAssert, sess.Email, audit.ReasonLocked, nil)
+	}
+	return err
+}
+
 // HasCredentials reports whether email has at least one security key, i.e.
 // whether the portal should ask for an assertion rather than an enrolment.
 func (w *WebAuthn) HasCredentials(ctx context.Context, email string) (bool, error) {
@@ -208,7 +218,7 @@ func readResponse(body io.Reader) ([]byte, error) {
 // options for navigator.credentials.get. It fails with ErrNotFound when the
 // user has no key (enrol first).
 func (w *WebAuthn) BeginAssertion(ctx context.Context, sess *Session) (*protocol.CredentialAssertion, error) {
-	if err := w.portalSession(ctx, sess); err != nil {
+	if err := w.assertSession(ctx, sess); err != nil {
 		return nil, err
 	}
 	r, _, err := w.users.load(ctx, sess.Email)
@@ -234,7 +244,7 @@ func (w *WebAuthn) BeginAssertion(ctx context.Context, sess *Session) (*protocol
 // counter that does not exceed the stored one fails with ErrClonedKey and is
 // audited. On success it marks the session's MFA time and returns it.
 func (w *WebAuthn) FinishAssertion(ctx context.Context, sess *Session, body io.Reader) (*Session, error) {
-	if err := w.portalSession(ctx, sess); err != nil {
+	if err := w.assertSession(ctx, sess); err != nil {
 		return nil, err
 	}
 	fail := func(reason string, err error) (*Session, error) {
