@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/identity"
 )
 
 // auditPath is the audit log file inside data_dir.
@@ -51,9 +52,9 @@ type auditLog interface {
 
 // openAudit opens the audit log in data_dir with the sinks cfg names.
 func openAudit(cfg *config.Config, stdout io.Writer, logger *slog.Logger) (*audit.Log, error) {
-	// The alerter turns bursts of denials (brute force against SSH or the
-	// login endpoints) into "alert" events in the same chain and sinks.
-	opts := audit.Options{Logger: logger, Alerter: audit.NewAlerter(audit.AlertOptions{})}
+	// The alerter turns suspicious patterns into "alert" events in the
+	// same chain and sinks.
+	opts := audit.Options{Logger: logger, Alerter: audit.NewAlerter(alertOptions(cfg.Audit.Alerts))}
 	if host, err := os.Hostname(); err == nil {
 		opts.Replica = host
 	}
@@ -71,9 +72,29 @@ func openAudit(cfg *config.Config, stdout io.Writer, logger *slog.Logger) (*audi
 		}
 		opts.Webhook = &audit.WebhookOptions{URL: w.URL, Secret: []byte(s)}
 	}
+	if sl := cfg.Audit.Syslog; sl != nil {
+		opts.Syslog = &audit.SyslogOptions{Network: sl.Network, Address: sl.Address, Tag: sl.Tag}
+	}
 	l, err := audit.New(auditPath(cfg), opts)
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
 	return l, nil
+}
+
+// alertOptions maps audit.alerts (defaults resolved by config) to the
+// alerter's rules, naming the event types each rule watches.
+func alertOptions(a config.Alerts) audit.AlertOptions {
+	return audit.AlertOptions{
+		Failures: a.Failures, FailureWindow: a.FailureWindow.D(),
+		// An approval refused to its approver (wrong code, locked) and a
+		// WebAuthn assertion that failed are the person's failures.
+		FailureTypes: []string{identity.EventApproval, identity.EventAssert},
+		Denials:      a.Denials, DenialWindow: a.DenialWindow.D(),
+		ImmediateTypes: map[string]string{
+			identity.EventClonedKey: audit.RuleKeyCounter,
+			eventRecordingVerify:    audit.RuleRecording,
+		},
+		RepeatAfter: a.RepeatAfter.D(),
+	}
 }
