@@ -67,12 +67,10 @@ type Config struct {
 	// defaults resolved by config (Load, or ApplyDefaults for one built in
 	// code).
 	Cfg *config.Config
-	// KeyVault keeps the host key and the CAs, sealed (shared by every
-	// replica when it is the store). If nil, they are sealed files in
-	// DataDir (empty: Cfg.DataDir) under Secrets (see FileVault).
-	KeyVault *secrets.Vault
-	DataDir  string
-	Secrets  *secrets.Keyring
+	// DataDir holds the host key and the CAs; empty means Cfg.DataDir.
+	DataDir string
+	// Secrets seals the host key and the CAs at rest. Required.
+	Secrets *secrets.Keyring
 	// Store keeps rate-limit counters and carries lock notifications.
 	Store     stateStore
 	Approvals approvals
@@ -141,6 +139,10 @@ func New(c Config) (*Server, error) {
 	case c.Store == nil, c.Approvals == nil, c.Keys == nil, c.Locks == nil, c.Audit == nil:
 		return nil, errors.New("sshgw: Config.Store, Approvals, Keys, Locks and Audit are required")
 	}
+	dataDir := c.DataDir
+	if dataDir == "" {
+		dataDir = c.Cfg.DataDir
+	}
 	pol, err := buildPolicy(c.Cfg)
 	if err != nil {
 		return nil, err
@@ -152,7 +154,7 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshgw: metrics: %w", err)
 	}
-	k, err := newKeys(c)
+	k, err := loadKeys(dataDir, c.Secrets, c.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("sshgw: %w", err)
 	}
