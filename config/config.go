@@ -63,12 +63,22 @@ type ACME struct {
 
 // Redis configures shared state for several replicas.
 type Redis struct {
-	Addr         string    `yaml:"addr"`
+	Addr         string    `yaml:"addr"`          // host:port; or sentinel instead
+	Sentinel     *Sentinel `yaml:"sentinel"`      // nil: addr is the server
 	Username     string    `yaml:"username"`      // ACL user; empty: the default user
 	PasswordFile string    `yaml:"password_file"` // never an inline password
 	DB           int       `yaml:"db"`
 	TLS          *RedisTLS `yaml:"tls"`    // nil: plain TCP
 	Prefix       string    `yaml:"prefix"` // key namespace; default DefaultRedisPrefix
+}
+
+// Sentinel finds the Redis master through Redis Sentinel and follows it
+// across failovers.
+type Sentinel struct {
+	MasterName   string   `yaml:"master_name"`
+	Addrs        []string `yaml:"addrs"`         // host:port of each Sentinel
+	Username     string   `yaml:"username"`      // Sentinel ACL user; empty: none
+	PasswordFile string   `yaml:"password_file"` // Sentinel password; empty: none
 }
 
 // RedisTLS makes the Redis connection use TLS. Certificate verification

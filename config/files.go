@@ -61,6 +61,9 @@ func (c *Config) checkFiles(now time.Time) []Problem {
 	}
 	if c.Redis != nil {
 		v.secretFile("redis.password_file", c.Redis.PasswordFile)
+		if c.Redis.Sentinel != nil {
+			v.secretFile("redis.sentinel.password_file", c.Redis.Sentinel.PasswordFile)
+		}
 		if c.Redis.TLS != nil {
 			v.caFile("redis.tls.ca_file", c.Redis.TLS.CAFile)
 		}

@@ -35,6 +35,20 @@ func TestRedisValidation(t *testing.T) {
 		{"bad server name", func(r *Redis) { r.TLS = &RedisTLS{ServerName: "Redis_Host!"} }, "redis.tls.server_name"},
 		{"long prefix", func(r *Redis) { r.Prefix = strings.Repeat("g", maxRedisPrefix+1) }, "redis.prefix"},
 		{"prefix with space", func(r *Redis) { r.Prefix = "gate house:" }, "redis.prefix"},
+		{"sentinel", func(r *Redis) {
+			r.Addr = ""
+			r.Sentinel = &Sentinel{MasterName: "gh", Addrs: []string{"s1:26379", "s2:26379"}, PasswordFile: "/etc/gatehouse/sentinel-password"}
+		}, ""},
+		{"sentinel and addr", func(r *Redis) { r.Sentinel = &Sentinel{MasterName: "gh", Addrs: []string{"s1:26379"}} }, "redis.addr"},
+		{"sentinel without master", func(r *Redis) { r.Addr, r.Sentinel = "", &Sentinel{Addrs: []string{"s1:26379"}} }, "redis.sentinel.master_name"},
+		{"sentinel without addrs", func(r *Redis) { r.Addr, r.Sentinel = "", &Sentinel{MasterName: "gh"} }, "redis.sentinel.addrs"},
+		{"sentinel bad addr", func(r *Redis) { r.Addr, r.Sentinel = "", &Sentinel{MasterName: "gh", Addrs: []string{"s1"}} }, "redis.sentinel.addrs[0]"},
+		{"sentinel relative password", func(r *Redis) {
+			r.Addr, r.Sentinel = "", &Sentinel{MasterName: "gh", Addrs: []string{"s1:26379"}, PasswordFile: "pw"}
+		}, "redis.sentinel.password_file"},
+		{"sentinel tls without name", func(r *Redis) {
+			r.Addr, r.Sentinel, r.TLS = "", &Sentinel{MasterName: "gh", Addrs: []string{"s1:26379"}}, &RedisTLS{}
+		}, "redis.tls.server_name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

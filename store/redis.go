@@ -21,8 +21,16 @@ const defaultRedisTimeout = 2 * time.Second
 
 // RedisOptions configures OpenRedis.
 type RedisOptions struct {
-	// Addr is "host:port" of the Redis server.
+	// Addr is "host:port" of the Redis server. With MasterName set it is
+	// unused: the Sentinels say where the master is.
 	Addr string
+	// MasterName and SentinelAddrs, when MasterName is set, find the master
+	// through Redis Sentinel and follow it across failovers.
+	MasterName    string
+	SentinelAddrs []string
+	// SentinelUsername and SentinelPassword authenticate to the Sentinels
+	// (empty: none).
+	SentinelUsername, SentinelPassword string
 	// Username is the ACL user, or "" for the default user.
 	Username string
 	// Password authenticates the connection; "" sends no AUTH. The caller
@@ -62,8 +70,11 @@ type Redis struct {
 // outages are not fatal: go-redis reconnects, and each operation meanwhile
 // returns an error.
 func OpenRedis(opts RedisOptions) (*Redis, error) {
-	if opts.Addr == "" {
+	if opts.Addr == "" && opts.MasterName == "" {
 		return nil, errors.New("open redis: empty address")
+	}
+	if opts.MasterName != "" && len(opts.SentinelAddrs) == 0 {
+		return nil, errors.New("open redis: sentinel master name without sentinel addresses")
 	}
 	if opts.DB < 0 {
 		return nil, fmt.Errorf("open redis: negative database number %d", opts.DB)
@@ -72,7 +83,48 @@ func OpenRedis(opts RedisOptions) (*Redis, error) {
 	if timeout <= 0 {
 		timeout = defaultRedisTimeout
 	}
-	c := redis.NewClient(&redis.Options{
+	c := newRedisClient(opts, timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open redis %s: %w", describe(opts), err)
+	}
+	return &Redis{c: c, prefix: opts.Prefix, subs: make(map[*redisSub]struct{})}, nil
+}
+
+// describe names the server (or Sentinel master) of opts for errors.
+func describe(opts RedisOptions) string {
+	if opts.MasterName != "" {
+		return fmt.Sprintf("master %q via sentinels %v", opts.MasterName, opts.SentinelAddrs)
+	}
+	return opts.Addr
+}
+
+// newRedisClient builds the go-redis client: a plain one, or a failover
+// client that asks the Sentinels for the master. Both are *redis.Client, so
+// everything else is the same.
+func newRedisClient(opts RedisOptions, timeout time.Duration) *redis.Client {
+	if opts.MasterName != "" {
+		return redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName:            opts.MasterName,
+			SentinelAddrs:         opts.SentinelAddrs,
+			SentinelUsername:      opts.SentinelUsername,
+			SentinelPassword:      opts.SentinelPassword,
+			Username:              opts.Username,
+			Password:              opts.Password,
+			DB:                    opts.DB,
+			TLSConfig:             opts.TLS,
+			ContextTimeoutEnabled: true,
+			DialTimeout:           timeout,
+			ReadTimeout:           timeout,
+			WriteTimeout:          timeout,
+			PoolTimeout:           timeout,
+			MaxRetries:            1, // as below
+			DisableIdentity:       true,
+		})
+	}
+	return redis.NewClient(&redis.Options{
 		Addr:      opts.Addr,
 		Username:  opts.Username,
 		Password:  opts.Password,
@@ -95,13 +147,6 @@ func OpenRedis(opts RedisOptions) (*Redis, error) {
 		DisableIdentity:          true,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("open redis %s: %w", opts.Addr, err)
-	}
-	return &Redis{c: c, prefix: opts.Prefix, subs: make(map[*redisSub]struct{})}, nil
 }
 
 // Close ends every subscription and closes the connections. Calling it

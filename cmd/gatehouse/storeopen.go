@@ -50,6 +50,16 @@ func redisOptions(r *config.Redis) (store.RedisOptions, error) {
 		}
 		opts.Password = pw
 	}
+	if s := r.Sentinel; s != nil {
+		opts.MasterName, opts.SentinelAddrs, opts.SentinelUsername = s.MasterName, s.Addrs, s.Username
+		if s.PasswordFile != "" {
+			pw, err := readSecretFile("redis.sentinel.password_file", s.PasswordFile)
+			if err != nil {
+				return opts, err
+			}
+			opts.SentinelPassword = pw
+		}
+	}
 	if r.TLS != nil {
 		tc, err := redisTLS(r)
 		if err != nil {

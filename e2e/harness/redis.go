@@ -233,3 +233,41 @@ func (d *daemon) waitReady(t testing.TB, timeout time.Duration, probe func() err
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Sentinel is a Redis Sentinel started by StartSentinel for one test.
+type Sentinel struct {
+	// Addr is "127.0.0.1:PORT".
+	Addr string
+	d    *daemon
+}
+
+// StartSentinel starts Debian's redis-server in Sentinel mode on a free
+// loopback port, monitoring master under name, and waits until it answers
+// PING. The test's cleanup stops it.
+//
+//	r := harness.StartRedis(t)
+//	s := harness.StartSentinel(t, r, "gatehouse")
+//	// config: redis: {sentinel: {master_name: gatehouse, addrs: [s.Addr]}}
+func StartSentinel(t testing.TB, master *Redis, name string) *Sentinel {
+	t.Helper()
+	bin := RequireTool(t, "redis-server")
+	dir := t.TempDir()
+	s := &Sentinel{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))}
+	_, port, _ := net.SplitHostPort(s.Addr)
+	mhost, mport, _ := net.SplitHostPort(master.Addr)
+	conf := filepath.Join(dir, "sentinel.conf")
+	lines := []string{
+		"bind 127.0.0.1", "port " + port, "dir " + dir, "daemonize no", "protected-mode yes",
+		fmt.Sprintf("sentinel monitor %s %s %s 1", name, mhost, mport),
+	}
+	if master.Password != "" {
+		lines = append(lines, fmt.Sprintf("sentinel auth-pass %s %s", name, master.Password))
+	}
+	// Sentinel rewrites its config file, so it must be writable.
+	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatalf("StartSentinel: %v", err)
+	}
+	s.d = startDaemon(t, "sentinel", exec.Command(bin, conf, "--sentinel"))
+	s.d.waitReady(t, 15*time.Second, func() error { return redisPing(s.Addr, "") })
+	return s
+}
