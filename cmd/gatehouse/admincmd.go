@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,6 +50,10 @@ func adminOps(cfg *config.Config, id *identityParts) map[string]control.Op {
 			}
 			return fmt.Sprintf("unlocked %s\n", args[0]), nil
 		},
+		"lock-key":      lockOp(cfg, locks, identity.KeyLock),
+		"lock-target":   lockOp(cfg, locks, identity.TargetLock),
+		"unlock-key":    unlockOp(locks, identity.KeyLock),
+		"unlock-target": unlockOp(locks, identity.TargetLock),
 		"enroll-link": func(ctx context.Context, args []string) (string, error) {
 			if len(args) != 1 {
 				return "", errors.New("enroll-link takes USER")
@@ -102,24 +107,34 @@ func runAdmin(ctx context.Context, cfg *config.Config, op string, args []string,
 
 // adminCommand returns the function of an admin subcommand that takes
 // --config and exactly one USER argument (flags before it, as Go's flag
-// package parses them).
+// package parses them). lock and unlock take --key FINGERPRINT or
+// --target NAME instead of USER.
 func adminCommand(op string) func(args []string, stdout, stderr io.Writer) int {
 	return func(args []string, stdout, stderr io.Writer) int {
 		fs := flag.NewFlagSet(op, flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		path := fs.String("config", "", "config `FILE` of the deployment")
-		var reason *string
+		var reason, key, target *string
 		if op == "lock" {
 			reason = fs.String("reason", "locked by an administrator", "why, for the audit log")
 		}
 		synopsis := fmt.Sprintf("usage: gatehouse %s --config FILE USER", op)
+		if op == "lock" || op == "unlock" {
+			key = fs.String("key", "", "lock an SSH key instead of a person: its `SHA256:FINGERPRINT` as ssh-keygen -lf prints it")
+			target = fs.String("target", "", "lock a configured target instead of a person: its `NAME`")
+			synopsis = fmt.Sprintf("usage: gatehouse %s --config FILE [--reason R] USER | --key SHA256:FINGERPRINT | --target NAME", op)
+			if op == "unlock" {
+				synopsis = "usage: gatehouse unlock --config FILE USER | --key SHA256:FINGERPRINT | --target NAME"
+			}
+		}
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return 0
 			}
 			return 2
 		}
-		if *path == "" || fs.NArg() != 1 {
+		opName, subject, ok := lockSubject(op, fs, key, target)
+		if *path == "" || !ok {
 			fmt.Fprintln(stderr, synopsis)
 			return 2
 		}
@@ -127,19 +142,73 @@ func adminCommand(op string) func(args []string, stdout, stderr io.Writer) int {
 		if !ok {
 			return 1
 		}
-		opArgs := []string{fs.Arg(0)}
+		opArgs := []string{subject}
 		if reason != nil {
 			opArgs = append(opArgs, *reason)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		out, err := runAdmin(ctx, cfg, op, opArgs, stderr)
+		out, err := runAdmin(ctx, cfg, opName, opArgs, stderr)
 		fmt.Fprint(stdout, out)
 		if err != nil {
 			fmt.Fprintf(stderr, "gatehouse %s: %v\n", op, err)
 			return 1
 		}
 		return 0
+	}
+}
+
+// lockSubject picks the control op and its subject: USER (the one
+// argument), or --key or --target (then no argument); exactly one of them.
+func lockSubject(op string, fs *flag.FlagSet, key, target *string) (opName, subject string, ok bool) {
+	var given []string
+	if fs.NArg() == 1 {
+		opName, subject = op, fs.Arg(0)
+		given = append(given, "USER")
+	} else if fs.NArg() > 1 {
+		return "", "", false
+	}
+	if key != nil && *key != "" {
+		opName, subject = op+"-key", *key
+		given = append(given, "--key")
+	}
+	if target != nil && *target != "" {
+		opName, subject = op+"-target", *target
+		given = append(given, "--target")
+	}
+	return opName, subject, len(given) == 1
+}
+
+// lockOp is the control op that locks an SSH key or a target (ref makes
+// the lock from args[0]); a target must be one the config lists.
+func lockOp(cfg *config.Config, locks *identity.Locks, ref func(string) identity.LockRef) control.Op {
+	return func(ctx context.Context, args []string) (string, error) {
+		if len(args) != 2 {
+			return "", errors.New("lock takes the key or target and a reason")
+		}
+		r := ref(args[0])
+		if r.Kind == identity.LockTarget && !slices.ContainsFunc(cfg.Targets, func(t config.Target) bool { return t.Name == r.Name }) {
+			return "", fmt.Errorf("no target %q in the config", r.Name)
+		}
+		if err := locks.Place(ctx, r, control.Caller(ctx), args[1]); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("locked %s: new SSH connections refused, live ones told to close\n", r), nil
+	}
+}
+
+// unlockOp is the control op that lifts the lock on a key or a target. A
+// target no longer in the config can still be unlocked.
+func unlockOp(locks *identity.Locks, ref func(string) identity.LockRef) control.Op {
+	return func(ctx context.Context, args []string) (string, error) {
+		if len(args) != 1 {
+			return "", errors.New("unlock takes the key or target")
+		}
+		r := ref(args[0])
+		if err := locks.Lift(ctx, r, control.Caller(ctx)); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("unlocked %s\n", r), nil
 	}
 }
 

@@ -147,3 +147,84 @@ func TestAuditAlertsOnDenialBurst(t *testing.T) {
 		t.Errorf("no alert after 10 denials from one source:\n%s", got)
 	}
 }
+
+func TestLockKeyAndTarget(t *testing.T) {
+	const fp = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"
+	dir := filepath.Join(t.TempDir(), "data")
+	yaml := targetYAML(t, dir)
+	path := writeConfig(t, yaml)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		code int
+		out  string // in stdout (code 0) or stderr
+	}{
+		{[]string{"lock", "--config", path, "--reason", "key leaked", "--key", fp}, 0, "locked key " + fp},
+		{[]string{"lock", "--config", path, "--target", "prod-db"}, 0, "locked target prod-db"},
+		{[]string{"lock", "--config", path, "--target", "nosuch"}, 1, `no target "nosuch" in the config`},
+		{[]string{"lock", "--config", path, "--key", "SHA256:short"}, 1, "not a key fingerprint"},
+		{[]string{"lock", "--config", path, "--key", fp, "ann@example.com"}, 2, "usage"},
+		{[]string{"lock", "--config", path, "--key", fp, "--target", "prod-db"}, 2, "usage"},
+		{[]string{"lock", "--config", path, "ann"}, 1, "not an email"},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		code := run(tt.args, &stdout, &stderr)
+		got := stdout.String()
+		if tt.code != 0 {
+			got = stderr.String()
+		}
+		if code != tt.code || !strings.Contains(got, tt.out) {
+			t.Errorf("gatehouse %v = %d, %q; want %d, %q", tt.args[2:], code, got, tt.code, tt.out)
+		}
+	}
+	st, err := store.OpenBolt(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"lock/key/" + fp, "lock/target/prod-db"} {
+		if _, err := st.Get(context.Background(), key); err != nil {
+			t.Errorf("%s: %v", key, err)
+		}
+	}
+	st.Close()
+	var stdout, stderr bytes.Buffer
+	for _, args := range [][]string{{"--key", fp}, {"--target", "prod-db"}} {
+		if code := run(append([]string{"unlock", "--config", path}, args...), &stdout, &stderr); code != 0 {
+			t.Fatalf("unlock %v = %d, %q", args, code, &stderr)
+		}
+	}
+	cfg, err := config.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(auditTypes(t, cfg), "\n")
+	for _, want := range []string{"lock key:" + fp + " by cli:", "lock target:prod-db by cli:", "unlock key:" + fp + " by cli:", "unlock target:prod-db by cli:"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("audit log lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// targetYAML is a valid config with SSO and one SSH target, prod-db.
+func targetYAML(t *testing.T, dir string) string {
+	t.Helper()
+	secret := filepath.Join(t.TempDir(), "oidc-secret")
+	if err := os.WriteFile(secret, []byte("s3cret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return `public_url: https://gate.test
+listen: {https: "127.0.0.1:0", admin: "127.0.0.1:0", ssh: "127.0.0.1:0"}
+tls: {mode: self_signed}
+data_dir: ` + dir + `
+sso: {issuer: "https://idp.test", client_id: gh, client_secret_file: ` + secret + `}
+targets:
+  - name: prod-db
+    address: 127.0.0.1:22
+    host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    logins: [ubuntu]
+    allow: {groups: [sre]}
+`
+}

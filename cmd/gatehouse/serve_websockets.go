@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/portal"
 )
 
 // closeWebSockets ends the live WebSockets of a person who signed out or
@@ -18,9 +19,36 @@ func (s *server) closeWebSockets(email string) {
 	}
 }
 
-// closeWebSocketsOnLock ends a locked person's WebSockets when a lock is
-// published on any replica (the SSH bastion listens on the same channel),
-// until ctx ends.
+// forgetAppSessions drops a locked person's sessions from every app gate's
+// cache on this replica, so that their next request asks the store (which
+// refuses them) instead of riding the cache for up to its TTL.
+func (s *server) forgetAppSessions(email string) {
+	w := s.web
+	if w == nil {
+		return
+	}
+	for _, h := range w.Apps {
+		if a, ok := h.(*portal.App); ok {
+			a.ForgetUser(email)
+		}
+	}
+}
+
+// onLockMessage acts on a lock published on any replica (the SSH bastion
+// listens on the same channel for its connections): a person's lock ends
+// their WebSockets and their cached app sessions here. Key and target
+// locks concern SSH only.
+func (s *server) onLockMessage(m []byte) {
+	r := identity.ParseLockMessage(m)
+	if r.Kind != identity.LockPerson {
+		return
+	}
+	s.forgetAppSessions(r.Name)
+	s.closeWebSockets(r.Name)
+}
+
+// closeWebSocketsOnLock runs onLockMessage for every lock published on any
+// replica until ctx ends.
 func (s *server) closeWebSocketsOnLock(ctx context.Context) {
 	if s.front == nil {
 		return
@@ -36,7 +64,7 @@ func (s *server) closeWebSocketsOnLock(ctx context.Context) {
 			continue
 		}
 		for m := range msgs {
-			s.closeWebSockets(string(m))
+			s.onLockMessage(m)
 		}
 	}
 }
