@@ -54,6 +54,12 @@ type ReviewConfig struct {
 	// (sshgw.Server.Terminate). Optional: nil hides the Terminate buttons
 	// and the POST answers 404.
 	Terminate func(ctx context.Context, sessionID, by string) (bool, error)
+	// Lock locks the person with email out on behalf of by (the reviewer's
+	// email), for reason: sessions revoked, SSH keys unbound, live
+	// connections ended on every replica, audited with by as actor
+	// (identity.Locks.Lock). Optional: nil hides the Lock form and the
+	// POST answers 404.
+	Lock func(ctx context.Context, email, by, reason string) error
 }
 
 // reviewRoutes adds the console's routes to m.
@@ -63,6 +69,7 @@ func (p *Portal) reviewRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /review/s/{id}/cast", p.reviewCast)
 	m.HandleFunc("GET /review/s/{id}/live", p.reviewLive)
 	m.HandleFunc("POST /review/s/{id}/terminate", p.reviewTerminate)
+	m.HandleFunc("POST /review/s/{id}/lock", p.reviewLock)
 }
 
 // reviewer returns the session of a reviewer who may use the console now,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/recording"
 )
 
@@ -155,6 +156,7 @@ type rvEnv struct {
 	term  *rvTerminations
 	audit *rvAudit
 	key   *ptKey
+	locks *identity.Locks // ReviewConfig.Lock
 }
 
 // rvStart is when the seeded recordings start: an hour ago.
@@ -165,10 +167,17 @@ func newRVEnv(t *testing.T) *rvEnv {
 	e := newPTEnv(t)
 	e.cfg.Reviewers = config.Allow{Groups: []string{"security"}}
 	rv := &rvEnv{ptEnv: e, rec: newRVRecordings(), term: &rvTerminations{}, audit: &rvAudit{inner: e.audit, fail: map[string]bool{}}, key: newPTKey()}
+	keys, err := identity.NewKeyBindings(e.deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rv.locks, err = identity.NewLocks(e.deps, e.sessions, keys); err != nil {
+		t.Fatal(err)
+	}
 	p, err := NewPortal(PortalConfig{
 		Config: e.cfg, OIDC: e.oidc, Sessions: e.sessions, WebAuthn: e.webauthn, Approvals: e.approvals, Limiter: e.limiter,
 		Codec: e.codec, Audit: rv.audit, Logger: e.portal.logger, Now: e.clock.Now,
-		Review: ReviewConfig{Recordings: rv.rec, Terminate: rv.term.Terminate},
+		Review: ReviewConfig{Recordings: rv.rec, Terminate: rv.term.Terminate, Lock: rv.locks.Lock},
 	})
 	if err != nil {
 		t.Fatal(err)

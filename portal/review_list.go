@@ -150,6 +150,6 @@ func reviewRow(m recording.Meta, now time.Time) web.ReviewRow {
 		Status: m.Status, EndReason: m.EndReason, Start: m.Start, End: m.End,
 		Duration: duration,
 		Cols:     m.Width, Rows: m.Height, Bytes: m.Bytes, Live: live,
-		PlayURL: recordingPath(m.ID, ""), WatchURL: recordingPath(m.ID, "?live=1"), TerminateURL: recordingPath(m.ID, "/terminate"),
+		PlayURL: recordingPath(m.ID, ""), WatchURL: recordingPath(m.ID, "?live=1"), TerminateURL: recordingPath(m.ID, "/terminate"), LockURL: recordingPath(m.ID, "/lock"),
 	}
 }

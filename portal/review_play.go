@@ -34,7 +34,7 @@ func (p *Portal) reviewPlayer(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	body := web.ReviewPlayer{Session: reviewRow(m, p.now()), CastURL: recordingPath(id, "/cast"),
-		PlayerReady: web.PlayerBuilt(), CanTerminate: p.review.Terminate != nil, Back: "/review/"}
+		PlayerReady: web.PlayerBuilt(), CanTerminate: p.review.Terminate != nil, CanLock: p.review.Lock != nil, Back: "/review/"}
 	if body.Session.Live && r.URL.Query().Get("live") != "" {
 		body.LiveURL = recordingPath(id, "/live")
 	}

@@ -145,7 +145,7 @@ type ReviewRow struct {
 	Cols, Rows                                     int // terminal size at the start
 	Bytes                                          int64
 	Live                                           bool
-	PlayURL, WatchURL, TerminateURL                string
+	PlayURL, WatchURL, TerminateURL, LockURL       string
 }
 
 // ReviewPlayer is the body of the player page. The player script reads
@@ -160,7 +160,9 @@ type ReviewPlayer struct {
 	// EventsError says why the structured events could not be listed.
 	EventsError  string
 	CanTerminate bool
-	Back         string // the list page
+	// CanLock shows the form that locks the session's person out.
+	CanLock bool
+	Back    string // the list page
 }
 
 // ReviewEvent is one structured event beside the player. Offset is its

@@ -189,10 +189,17 @@ func buildWeb(ctx context.Context, d deps) (*portal.Web, error) {
 	})
 }
 
-// reviewConfig turns the reviewer console on when there is a recorder.
+// reviewConfig turns the reviewer console on when there is a recorder,
+// with Terminate and Lock.
 func reviewConfig(d deps) portal.ReviewConfig {
 	if d.rec == nil {
 		return portal.ReviewConfig{}
 	}
-	return portal.ReviewConfig{Recordings: d.rec, Terminate: d.terminate}
+	rc := portal.ReviewConfig{Recordings: d.rec, Terminate: d.terminate}
+	if d.ident != nil && d.ident.locks != nil {
+		// A reviewer's lock is the same as `gatehouse lock`, with the
+		// reviewer as actor.
+		rc.Lock = d.ident.locks.Lock
+	}
+	return rc
 }
