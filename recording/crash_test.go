@@ -23,7 +23,7 @@ import (
 const crashEnv = "GATEHOUSE_RECORDING_CRASH_CHILD"
 
 func crashConfig(t testing.TB, dir string, st store.Store) Config {
-	return Config{Dir: filepath.Join(dir, "recordings"), KeyDir: dir, Store: st, Audit: &fakeAudit{},
+	return Config{Dir: filepath.Join(dir, "recordings"), Keys: testVault(t, dir), Store: st, Audit: &fakeAudit{},
 		Logger: testlog.New(t), Replica: "r1", FlushInterval: time.Hour}
 }
 

@@ -56,7 +56,7 @@ func newEnv(t testing.TB, mod func(*Config)) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	e := &env{store: st, audit: &fakeAudit{}, dir: dir}
-	c := Config{Dir: filepath.Join(dir, "recordings"), KeyDir: dir, Store: st, Audit: e.audit,
+	c := Config{Dir: filepath.Join(dir, "recordings"), Keys: testVault(t, dir), Store: st, Audit: e.audit,
 		Logger: testlog.New(t), Replica: "r1", FlushInterval: 50 * time.Millisecond}
 	if mod != nil {
 		mod(&c)

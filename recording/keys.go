@@ -1,6 +1,7 @@
 package recording
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
@@ -8,22 +9,29 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
+	"time"
 
 	"filippo.io/age"
+
+	"github.com/gatehouse-dev/gatehouse/secrets"
 )
 
-// Key files in KeyDir, each created on first use (mode 0600) and never
-// replaced: replacing one would make every earlier recording unreadable
-// (age identity), unsearchable (index key) or unverifiable (seal key).
+// The recorder's keys, kept sealed under the master key in a
+// secrets.Vault (sealed files in data_dir on a single host, the store when
+// replicas share Redis, so every replica reads what the others wrote).
+// Each is created on first use and never replaced: replacing one would make
+// every earlier recording unreadable (age identity), unsearchable (index
+// key) or unverifiable (seal key). Older releases kept them in the clear in
+// data_dir under the same names; they are sealed and removed on first use.
 const (
 	ageKeyFile   = "recording_age_identity" // AGE-SECRET-KEY-1... (the deployment's recording key)
 	indexKeyFile = "recording_index_key"    // 32 random bytes, hex: HMAC key for search tokens
 	sealKeyFile  = "recording_seal_ed25519" // 32-byte Ed25519 seed, hex
 )
+
+// keyLoadTimeout bounds loading the keys in New from a shared store.
+const keyLoadTimeout = 30 * time.Second
 
 // keys holds the recorder's secrets.
 type keys struct {
@@ -33,25 +41,39 @@ type keys struct {
 	seal       ed25519.PrivateKey
 }
 
-// loadKeys reads (or creates) the three keys in dir and parses the extra
-// recipients.
-func loadKeys(dir string, extra []string) (*keys, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("recording keys: %w", err)
+// KeySpecs are the recorder's keys, for rekey and migrate-store.
+func KeySpecs() []secrets.Spec {
+	return []secrets.Spec{
+		spec(ageKeyFile, newAgeIdentity, func(b []byte) error { _, err := parseIdentity(b); return err }),
+		spec(indexKeyFile, newSecret, func(b []byte) error { _, err := parseSecret(b); return err }),
+		spec(sealKeyFile, newSecret, func(b []byte) error { _, err := parseSecret(b); return err }),
 	}
-	idText, err := loadOrCreate(dir, ageKeyFile, func() (string, error) {
-		id, err := age.GenerateX25519Identity()
-		if err != nil {
-			return "", err
+}
+
+// spec describes one key to the vault; its purpose binds it to its name.
+func spec(name string, gen func() ([]byte, error), check func([]byte) error) secrets.Spec {
+	return secrets.Spec{Name: name, Purpose: "recording/" + name, New: gen, Check: check}
+}
+
+// loadKeys opens (or creates) the three keys in v and parses the extra
+// recipients.
+func loadKeys(v *secrets.Vault, extra []string) (*keys, error) {
+	if v == nil {
+		return nil, errors.New("recording: Keys is required (the recording keys are kept sealed)")
+	}
+	// New has no context of its own; the store answers or fails in this.
+	ctx, cancel := context.WithTimeout(context.Background(), keyLoadTimeout)
+	defer cancel()
+	var raw [3][]byte
+	for i, s := range KeySpecs() {
+		var err error
+		if raw[i], err = v.LoadOrCreate(ctx, s); err != nil {
+			return nil, fmt.Errorf("recording keys: %w", err)
 		}
-		return id.String(), nil
-	})
+	}
+	id, err := parseIdentity(raw[0])
 	if err != nil {
 		return nil, err
-	}
-	id, err := age.ParseX25519Identity(idText)
-	if err != nil {
-		return nil, fmt.Errorf("recording key %s: %w", ageKeyFile, err)
 	}
 	k := &keys{identity: id, recipients: []age.Recipient{id.Recipient()}}
 	for i, s := range extra {
@@ -61,10 +83,10 @@ func loadKeys(dir string, extra []string) (*keys, error) {
 		}
 		k.recipients = append(k.recipients, rc)
 	}
-	if k.index, err = loadSecret(dir, indexKeyFile); err != nil {
+	if k.index, err = parseSecret(raw[1]); err != nil {
 		return nil, err
 	}
-	seed, err := loadSecret(dir, sealKeyFile)
+	seed, err := parseSecret(raw[2])
 	if err != nil {
 		return nil, err
 	}
@@ -84,75 +106,37 @@ func (k *keys) token(word string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// loadSecret reads (or creates) a 32-byte hex secret.
-func loadSecret(dir, name string) ([]byte, error) {
-	text, err := loadOrCreate(dir, name, func() (string, error) {
-		b := make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			return "", err
-		}
-		return hex.EncodeToString(b), nil
-	})
+func newAgeIdentity() ([]byte, error) {
+	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		return nil, err
 	}
-	b, err := hex.DecodeString(text)
+	return []byte(id.String()), nil
+}
+
+// parseIdentity parses the age identity (files of older releases end in a
+// newline).
+func parseIdentity(b []byte) (*age.X25519Identity, error) {
+	id, err := age.ParseX25519Identity(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("recording key %s: %w", ageKeyFile, err)
+	}
+	return id, nil
+}
+
+func newSecret() ([]byte, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return []byte(hex.EncodeToString(b)), nil
+}
+
+// parseSecret decodes a 32-byte hex secret.
+func parseSecret(text []byte) ([]byte, error) {
+	b, err := hex.DecodeString(strings.TrimSpace(string(text)))
 	if err != nil || len(b) != 32 {
-		return nil, fmt.Errorf("recording key %s: not 32 hex-encoded bytes", name)
+		return nil, errors.New("recording key: not 32 hex-encoded bytes")
 	}
 	return b, nil
-}
-
-// loadOrCreate returns the trimmed content of dir/name, creating it with
-// gen if absent. Creation writes a temporary file and hard-links it into
-// place, so concurrent creators (serve and a CLI command) end up with the
-// same key; the loser's key is discarded before anything used it.
-func loadOrCreate(dir, name string, gen func() (string, error)) (string, error) {
-	path := filepath.Join(dir, name)
-	if s, err := readSecret(path); !errors.Is(err, fs.ErrNotExist) {
-		return s, err
-	}
-	text, err := gen()
-	if err != nil {
-		return "", fmt.Errorf("generate %s: %w", name, err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
-		return "", fmt.Errorf("create %s: %w", name, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, werr := tmp.WriteString(text + "\n")
-	if werr == nil {
-		werr = tmp.Chmod(0o600)
-	}
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return "", fmt.Errorf("write %s: %w", name, werr)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", fmt.Errorf("install %s: %w", name, err)
-	}
-	return readSecret(path)
-}
-
-// readSecret reads a key file and insists that group and others cannot
-// read it.
-func readSecret(path string) (string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("key %s: mode %v is too open (want 0600)", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(b)), nil
 }

@@ -10,14 +10,18 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/secrets"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
-// Config configures a Recorder. Dir, KeyDir and Store are required; the
+// Config configures a Recorder. Dir, Keys and Store are required; the
 // other fields have documented defaults.
 type Config struct {
-	Dir        string   // data_dir/recordings, created 0700
-	KeyDir     string   // data_dir: the recording age identity, the index HMAC key and the Ed25519 sealing key live here (created on first use, 0600)
+	Dir string // data_dir/recordings, created 0700
+	// Keys keeps the recording age identity, the index HMAC key and the
+	// Ed25519 sealing key, sealed, created on first use (see KeySpecs).
+	// Replicas that share recordings must share it (the store vault).
+	Keys       *secrets.Vault
 	Recipients []string // extra age recipients (config recording.recipients: offline reviewer keys, "age1...")
 	Store      store.Store
 	// Audit receives seal hashes, purges and retention deletions. If nil,
@@ -48,11 +52,11 @@ type Recorder struct {
 	live map[string]*Writer // writers open on this replica, by ID
 }
 
-// New loads (or creates on first use) the recording keys in c.KeyDir and
+// New loads (or creates on first use) the recording keys from c.Keys and
 // creates c.Dir.
 func New(c Config) (*Recorder, error) {
-	if c.Dir == "" || c.KeyDir == "" {
-		return nil, errors.New("recording: Dir and KeyDir are required")
+	if c.Dir == "" || c.Keys == nil {
+		return nil, errors.New("recording: Dir and Keys are required")
 	}
 	if c.Store == nil {
 		return nil, errors.New("recording: Store is required")
@@ -66,7 +70,7 @@ func New(c Config) (*Recorder, error) {
 	if err := os.Chmod(c.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("recording: %w", err)
 	}
-	k, err := loadKeys(c.KeyDir, c.Recipients)
+	k, err := loadKeys(c.Keys, c.Recipients)
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,8 @@ package secrets_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,40 +13,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/secrets"
 	"github.com/gatehouse-dev/gatehouse/secrets/secretstest"
 )
-
-// memStore is a Backend like the store's: one map shared by every
-// "replica" built over it.
-type memStore struct {
-	mu sync.Mutex // guards m
-	m  map[string][]byte
-}
-
-func (s *memStore) Get(_ context.Context, name string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.m[name]
-	if !ok {
-		return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
-	}
-	return bytes.Clone(b), nil
-}
-
-func (s *memStore) SetNX(_ context.Context, name string, v []byte) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[name]; ok {
-		return false, nil
-	}
-	s.m[name] = bytes.Clone(v)
-	return true, nil
-}
-
-func (s *memStore) Set(_ context.Context, name string, v []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[name] = bytes.Clone(v)
-	return nil
-}
 
 func randomKey() ([]byte, error) {
 	b := make([]byte, 32)
@@ -75,7 +39,7 @@ func vault(t *testing.T, c secrets.VaultConfig) *secrets.Vault {
 func TestVaultConcurrentFirstUse(t *testing.T) {
 	kr := secretstest.New(t)
 	for name, b := range map[string]secrets.Backend{
-		"store": &memStore{m: map[string][]byte{}},
+		"store": secretstest.NewBackend(),
 		"dir":   secrets.Dir(filepath.Join(t.TempDir(), "data")),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -110,14 +74,15 @@ func TestVaultConcurrentFirstUse(t *testing.T) {
 // does not open.
 func TestVaultPurposeSwapRefused(t *testing.T) {
 	kr := secretstest.New(t)
-	b := &memStore{m: map[string][]byte{}}
+	b := secretstest.NewBackend()
 	v := vault(t, secrets.VaultConfig{Keyring: kr, Backend: b})
 	for _, n := range []string{"user_ca", "host_ca"} {
 		if _, err := v.LoadOrCreate(t.Context(), spec(n)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b.m["host_ca"] = b.m["user_ca"]
+	uca, _ := b.Get(t.Context(), "user_ca")
+	b.Set(t.Context(), "host_ca", uca)
 	if k, err := v.LoadOrCreate(t.Context(), spec("host_ca")); !errors.Is(err, secrets.ErrOpen) {
 		t.Errorf("swapped key = %x, %v; want ErrOpen", k, err)
 	}
@@ -142,7 +107,7 @@ func TestVaultResealAndImport(t *testing.T) {
 
 	// The store replica has a new master key and keeps the old one to open
 	// the files it imports.
-	st := &memStore{m: map[string][]byte{}}
+	st := secretstest.NewBackend()
 	shared := vault(t, secrets.VaultConfig{Keyring: both, Backend: st, Import: secrets.Dir(dir), PlainDir: dir})
 	if got, err := shared.LoadOrCreate(t.Context(), spec("ssh/ca")); err != nil || !bytes.Equal(got, sealedKey) {
 		t.Errorf("imported ssh/ca = %x, %v; want the file's %x", got, err, sealedKey)
@@ -153,7 +118,7 @@ func TestVaultResealAndImport(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "rec_key")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("plaintext file left after migration: %v", err)
 	}
-	for n, b := range st.m {
+	for n, b := range st.Values() {
 		if !both.Current(b) {
 			t.Errorf("store value %s not sealed with the current key", n)
 		}

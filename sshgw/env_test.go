@@ -62,7 +62,7 @@ func newEnv(t testing.TB, limits Limits, mutate func(*config.Config), opts ...fu
 	e := &env{t: t, dataDir: t.TempDir(), approvals: newFakeApprovals(), binds: newFakeBindings(),
 		locks: &fakeLocks{}, audit: &fakeAudit{}, rec: &fakeRecorder{}}
 	e.kr = secretstest.New(t)
-	caLine, err := UserCAPublicKey(e.dataDir, e.kr, nil)
+	caLine, err := UserCAPublicKey(t.Context(), fileVault(t, e.dataDir, e.kr))
 	if err != nil {
 		t.Fatal(err)
 	}

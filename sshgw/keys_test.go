@@ -28,7 +28,7 @@ func TestKeysCreatedOnceSealedWithTightModes(t *testing.T) {
 	lines := make([]string, 8)
 	for i := range lines {
 		wg.Go(func() {
-			l, err := UserCAPublicKey(dir, kr, nil)
+			l, err := UserCAPublicKey(t.Context(), fileVault(t, dir, kr))
 			if err != nil {
 				t.Error(err)
 			}
@@ -44,7 +44,7 @@ func TestKeysCreatedOnceSealedWithTightModes(t *testing.T) {
 	if !strings.HasPrefix(lines[0], "ssh-ed25519 ") || !strings.HasSuffix(lines[0], " gatehouse-user-ca") {
 		t.Errorf("user CA line = %q", lines[0])
 	}
-	k, err := loadKeys(dir, kr, nil)
+	k, err := loadKeys(t.Context(), fileVault(t, dir, kr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestKeysCreatedOnceSealedWithTightModes(t *testing.T) {
 		t.Errorf("loadKeys user CA %q != %q", got, lines[0])
 	}
 	for _, name := range keyNames {
-		p := filepath.Join(dir, keyDir, name+sealedExt)
+		p := filepath.Join(dir, keyDir, name+".sealed")
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
@@ -73,20 +73,20 @@ func TestKeysCreatedOnceSealedWithTightModes(t *testing.T) {
 		t.Errorf("key dir holds %d files, want 3 (temporary files left?)", len(ents))
 	}
 	// Another master key cannot open them, and no keyring is refused.
-	if _, err := loadKeys(dir, secretstest.New(t), nil); err == nil {
+	if _, err := loadKeys(t.Context(), fileVault(t, dir, secretstest.New(t))); err == nil {
 		t.Error("keys opened under another master key")
 	}
-	if _, err := loadKeys(dir, nil, nil); err == nil {
-		t.Error("keys loaded without a keyring")
+	if _, err := FileVault(dir, nil); err == nil {
+		t.Error("a key vault without a keyring")
 	}
 	// A sealed key moved to another name is refused (purpose binding).
-	uca := filepath.Join(dir, keyDir, userCAFile+sealedExt)
-	hca, _ := os.ReadFile(filepath.Join(dir, keyDir, hostCAFile+sealedExt))
+	uca := filepath.Join(dir, keyDir, userCAFile+".sealed")
+	hca, _ := os.ReadFile(filepath.Join(dir, keyDir, hostCAFile+".sealed"))
 	orig, _ := os.ReadFile(uca)
 	if err := os.WriteFile(uca, hca, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := UserCAPublicKey(dir, kr, nil); err == nil {
+	if _, err := UserCAPublicKey(t.Context(), fileVault(t, dir, kr)); err == nil {
 		t.Error("host CA sealed file accepted as the user CA")
 	}
 	if err := os.WriteFile(uca, orig, 0o600); err != nil {
@@ -96,7 +96,7 @@ func TestKeysCreatedOnceSealedWithTightModes(t *testing.T) {
 	if err := os.Chmod(uca, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := UserCAPublicKey(dir, kr, nil); err == nil || !strings.Contains(err.Error(), "too open") {
+	if _, err := UserCAPublicKey(t.Context(), fileVault(t, dir, kr)); err == nil || !strings.Contains(err.Error(), "too open") {
 		t.Errorf("world-readable key: %v", err)
 	}
 }
@@ -107,7 +107,7 @@ func noPlainKeys(t *testing.T, dir string, kr *secrets.Keyring) {
 	t.Helper()
 	var seeds [][]byte
 	for _, name := range keyNames {
-		b, err := os.ReadFile(filepath.Join(dir, keyDir, name+sealedExt))
+		b, err := os.ReadFile(filepath.Join(dir, keyDir, name+".sealed"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +149,7 @@ func TestPlaintextKeysMigratedAndResealed(t *testing.T) {
 	// Keys as an older release left them: plaintext OpenSSH PEM files.
 	want := map[string]string{}
 	for _, name := range keyNames {
-		pemBytes, err := newKeyPEM(name)
+		pemBytes, err := newKeyPEM()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +165,12 @@ func TestPlaintextKeysMigratedAndResealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	k, err := loadKeys(dir, oldKR, slog.New(slog.NewTextHandler(&logs, nil)))
+	logged, err := secrets.NewVault(secrets.VaultConfig{Keyring: oldKR, Backend: secrets.Dir(dir), PlainDir: dir,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := loadKeys(t.Context(), logged)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +184,7 @@ func TestPlaintextKeysMigratedAndResealed(t *testing.T) {
 			t.Errorf("plaintext %s still there: %v", name, err)
 		}
 	}
-	if n := strings.Count(logs.String(), "Sealed a plaintext SSH key"); n != 3 {
+	if n := strings.Count(logs.String(), "Sealed a plaintext key"); n != 3 {
 		t.Errorf("%d migrations logged, want 3:\n%s", n, logs.String())
 	}
 	noPlainKeys(t, dir, oldKR)
@@ -189,25 +194,35 @@ func TestPlaintextKeysMigratedAndResealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadKeys(dir, newKR, nil); err != nil {
+	if _, err := loadKeys(t.Context(), fileVault(t, dir, newKR)); err != nil {
 		t.Fatalf("old sealed keys under the rotated ring: %v", err)
 	}
-	if n, err := ResealKeys(dir, newKR, nil); err != nil || n != 3 {
-		t.Fatalf("ResealKeys = %d, %v; want 3", n, err)
+	if n, err := fileVault(t, dir, newKR).Reseal(t.Context(), KeySpecs()...); err != nil || n != 3 {
+		t.Fatalf("Reseal = %d, %v; want 3", n, err)
 	}
-	if n, err := ResealKeys(dir, newKR, nil); err != nil || n != 0 {
-		t.Errorf("second ResealKeys = %d, %v; want 0", n, err)
+	if n, err := fileVault(t, dir, newKR).Reseal(t.Context(), KeySpecs()...); err != nil || n != 0 {
+		t.Errorf("second Reseal = %d, %v; want 0", n, err)
 	}
-	if _, err := loadKeys(dir, oldKR, nil); err == nil {
+	if _, err := loadKeys(t.Context(), fileVault(t, dir, oldKR)); err == nil {
 		t.Error("old master key alone still opens the resealed keys")
 	}
 	newOnly, _ := secrets.New(newRaw)
-	if _, err := loadKeys(dir, newOnly, nil); err != nil {
+	if _, err := loadKeys(t.Context(), fileVault(t, dir, newOnly)); err != nil {
 		t.Errorf("after dropping the old master key: %v", err)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(dir, keyDir)); len(ents) != 3 {
 		t.Errorf("key dir holds %d files, want 3", len(ents))
 	}
+}
+
+// fileVault is the vault a single host uses: sealed files in dir.
+func fileVault(t testing.TB, dir string, kr *secrets.Keyring) *secrets.Vault {
+	t.Helper()
+	v, err := FileVault(dir, kr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func randKey(t *testing.T) []byte {
@@ -231,7 +246,7 @@ func TestSSHConfig(t *testing.T) {
 			{Name: "web", Address: "web.internal:2200"},
 		},
 	}
-	out, err := SSHConfig(cfg, "", kr, nil)
+	out, err := SSHConfig(t.Context(), cfg, fileVault(t, dir, kr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +264,7 @@ func TestSSHConfig(t *testing.T) {
 	if diff := cmp.Diff(wantPats, strings.Split(f[1], ",")); diff != "" {
 		t.Errorf("patterns (-want +got):\n%s", diff)
 	}
-	k, err := loadKeys(dir, kr, nil)
+	k, err := loadKeys(t.Context(), fileVault(t, dir, kr))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ var _ SessionRecording = (*recording.Writer)(nil)
 // env's store, returned through rec.
 func withRealRecorder(t testing.TB, rec **recording.Recorder) func(*Config) {
 	return func(c *Config) {
-		r, err := recording.New(recording.Config{Dir: filepath.Join(c.Cfg.DataDir, "recordings"), KeyDir: c.Cfg.DataDir,
+		r, err := recording.New(recording.Config{Dir: filepath.Join(c.Cfg.DataDir, "recordings"), Keys: fileVault(t, c.Cfg.DataDir, c.Secrets),
 			Store: c.Store.(*store.Bolt), Audit: c.Audit, Replica: "r1"})
 		if err != nil {
 			t.Fatal(err)

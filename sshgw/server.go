@@ -67,10 +67,12 @@ type Config struct {
 	// defaults resolved by config (Load, or ApplyDefaults for one built in
 	// code).
 	Cfg *config.Config
-	// DataDir holds the host key and the CAs; empty means Cfg.DataDir.
-	DataDir string
-	// Secrets seals the host key and the CAs at rest. Required.
-	Secrets *secrets.Keyring
+	// KeyVault keeps the host key and the CAs, sealed (shared by every
+	// replica when it is the store). If nil, they are sealed files in
+	// DataDir (empty: Cfg.DataDir) under Secrets (see FileVault).
+	KeyVault *secrets.Vault
+	DataDir  string
+	Secrets  *secrets.Keyring
 	// Store keeps rate-limit counters and carries lock notifications.
 	Store     stateStore
 	Approvals approvals
@@ -139,10 +141,6 @@ func New(c Config) (*Server, error) {
 	case c.Store == nil, c.Approvals == nil, c.Keys == nil, c.Locks == nil, c.Audit == nil:
 		return nil, errors.New("sshgw: Config.Store, Approvals, Keys, Locks and Audit are required")
 	}
-	dataDir := c.DataDir
-	if dataDir == "" {
-		dataDir = c.Cfg.DataDir
-	}
 	pol, err := buildPolicy(c.Cfg)
 	if err != nil {
 		return nil, err
@@ -154,7 +152,7 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshgw: metrics: %w", err)
 	}
-	k, err := loadKeys(dataDir, c.Secrets, c.Logger)
+	k, err := newKeys(c)
 	if err != nil {
 		return nil, fmt.Errorf("sshgw: %w", err)
 	}

@@ -1,9 +1,9 @@
 package sshgw
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -87,11 +87,11 @@ func knownHostsPatterns(cfg *config.Config) []string {
 // KnownHostsLine returns the @cert-authority known_hosts line with which
 // clients trust the gateway and the host certificates it presents for
 // targets through ProxyJump. It creates the host CA on first use.
-func KnownHostsLine(cfg *config.Config, dataDir string, kr *secrets.Keyring, log *slog.Logger) (string, error) {
+func KnownHostsLine(ctx context.Context, cfg *config.Config, v *secrets.Vault) (string, error) {
 	if cfg == nil {
 		return "", errors.New("no configuration")
 	}
-	ca, err := loadOrCreateKey(dataDirOf(cfg, dataDir), hostCAFile, kr, log)
+	ca, err := loadKey(ctx, v, hostCAFile)
 	if err != nil {
 		return "", err
 	}
@@ -100,11 +100,10 @@ func KnownHostsLine(cfg *config.Config, dataDir string, kr *secrets.Keyring, log
 
 // SSHConfig returns what `gatehouse ssh-config` prints for users: the
 // known_hosts line and a ready ssh_config block (an alias for the gateway
-// and ProxyJump for every target). It creates the CAs in dataDir (or
-// cfg.DataDir when empty) on first use, so it works before serve has run.
-// The keys are sealed under kr (see loadOrCreateKey).
-func SSHConfig(cfg *config.Config, dataDir string, kr *secrets.Keyring, log *slog.Logger) (string, error) {
-	line, err := KnownHostsLine(cfg, dataDir, kr, log)
+// and ProxyJump for every target). It creates the host CA in v on first
+// use, so it works before serve has run.
+func SSHConfig(ctx context.Context, cfg *config.Config, v *secrets.Vault) (string, error) {
+	line, err := KnownHostsLine(ctx, cfg, v)
 	if err != nil {
 		return "", err
 	}
@@ -126,11 +125,4 @@ func SSHConfig(cfg *config.Config, dataDir string, kr *secrets.Keyring, log *slo
 	}
 	fmt.Fprintf(&b, "#\n# Without the config block: ssh -p %s LOGIN@TARGET@%s\n", port, gw)
 	return b.String(), nil
-}
-
-func dataDirOf(cfg *config.Config, dataDir string) string {
-	if dataDir != "" {
-		return dataDir
-	}
-	return cfg.DataDir
 }

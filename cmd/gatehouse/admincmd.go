@@ -90,12 +90,16 @@ func runAdmin(ctx context.Context, cfg *config.Config, op string, args []string,
 		return "", err
 	}
 	defer al.Close()
-	id, err := newIdentity(ctx, deps{cfg: cfg, store: st, audit: al, logger: logger})
+	kr, err := openSecrets(cfg, logger)
+	if err != nil {
+		return "", err
+	}
+	id, err := newIdentity(ctx, deps{cfg: cfg, store: st, audit: al, logger: logger, secrets: kr})
 	if err != nil {
 		return "", err
 	}
 	host, _ := os.Hostname()
-	rec, err := recording.New(recorderConfig(cfg, st, al, logger, host))
+	rec, err := recording.New(recorderConfig(cfg, st, kr, al, logger, host))
 	if err != nil {
 		return "", err
 	}

@@ -17,15 +17,16 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/control"
 	"github.com/gatehouse-dev/gatehouse/recording"
+	"github.com/gatehouse-dev/gatehouse/secrets"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
 // recorderConfig is the one place that says where recordings and their
 // keys live in data_dir; serve and the CLI both build their Recorder from
 // it, so they read and write the same files with the same keys.
-func recorderConfig(cfg *config.Config, st store.Store, al auditLog, logger *slog.Logger, replica string) recording.Config {
+func recorderConfig(cfg *config.Config, st store.Store, kr *secrets.Keyring, al auditLog, logger *slog.Logger, replica string) recording.Config {
 	return recording.Config{
-		Dir: cfg.Recording.Dir, KeyDir: cfg.DataDir,
+		Dir: cfg.Recording.Dir, Keys: keyVault(cfg, st, kr, logger),
 		Recipients: cfg.Recording.Recipients, Store: st, Audit: al, Logger: logger,
 		Replica: replica, Hold: legalHold(cfg),
 	}

@@ -43,7 +43,7 @@ func newRecFixture(t *testing.T) *recFixture {
 	al, err := openAudit(f.cfg, nil, nil)
 	must(err)
 	defer al.Close()
-	rec, err := recording.New(recorderConfig(f.cfg, st, al, nil, "test"))
+	rec, err := recording.New(recorderConfig(f.cfg, st, testKeyring(t, f.cfg), al, nil, "test"))
 	must(err)
 	record := func(user, out string) string {
 		w, err := rec.Start(context.Background(), recording.Meta{User: user, Target: "prod", Login: "ubuntu", Kind: recording.KindShell})
@@ -169,7 +169,7 @@ func TestRecordingsThroughServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := recording.New(recorderConfig(f.cfg, st, al, nil, "test"))
+	rec, err := recording.New(recorderConfig(f.cfg, st, testKeyring(t, f.cfg), al, nil, "test"))
 	if err != nil {
 		t.Fatal(err)
 	}

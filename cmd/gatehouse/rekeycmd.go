@@ -14,7 +14,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/control"
 	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/secrets"
-	"github.com/gatehouse-dev/gatehouse/sshgw"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -28,7 +27,8 @@ var sealedValues = []struct{ key, purpose string }{
 }
 
 // cmdRekey is `gatehouse rekey --config FILE`: every sealed secret (the
-// SSH key files in data_dir and the key rings in the store) is sealed
+// SSH and recording keys, in data_dir or with Redis in the store, and the
+// key rings in the store) is sealed
 // again with secrets.master_key_file, so that the previous master keys can
 // be dropped. A running server does it through the control socket with
 // its own keyring; otherwise the store is opened directly.
@@ -69,21 +69,24 @@ func rekeyDeployment(ctx context.Context, cfg *config.Config, stderr io.Writer) 
 		return "", err
 	}
 	defer st.Close()
-	return reseal(ctx, cfg.DataDir, st, kr, logger)
+	return reseal(ctx, keyVault(cfg, st, kr, logger), st, kr)
 }
 
 // rekey is the control op: reseal with the running server's keyring.
 func (s *server) rekey(ctx context.Context, _ []string) (string, error) {
-	return reseal(ctx, s.cfg.Load().DataDir, s.store, s.secrets, s.logger)
+	return reseal(ctx, keyVault(s.cfg.Load(), s.store, s.secrets, s.logger), s.store, s.secrets)
 }
 
 // reseal seals every sealed secret again with kr's current master key
 // (and seals any plaintext one left by an older release) and says what it
 // rewrote.
-func reseal(ctx context.Context, dataDir string, st store.Store, kr *secrets.Keyring, logger *slog.Logger) (string, error) {
-	files, err := sshgw.ResealKeys(dataDir, kr, logger)
+func reseal(ctx context.Context, v *secrets.Vault, st store.Store, kr *secrets.Keyring) (string, error) {
+	if v == nil {
+		return "", errors.New("no master keyring")
+	}
+	keys, err := v.Reseal(ctx, allKeySpecs()...)
 	if err != nil {
-		return "", fmt.Errorf("ssh keys: %w", err)
+		return "", fmt.Errorf("keys: %w", err)
 	}
 	values := 0
 	for _, v := range sealedValues {
@@ -108,5 +111,5 @@ func reseal(ctx context.Context, dataDir string, st store.Store, kr *secrets.Key
 		}
 		values++
 	}
-	return fmt.Sprintf("Resealed %d SSH key files and %d stored key rings with the current master key.\n", files, values), nil
+	return fmt.Sprintf("Resealed %d keys (SSH, recording) and %d stored key rings with the current master key.\n", keys, values), nil
 }

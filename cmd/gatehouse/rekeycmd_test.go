@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"io/fs"
@@ -48,7 +49,7 @@ func TestDataDirRevealsNoKeysAndRekey(t *testing.T) {
 	// While serve runs, rekey goes through it (it holds the store); all is
 	// already sealed with the current key.
 	var rk, rkErr bytes.Buffer
-	if code := run([]string{"rekey", "--config", path}, &rk, &rkErr); code != 0 || rk.String() != "Resealed 0 SSH key files and 0 stored key rings with the current master key.\n" {
+	if code := run([]string{"rekey", "--config", path}, &rk, &rkErr); code != 0 || rk.String() != "Resealed 0 keys (SSH, recording) and 0 stored key rings with the current master key.\n" {
 		t.Errorf("rekey against the running server = %d %q %q", code, &rk, &rkErr)
 	}
 	if err := stop(); err != nil {
@@ -67,8 +68,8 @@ func TestDataDirRevealsNoKeysAndRekey(t *testing.T) {
 		t.Fatal(err)
 	}
 	secretBytes := keyMaterial(t, dataDir, oldKR)
-	if len(secretBytes) != 3+2 {
-		t.Fatalf("found %d keys to look for, want 3 SSH keys plus a signing and a cookie key", len(secretBytes))
+	if len(secretBytes) != 3+2+3 {
+		t.Fatalf("found %d keys to look for, want 3 SSH keys, a signing and a cookie key, 3 recording keys", len(secretBytes))
 	}
 	if !bytes.Equal(secretBytes[2], legacy.Seed()) {
 		t.Error("migration replaced the user CA instead of sealing it")
@@ -91,11 +92,11 @@ func TestDataDirRevealsNoKeysAndRekey(t *testing.T) {
 	out.Reset()
 	errb.Reset()
 	if code := run([]string{"rekey", "--config", rotating}, &out, &errb); code != 0 ||
-		!strings.Contains(out.String(), "Resealed 3 SSH key files and 2 stored key rings") {
+		!strings.Contains(out.String(), "Resealed 6 keys (SSH, recording) and 2 stored key rings") {
 		t.Fatalf("rekey = %d %q %q", code, &out, &errb)
 	}
 	out.Reset()
-	if code := run([]string{"rekey", "--config", rotating}, &out, &errb); code != 0 || !strings.Contains(out.String(), "Resealed 0 SSH key files and 0 stored") {
+	if code := run([]string{"rekey", "--config", rotating}, &out, &errb); code != 0 || !strings.Contains(out.String(), "Resealed 0 keys (SSH, recording) and 0 stored") {
 		t.Errorf("second rekey = %d %q %q", code, &out, &errb)
 	}
 	// The old key dropped: everything opens under the new one alone.
@@ -169,14 +170,39 @@ func keyMaterial(t *testing.T, dataDir string, kr *secrets.Keyring) [][]byte {
 			out = append(out, ring.Keys[0].Key)
 		}
 	}
+	return append(out, recordingKeyMaterial(t, dataDir, kr)...)
+}
+
+// recordingKeyMaterial opens the sealed recording keys in dataDir and
+// returns what must never appear in the clear: the age identity, the
+// index key and the sealing seed, as the text they are kept as and raw.
+func recordingKeyMaterial(t *testing.T, dataDir string, kr *secrets.Keyring) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for _, name := range []string{"recording_age_identity", "recording_index_key", "recording_seal_ed25519"} {
+		b, err := os.ReadFile(filepath.Join(dataDir, name+".sealed"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := kr.Open("recording/"+name, b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		p = bytes.TrimSpace(p)
+		if raw, err := hex.DecodeString(string(p)); err == nil {
+			p = raw // the scan looks for the raw bytes, the hex and base64
+		} else if !bytes.HasPrefix(p, []byte("AGE-SECRET-KEY-")) {
+			t.Fatalf("%s holds %q", name, p)
+		}
+		out = append(out, p)
+	}
 	return out
 }
 
 // notYetSealed are data_dir entries whose keys this slice of issue 8 does
 // not seal yet: the TLS keys (tls/ holds the demo-only self-signed key,
-// certmagic/ the ACME account and certificate keys) and the recording keys
-// (package recording, in data_dir itself).
-var notYetSealed = []string{"tls", "certmagic", "recording_"}
+// certmagic/ the ACME account and certificate keys).
+var notYetSealed = []string{"tls", "certmagic"}
 
 // scanDataDir fails if any file under dir but the master key holds a PEM
 // or OpenSSH private key, or any of secretBytes raw or in base64.
@@ -204,13 +230,14 @@ func scanDataDir(t *testing.T, dir, masterKey string, secretBytes [][]byte) {
 		if err != nil {
 			return err
 		}
-		for _, marker := range []string{"PRIVATE KEY", "openssh-key-v1"} {
+		for _, marker := range []string{"PRIVATE KEY", "openssh-key-v1", "AGE-SECRET-KEY-"} {
 			if bytes.Contains(b, []byte(marker)) {
 				t.Errorf("%s contains %q", p, marker)
 			}
 		}
 		for i, s := range secretBytes {
-			if bytes.Contains(b, s) || bytes.Contains(b, []byte(base64.StdEncoding.EncodeToString(s))) {
+			if bytes.Contains(b, s) || bytes.Contains(b, []byte(base64.StdEncoding.EncodeToString(s))) ||
+				bytes.Contains(bytes.ToLower(b), []byte(hex.EncodeToString(s))) {
 				t.Errorf("%s contains private key %d in the clear", p, i)
 			}
 		}

@@ -19,7 +19,7 @@ const sweepEvery = time.Hour
 // replica left live (a crash) as incomplete before any new session starts.
 func (s *server) openRecorder(ctx context.Context, cfg *config.Config, st store.Store, al auditLog) (*recording.Recorder, error) {
 	replica, _ := os.Hostname()
-	rec, err := recording.New(recorderConfig(cfg, st, al, s.logger.With("component", "recording"), replica))
+	rec, err := recording.New(recorderConfig(cfg, st, s.secrets, al, s.logger.With("component", "recording"), replica))
 	if err != nil {
 		return nil, err
 	}

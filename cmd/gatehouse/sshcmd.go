@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/recording"
 	"github.com/gatehouse-dev/gatehouse/sshgw"
@@ -24,23 +26,24 @@ func cmdSSHConfig(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
-	// The keys are sealed: open (before serve ever ran: create) the master key.
+	// The keys are sealed: open (before serve ever ran: create) the master
+	// key and, with Redis, the store that holds them.
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	kr, err := openSecrets(cfg, logger)
+	v, closeKeys, err := openKeyVault(cfg, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 1
 	}
+	defer closeKeys()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out string
 	if *userCA {
-		line, err := sshgw.UserCAPublicKey(cfg.DataDir, kr, logger)
-		if err != nil {
-			fmt.Fprintln(stderr, "gatehouse:", err)
-			return 1
-		}
-		fmt.Fprintln(stdout, line)
-		return 0
+		out, err = sshgw.UserCAPublicKey(ctx, v)
+		out += "\n"
+	} else {
+		out, err = sshgw.SSHConfig(ctx, cfg, v)
 	}
-	out, err := sshgw.SSHConfig(cfg, "", kr, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 1
@@ -53,7 +56,7 @@ func cmdSSHConfig(args []string, stdout, stderr io.Writer) int {
 // (d.ident) and opens its listener.
 func startSSH(d deps) (*sshgw.Server, net.Listener, error) {
 	id := d.ident
-	srv, err := sshgw.New(sshgw.Config{Cfg: d.cfg, Secrets: d.secrets, Store: d.store, Approvals: id.approvals, Keys: id.keys, Locks: id.locks,
+	srv, err := sshgw.New(sshgw.Config{Cfg: d.cfg, KeyVault: keyVault(d.cfg, d.store, d.secrets, d.logger), Store: d.store, Approvals: id.approvals, Keys: id.keys, Locks: id.locks,
 		Audit: d.audit, Logger: d.logger.With("component", "sshgw"), Metrics: d.metrics,
 		Recorder: sshRecorder(d.rec)})
 	if err != nil {
