@@ -247,7 +247,7 @@ type Alerts struct {
 	Failures      int      `yaml:"failures"`
 	FailureWindow Duration `yaml:"failure_window"`
 	// Denials refusals from one source address (or of one person) within
-	// DenialWindow raise an alert. Defaults 20 and 1m.
+	// DenialWindow raise an alert. Defaults 10 and 1m.
 	Denials      int      `yaml:"denials"`
 	DenialWindow Duration `yaml:"denial_window"`
 	// RepeatAfter: the immediate rules (a locked person's attempt, a

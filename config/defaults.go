@@ -30,7 +30,7 @@ const (
 	// Alert thresholds (audit.alerts) and the syslog tag.
 	DefaultAlertFailures      = 5
 	DefaultAlertFailureWindow = 10 * time.Minute
-	DefaultAlertDenials       = 20
+	DefaultAlertDenials       = 10
 	DefaultAlertDenialWindow  = time.Minute
 	DefaultAlertRepeatAfter   = 10 * time.Minute
 	DefaultSyslogTag          = "gatehouse"

@@ -86,7 +86,7 @@ func TestLoadResolvesDefaults(t *testing.T) {
 		"recording.dir":                  filepath.Join(c.DataDir, "recordings"),
 		"audit.alerts.failures":          5,
 		"audit.alerts.failure_window":    10 * time.Minute,
-		"audit.alerts.denials":           20,
+		"audit.alerts.denials":           10,
 		"audit.alerts.denial_window":     time.Minute,
 		"audit.alerts.repeat_after":      10 * time.Minute,
 		"audit.syslog":                   (*Syslog)(nil), // off
@@ -151,7 +151,7 @@ func TestLoadAuditAlertsAndSyslog(t *testing.T) {
 		t.Fatalf("Load = %v", err)
 	}
 	want := Audit{
-		Alerts: Alerts{Failures: 3, FailureWindow: Duration(10 * time.Minute), Denials: 20,
+		Alerts: Alerts{Failures: 3, FailureWindow: Duration(10 * time.Minute), Denials: 10,
 			DenialWindow: Duration(30 * time.Second), RepeatAfter: Duration(10 * time.Minute)},
 		Syslog: &Syslog{Network: "udp", Address: "127.0.0.1:514", Tag: "gatehouse"},
 	}
