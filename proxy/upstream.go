@@ -30,6 +30,10 @@ const (
 	upstreamIdleConns = 512
 )
 
+// StatusClientClosed is the status counted for a request whose client
+// went away before the upstream answered (nginx's 499); no client sees it.
+const StatusClientClosed = 499
+
 // Identity headers set on every proxied request. Client-sent copies (in any
 // case, with "-" or "_") are removed first.
 const (
@@ -258,9 +262,11 @@ func (u *Upstream) fail(w http.ResponseWriter, r *http.Request, err error) {
 		plainError(w, http.StatusRequestEntityTooLarge, "Request body too large.")
 		return
 	case r.Context().Err() != nil:
-		// The client went away; nobody reads the answer.
+		// The client went away; nobody reads the answer. The status is
+		// only what the metrics count: nginx's 499, so that a client
+		// hanging up is never counted as an upstream failure (a 502).
 		u.logger.DebugContext(r.Context(), "Client left before the upstream answered.", "error", err)
-		w.WriteHeader(http.StatusBadGateway)
+		w.WriteHeader(StatusClientClosed)
 		return
 	case errors.As(err, &netErr) && netErr.Timeout():
 		u.logger.WarnContext(r.Context(), "Upstream timed out.", "method", r.Method, "path", r.URL.Path, "error", err)

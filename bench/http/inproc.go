@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -12,6 +13,9 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gatehouse-dev/gatehouse/assertion"
 	"github.com/gatehouse-dev/gatehouse/audit"
@@ -78,6 +82,15 @@ func inproc(cfgPath, profile string) error {
 	if err != nil {
 		return err
 	}
+	// The front's metrics on the admin address, as serve has them: the
+	// benchmark counts answers by status there.
+	adminLn, err := net.Listen("tcp", cfg.Listen.Admin)
+	if err != nil {
+		return err
+	}
+	admin := &http.Server{Handler: promhttp.HandlerFor(front.Metrics(), promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = admin.Serve(adminLn) }()
+	defer admin.Close()
 	if profile != "" {
 		f, err := os.Create(profile)
 		if err != nil {

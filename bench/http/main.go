@@ -10,8 +10,6 @@
 package main
 
 import (
-	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,7 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -47,6 +45,11 @@ type options struct {
 	only        string
 	pause       time.Duration
 	env         string
+	modes       string
+	h2Conns     int
+	h2Streams   int
+	idleConns   int
+	manyConns   int
 }
 
 func run() int {
@@ -64,6 +67,12 @@ func run() int {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, profile)")
 	flag.DurationVar(&o.pause, "pause", 4*time.Millisecond, "per-connection pause for the fixed-load latency rounds (0: skip them)")
 	flag.StringVar(&o.env, "gatehouse-env", "", "extra `VAR=value` in Gatehouse's environment (e.g. GOGC=200)")
+	flag.StringVar(&o.modes, "modes", "h1,h2,big,idle,many,profile",
+		"comma-separated `modes`: h1, h2, big (1 MiB down and up), idle (10,000 idle connections), many (1,000 active), growth (CPU per request at 1-1000 connections), profile, or all")
+	flag.IntVar(&o.h2Conns, "h2-c", 32, "h2load connections")
+	flag.IntVar(&o.h2Streams, "h2-m", 10, "h2load concurrent streams per connection")
+	flag.IntVar(&o.idleConns, "idle", 10000, "idle keep-alive connections held in the idle mode")
+	flag.IntVar(&o.manyConns, "many", 1000, "active connections in the many mode")
 	flag.StringVar(&o.only, "only", "", "measure only targets whose name contains this (development; no ratios)")
 	flag.Parse()
 	if err := bench(o); err != nil {
@@ -75,133 +84,83 @@ func run() int {
 
 // target is one thing measured.
 type target struct {
-	name    string
-	url     string
-	headers []string
-	proc    *proc // whose CPU is counted
-	results []sample
-	paced   []sample // at a fixed offered load
+	name     string
+	url      string
+	page     string // answers with the upstream's small page; "": url
+	headers  []string
+	proc     *proc        // whose CPU is counted
+	statuses statusSource // its answers by status; nil: only the client's count
+	logs     []string     // its log files, shown for a failed run
+	results  []sample
+	paced    []sample // at a fixed offered load
 }
 
 // sample is one measured run.
 type sample struct {
 	wrkResult
 	cpuPerReq time.Duration
+	cpu       time.Duration
 }
 
-func bench(o options) (err error) {
-	for _, bin := range []string{"wrk", "nginx", o.gatehouse, o.oauth2Proxy, o.dex} {
-		if _, err := exec.LookPath(bin); err != nil {
-			return fmt.Errorf("%s not found (run make deps and make build): %w", bin, err)
+func bench(o options) error {
+	e, err := setup(o)
+	if e != nil {
+		defer e.close()
+	}
+	if err != nil {
+		return err
+	}
+	if err := e.runModes(); err != nil {
+		return err
+	}
+	if len(e.fails) > 0 {
+		fmt.Printf("\nFAILED: %d runs had answers that were not 2xx/3xx or socket errors:\n", len(e.fails))
+		for _, f := range e.fails {
+			fmt.Println(f)
+		}
+		return fmt.Errorf("%d runs had errors", len(e.fails))
+	}
+	return nil
+}
+
+// runModes runs the modes o.modes names, in a fixed order.
+func (e *env) runModes() error {
+	want := map[string]bool{}
+	for _, m := range strings.Split(e.o.modes, ",") {
+		want[strings.TrimSpace(m)] = true
+	}
+	steps := []struct {
+		name string
+		fn   func() error
+	}{
+		{"h1", e.runH1}, {"h2", e.runH2}, {"big", e.runBig}, {"idle", e.runIdle}, {"many", e.runMany},
+		{"growth", e.runGrowth}, {"profile", e.runProfile},
+	}
+	for _, s := range steps {
+		if !want[s.name] && !want["all"] {
+			continue
+		}
+		if err := s.fn(); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "gatehouse-bench-http-")
-	if err != nil {
-		return err
-	}
-	// nginx workers run as nobody and must reach the static page; the
-	// secrets inside are 0600 files.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return err
-	}
-	if o.keep {
-		fmt.Println("files in", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	var procs []*proc
-	defer func() {
-		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop()
-		}
-	}()
-	ports := map[string]int{}
-	for _, n := range []string{"up", "uptls", "gh", "ghadmin", "nginx", "o2p", "o2phttp", "dex"} {
-		if ports[n], err = freePort(); err != nil {
-			return err
+	return nil
+}
+
+// runH1 is the small page over HTTP/1.1 with wrk, saturated and at a
+// fixed offered load.
+func (e *env) runH1() error {
+	o := e.o
+	targets := e.targets
+	fmt.Printf("\nHTTP/1.1: wrk -t%d -c%d -d%s --latency over HTTPS keep-alive; %d interleaved rounds; upstream: nginx static page (%d bytes); load %s\n",
+		o.threads, o.conns, o.duration, o.rounds, len(upstreamBody), loadavg())
+	wrk := func(t *target, script string) func() (wrkResult, error) {
+		return func() (wrkResult, error) {
+			return runWrk(t.url, t.headers, o.threads, o.conns, o.duration, script)
 		}
 	}
-	certFile, keyFile, roots, err := writeCert(dir, []string{"localhost", "gate.localhost"})
-	if err != nil {
-		return err
-	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
-
-	up, err := startUpstream(dir, ports["up"], ports["uptls"], certFile, keyFile)
-	if err != nil {
-		return err
-	}
-	procs = append(procs, up)
-	upURL := fmt.Sprintf("https://localhost:%d/", ports["uptls"])
-	if err := checkBody(client, upURL, nil); err != nil {
-		return fmt.Errorf("upstream: %w\n%s", err, up.tail())
-	}
-
-	dex, issuer, err := startDex(dir, o.dex, ports["dex"], certFile, keyFile, []dexClient{
-		{ID: "oauth2-proxy", Secret: oauth2ProxyClientSecret, Name: "oauth2-proxy",
-			RedirectURIs: []string{fmt.Sprintf("https://localhost:%d/oauth2/callback", ports["o2p"])}},
-		{ID: "gatehouse", Secret: "gatehouse-bench-secret", Name: "Gatehouse",
-			RedirectURIs: []string{fmt.Sprintf("https://gate.localhost:%d/auth/callback", ports["gh"])}},
-	}, client)
-	if err != nil {
-		return err
-	}
-	procs = append(procs, dex)
-
-	gs, err := writeGatehouseConfig(dir, ports["gh"], ports["ghadmin"], ports["up"], issuer, certFile, keyFile)
-	if err != nil {
-		return err
-	}
-	if o.env != "" {
-		gs.env = []string{o.env}
-	}
-	if err := gs.mint(context.Background()); err != nil {
-		return err
-	}
-	gh, mode, err := startGatehouse(dir, o.gatehouse, self, gs, client, o.inproc)
-	if err != nil {
-		return err
-	}
-	procs = append(procs, gh)
-
-	ngx, err := startNginxProxy(dir, ports["nginx"], ports["up"], certFile, keyFile)
-	if err != nil {
-		return err
-	}
-	procs = append(procs, ngx)
-	ngxURL := fmt.Sprintf("https://localhost:%d/", ports["nginx"])
-	if err := checkBody(client, ngxURL, nil); err != nil {
-		return fmt.Errorf("nginx proxy: %w\n%s", err, ngx.tail())
-	}
-
-	o2p, err := startOAuth2Proxy(dir, o.oauth2Proxy, ports["o2p"], ports["o2phttp"], ports["up"], issuer, certFile, keyFile)
-	if err != nil {
-		return err
-	}
-	procs = append(procs, o2p)
-	o2pCookie, err := loginOAuth2Proxy(ports["o2p"], roots)
-	if err != nil {
-		return fmt.Errorf("oauth2-proxy: %w\n%s", err, o2p.tail())
-	}
-	o2pURL := fmt.Sprintf("https://localhost:%d/", ports["o2p"])
-
-	targets := []*target{
-		{name: "upstream direct", url: upURL, proc: up},
-		{name: "gatehouse (" + mode + ")", url: gs.url(), headers: []string{"Cookie: " + gs.cookie}, proc: gh},
-		{name: "nginx", url: ngxURL, proc: ngx},
-		{name: "oauth2-proxy", url: o2pURL, headers: []string{"Cookie: " + o2pCookie}, proc: o2p},
-	}
-	if o.only != "" {
-		targets = slices.DeleteFunc(targets, func(t *target) bool { return !strings.Contains(t.name, o.only) })
-	}
-	fmt.Printf("wrk -t%d -c%d -d%s --latency over HTTPS keep-alive; %d interleaved rounds; upstream: nginx static page (%d bytes)\n",
-		o.threads, o.conns, o.duration, o.rounds, len(upstreamBody))
 	for _, t := range targets {
-		if err := checkBody(client, t.url, t.headers); err != nil {
+		if err := checkBody(e.client, t.url, t.headers); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 		if _, err := runWrk(t.url, t.headers, o.threads, o.conns, o.warmup, ""); err != nil {
@@ -210,7 +169,7 @@ func bench(o options) (err error) {
 	}
 	for round := 1; round <= o.rounds; round++ {
 		for _, t := range targets {
-			s, err := measure(client, t, o, "")
+			s, err := e.measure(t, "h1 round "+strconv.Itoa(round), wrk(t, ""))
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", round, t.name, err)
 			}
@@ -219,7 +178,7 @@ func bench(o options) (err error) {
 		}
 	}
 	if o.pause > 0 {
-		script := filepath.Join(dir, "pace.lua")
+		script := filepath.Join(e.dir, "pace.lua")
 		if err := writePacingScript(script, o.pause); err != nil {
 			return err
 		}
@@ -227,7 +186,7 @@ func bench(o options) (err error) {
 			o.conns, o.pause, float64(o.conns)/o.pause.Seconds())
 		for round := 1; round <= o.rounds; round++ {
 			for _, t := range targets {
-				s, err := measure(client, t, o, script)
+				s, err := e.measure(t, "h1 paced round "+strconv.Itoa(round), wrk(t, script))
 				if err != nil {
 					return fmt.Errorf("paced round %d, %s: %w", round, t.name, err)
 				}
@@ -239,16 +198,14 @@ func bench(o options) (err error) {
 	if o.only == "" {
 		report(targets, o)
 	}
-
-	if o.profile {
-		// The profile needs a process of our own: stop the measured one
-		// (the store allows one holder) and run the in-process composition.
-		gh.stop()
-		if err := profileGatehouse(dir, self, gs, client, o); err != nil {
-			return fmt.Errorf("profile: %w", err)
-		}
-	}
 	return nil
+}
+
+// runProfile takes a CPU profile of the in-process composition (the
+// measured process is stopped first: the store allows one holder).
+func (e *env) runProfile() error {
+	e.gh.stop()
+	return profileGatehouse(e.dir, e.self, e.gs, e.client, e.o)
 }
 
 func printSample(kind string, round int, name string, s sample) {
@@ -263,31 +220,70 @@ func errNote(s string) string {
 	return "  [" + s + "]"
 }
 
-// measure runs wrk once against t, counting the CPU time of t's process
-// tree, and checks before and after that t still answers with the
-// upstream's page (so no run measures redirects or errors).
-func measure(c *http.Client, t *target, o options, script string) (sample, error) {
-	if err := checkBody(c, t.url, t.headers); err != nil {
+// measure runs one load run against t, counting the CPU time of t's
+// process tree and t's answers by status, and checks before and after
+// that t still answers with the upstream's page (so no run measures
+// redirects). A run with answers that were not 2xx/3xx or with socket
+// errors is recorded in e.fails with the statuses and t's new log lines.
+func (e *env) measure(t *target, what string, run func() (wrkResult, error)) (sample, error) {
+	page := t.url
+	if t.page != "" {
+		page = t.page
+	}
+	if err := checkBody(e.client, page, t.headers); err != nil {
 		return sample{}, err
+	}
+	var before statusCounts
+	if t.statuses != nil {
+		var err error
+		if before, err = t.statuses(); err != nil {
+			return sample{}, fmt.Errorf("statuses: %w", err)
+		}
+	}
+	offsets := make([]int64, len(t.logs))
+	for i, l := range t.logs {
+		offsets[i] = fileSize(l)
 	}
 	pid := t.proc.cmd.Process.Pid
-	before, err := cpuTicks(pid)
+	cpuBefore, err := cpuTicks(pid)
 	if err != nil {
 		return sample{}, err
 	}
-	r, err := runWrk(t.url, t.headers, o.threads, o.conns, o.duration, script)
+	r, err := run()
 	if err != nil {
 		return sample{}, err
 	}
-	after, err := cpuTicks(pid)
+	cpuAfter, err := cpuTicks(pid)
 	if err != nil {
 		return sample{}, err
 	}
-	if err := checkBody(c, t.url, t.headers); err != nil {
+	var bad statusCounts
+	if t.statuses != nil {
+		after, err := t.statuses()
+		if err != nil {
+			return sample{}, fmt.Errorf("statuses: %w", err)
+		}
+		bad = after.bad(before)
+	}
+	if r.errors != "" || r.non2xx > 0 || len(bad) > 0 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "- %s, %s: client: %s; server statuses: %s\n", what, t.name, r.errors, bad)
+		for i, l := range t.logs {
+			if tail := logSince(l, offsets[i], 4000); tail != "" {
+				fmt.Fprintf(&b, "  %s:\n%s", filepath.Base(l), indent(tail))
+			}
+		}
+		e.fails = append(e.fails, b.String())
+	}
+	if err := checkBody(e.client, page, t.headers); err != nil {
 		return sample{}, errors.Join(errors.New("after the run"), err)
 	}
-	cpu := time.Duration(after-before) * time.Second / clockTicks
-	return sample{wrkResult: r, cpuPerReq: cpu / time.Duration(r.requests)}, nil
+	cpu := time.Duration(cpuAfter-cpuBefore) * time.Second / clockTicks
+	return sample{wrkResult: r, cpu: cpu, cpuPerReq: cpu / time.Duration(max(r.requests, 1))}, nil
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") + "\n"
 }
 
 // profileGatehouse runs the in-process composition with a CPU profile

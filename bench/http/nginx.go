@@ -20,9 +20,11 @@ func nginxConf(dir, name, workers, server string) (string, error) {
 worker_processes %s;
 pid %[2]s/nginx.pid;
 error_log %[2]s/logs/error.log warn;
-events { worker_connections 4096; }
+worker_rlimit_nofile 20000;
+events { worker_connections 20000; }
 http {
-    access_log off;
+%[4]s
+%[5]s
     client_body_temp_path %[2]s/body;
     proxy_temp_path %[2]s/proxy;
     fastcgi_temp_path %[2]s/fastcgi;
@@ -30,9 +32,9 @@ http {
     scgi_temp_path %[2]s/scgi;
     keepalive_requests 1000000;
     keepalive_timeout 120s;
-%s
+%[3]s
 }
-`, workers, prefix, server)
+`, workers, prefix, server, nginxBadMap, nginxBadLog(nginxBadLogPath(dir, name)))
 	path := filepath.Join(prefix, "nginx.conf")
 	return path, os.WriteFile(path, []byte(conf), 0o644)
 }
@@ -49,6 +51,9 @@ func startUpstream(dir string, port, tlsPort int, certFile, keyFile string) (*pr
 	if err := os.WriteFile(filepath.Join(root, "index.html"), []byte(upstreamBody), 0o644); err != nil {
 		return nil, err
 	}
+	if err := os.WriteFile(filepath.Join(root, "big.bin"), bigBody(), 0o644); err != nil {
+		return nil, err
+	}
 	conf, err := nginxConf(dir, "upstream", "1", fmt.Sprintf(`    server {
         listen 127.0.0.1:%d;
         listen 127.0.0.1:%d ssl;
@@ -57,6 +62,12 @@ func startUpstream(dir string, port, tlsPort int, certFile, keyFile string) (*pr
         ssl_protocols TLSv1.2 TLSv1.3;
         root %s;
         location / { }
+        # The upload mode's sink: nginx reads the body and discards it.
+        location = /upload {
+            client_max_body_size 2m;
+            client_body_buffer_size 2m;
+            return 200 "ok\n";
+        }
     }`, port, tlsPort, certFile, keyFile, root))
 	if err != nil {
 		return nil, err
@@ -66,14 +77,16 @@ func startUpstream(dir string, port, tlsPort int, certFile, keyFile string) (*pr
 
 // startNginxProxy runs nginx as a TLS reverse proxy with upstream
 // keep-alive, the reference the others are compared with.
-func startNginxProxy(dir string, port, upPort int, certFile, keyFile string) (*proc, error) {
+func startNginxProxy(dir string, port, h2Port, upPort int, certFile, keyFile string) (*proc, error) {
 	conf, err := nginxConf(dir, "nginx-proxy", "auto", fmt.Sprintf(`    upstream app {
         server 127.0.0.1:%d;
         keepalive 256;
     }
     server {
         listen 127.0.0.1:%d ssl;
+        listen 127.0.0.1:%d ssl http2;
         server_name localhost;
+        client_max_body_size 2m;
         ssl_certificate %s;
         ssl_certificate_key %s;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -85,9 +98,15 @@ func startNginxProxy(dir string, port, upPort int, certFile, keyFile string) (*p
             proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Proto https;
         }
-    }`, upPort, port, certFile, keyFile))
+    }`, upPort, port, h2Port, certFile, keyFile))
 	if err != nil {
 		return nil, err
 	}
 	return start(dir, "nginx-proxy", nil, "nginx", "-e", filepath.Join(dir, "nginx-proxy", "logs", "error.log"), "-c", conf, "-p", filepath.Join(dir, "nginx-proxy"))
+}
+
+// nginxBadLogPath is where the nginx instance name logs answers that are
+// not 2xx or 3xx.
+func nginxBadLogPath(dir, name string) string {
+	return filepath.Join(dir, name, "logs", "bad.log")
 }

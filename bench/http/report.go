@@ -53,29 +53,42 @@ func table(title string, targets []*target, samples func(*target) []sample) (ngx
 	return ngx, gh, o2p
 }
 
-// report prints the tables and checks the targets.
+// report prints the HTTP/1.1 tables and checks the targets.
 func report(targets []*target, o options) {
-	ngx, gh, o2p := table(fmt.Sprintf("saturated (wrk as fast as it can): medians of %d rounds; CPU is the server's process tree,"+
+	ngx, gh, o2p := table(fmt.Sprintf("HTTP/1.1 saturated (wrk as fast as it can): medians of %d rounds; CPU is the server's process tree,"+
 		" for \"upstream direct\" the upstream nginx itself", o.rounds), targets, func(t *target) []sample { return t.results })
 	var pacedNgx, pacedGh medians
 	if o.pause > 0 {
-		pacedNgx, pacedGh, _ = table(fmt.Sprintf("fixed offered load (%d connections, %s pause between requests): medians of %d rounds",
+		pacedNgx, pacedGh, _ = table(fmt.Sprintf("HTTP/1.1 fixed offered load (%d connections, %s pause between requests): medians of %d rounds",
 			o.conns, o.pause, o.rounds), targets, func(t *target) []sample { return t.paced })
 	}
-	fmt.Println("\ntargets:")
-	check := func(ok bool, format string, args ...any) {
-		mark := "MISS"
-		if ok {
-			mark = "ok  "
-		}
-		fmt.Printf("  %s "+format+"\n", append([]any{mark}, args...)...)
-	}
-	check(gh.rps >= 0.6*ngx.rps, "gatehouse rps >= 0.6x nginx: %.2fx", gh.rps/ngx.rps)
-	check(float64(gh.p99) <= 1.5*float64(ngx.p99), "gatehouse p99 <= 1.5x nginx (saturated): %.2fx", float64(gh.p99)/float64(ngx.p99))
+	fmt.Println("\nHTTP/1.1 targets:")
+	checkRatios("HTTP/1.1", ngx, gh)
 	if o.pause > 0 {
-		check(float64(pacedGh.p99) <= 1.5*float64(pacedNgx.p99), "gatehouse p99 <= 1.5x nginx (fixed load): %.2fx", float64(pacedGh.p99)/float64(pacedNgx.p99))
+		check(float64(pacedGh.p99) <= 1.5*float64(pacedNgx.p99), "HTTP/1.1 gatehouse p99 <= 1.5x nginx (fixed load): %.2fx",
+			float64(pacedGh.p99)/float64(pacedNgx.p99))
+		check(float64(pacedGh.cpu) <= 1.4*float64(pacedNgx.cpu), "HTTP/1.1 gatehouse CPU/req <= 1.4x nginx (fixed load): %.2fx",
+			float64(pacedGh.cpu)/float64(pacedNgx.cpu))
 	}
-	check(gh.rps >= 3*o2p.rps, "gatehouse rps >= 3x oauth2-proxy: %.2fx", gh.rps/o2p.rps)
+	if o2p.rps > 0 {
+		check(gh.rps >= 3*o2p.rps, "HTTP/1.1 gatehouse rps >= 3x oauth2-proxy: %.2fx", gh.rps/o2p.rps)
+	}
+}
+
+// checkRatios checks issue 11's three ratios to nginx, saturated.
+func checkRatios(label string, ngx, gh medians) {
+	check(gh.rps >= 0.8*ngx.rps, "%s gatehouse req/s >= 0.8x nginx: %.2fx", label, gh.rps/ngx.rps)
+	check(float64(gh.cpu) <= 1.4*float64(ngx.cpu), "%s gatehouse CPU/req <= 1.4x nginx: %.2fx", label, float64(gh.cpu)/float64(ngx.cpu))
+	check(float64(gh.p99) <= 1.5*float64(ngx.p99), "%s gatehouse p99 <= 1.5x nginx (saturated): %.2fx", label, float64(gh.p99)/float64(ngx.p99))
+}
+
+// check prints one target line, ok or MISS.
+func check(ok bool, format string, args ...any) {
+	mark := "MISS"
+	if ok {
+		mark = "ok  "
+	}
+	fmt.Printf("  %s "+format+"\n", append([]any{mark}, args...)...)
 }
 
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }

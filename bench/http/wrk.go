@@ -16,7 +16,11 @@ type wrkResult struct {
 	rps      float64
 	p99      time.Duration
 	requests int64
+	non2xx   int64  // answers that were not 2xx or 3xx, as the client counted them
 	errors   string // socket errors or non-2xx/3xx lines, if any
+	// bytes is what the client read (wrk's "Transfer/sec" times the
+	// duration is rounded; this is its total line).
+	bytes float64
 }
 
 // runWrk runs wrk against url with the given headers and parses its
@@ -53,9 +57,13 @@ func parseWrk(out []byte) (wrkResult, error) {
 				return r, err
 			}
 			r.p99 = d
-		case len(f) > 3 && f[1] == "requests" && f[2] == "in":
+		case len(f) > 5 && f[1] == "requests" && f[2] == "in":
 			r.requests, _ = strconv.ParseInt(f[0], 10, 64)
-		case strings.HasPrefix(line, "Socket errors:"), strings.HasPrefix(line, "Non-2xx or 3xx"):
+			r.bytes = parseSize(strings.TrimSuffix(f[4], ","))
+		case strings.HasPrefix(line, "Non-2xx or 3xx responses:") && len(f) == 5:
+			r.non2xx, _ = strconv.ParseInt(f[4], 10, 64)
+			errs = append(errs, line)
+		case strings.HasPrefix(line, "Socket errors:"):
 			errs = append(errs, line)
 		}
 	}
@@ -88,4 +96,18 @@ func parseWrkDuration(s string) (time.Duration, error) {
 // connections/pause per second) instead of "as fast as the server goes".
 func writePacingScript(path string, pause time.Duration) error {
 	return os.WriteFile(path, []byte(fmt.Sprintf("function delay()\n  return %d\nend\n", pause.Milliseconds())), 0o644)
+}
+
+// parseSize parses wrk's "12.34MB", "1.02GB", "900.00KB", "512B".
+func parseSize(s string) float64 {
+	for _, u := range []struct {
+		suffix string
+		mult   float64
+	}{{"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"TB", 1 << 40}, {"B", 1}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f * u.mult
+		}
+	}
+	return 0
 }
