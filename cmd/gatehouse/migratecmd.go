@@ -6,12 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/secrets"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -54,7 +57,8 @@ func cmdMigrateStore(args []string, stdout, stderr io.Writer) int {
 		}
 		opts.Password = pw
 	}
-	out, err := migrateStore(cfg, opts)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	out, err := migrateStore(cfg, opts, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse migrate-store:", err)
 		return 1
@@ -63,9 +67,11 @@ func cmdMigrateStore(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// migrateStore copies cfg's embedded store into the Redis of opts and
-// describes what it copied.
-func migrateStore(cfg *config.Config, opts store.RedisOptions) (string, error) {
+// migrateStore copies cfg's embedded store into the Redis of opts, then
+// the sealed keys of data_dir (so the replicas keep this host's SSH CAs and
+// recording keys), and describes what it copied.
+func migrateStore(cfg *config.Config, opts store.RedisOptions, logger *slog.Logger) (string, error) {
+
 	src := filepath.Join(cfg.DataDir, "state.db")
 	if _, err := os.Stat(src); err != nil {
 		// Opening would create an empty store and "migrate" nothing.
@@ -79,6 +85,12 @@ func migrateStore(cfg *config.Config, opts store.RedisOptions) (string, error) {
 		return "", err
 	}
 	defer b.Close()
+	// The keys are checked (opened) as they are copied: open the keyring
+	// first, so a missing master key fails before anything is copied.
+	kr, err := openSecrets(cfg, logger)
+	if err != nil {
+		return "", err
+	}
 	r, err := store.OpenRedis(opts)
 	if err != nil {
 		return "", err
@@ -90,8 +102,38 @@ func migrateStore(cfg *config.Config, opts store.RedisOptions) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("copy %s to redis %s: %w (after %d keys)", src, opts.Addr, err, n.Copied)
 	}
-	return fmt.Sprintf("Copied %d keys (%d with an expiry) from %s to redis %s db %d prefix %q; skipped %d expired keys.\n",
-		n.Copied, n.WithTTL, src, opts.Addr, opts.DB, opts.Prefix, n.Expired), nil
+	keys, err := migrateKeys(ctx, cfg, r, kr, logger)
+	if err != nil {
+		return "", fmt.Errorf("copy the sealed keys of %s to redis %s: %w", cfg.DataDir, opts.Addr, err)
+	}
+	return fmt.Sprintf("Copied %d keys (%d with an expiry) from %s to redis %s db %d prefix %q; skipped %d expired keys. Copied %d sealed secret keys (SSH, recording).\n",
+		n.Copied, n.WithTTL, src, opts.Addr, opts.DB, opts.Prefix, n.Expired, keys), nil
+}
+
+// migrateKeys copies the secret keys of cfg's data_dir into st, sealed,
+// and returns how many. Plaintext key files of older releases are sealed
+// in data_dir first, so the host can still go back to the embedded store.
+// Keys the host never made are not created.
+func migrateKeys(ctx context.Context, cfg *config.Config, st store.Store, kr *secrets.Keyring, logger *slog.Logger) (int, error) {
+	files := keyVault(cfg, nil, kr, logger) // cfg has no redis section here
+	shared, err := secrets.NewVault(secrets.VaultConfig{Keyring: kr, Backend: storeKeys{st: st}, Import: secrets.Dir(cfg.DataDir), Logger: logger})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range allKeySpecs() {
+		s.New = nil
+		if _, err := files.LoadOrCreate(ctx, s); errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return n, err
+		}
+		if _, err := shared.LoadOrCreate(ctx, s); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // readSecretFile reads a secret from file as config checks *_file keys:

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/e2e/harness"
+	"github.com/gatehouse-dev/gatehouse/secrets"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -40,6 +41,16 @@ func TestMigrateStore(t *testing.T) {
 		t.Errorf("migrate-store created the store: %v", err)
 	}
 
+	// The host's keys: a sealed user CA (ssh-config made it) and a
+	// recording key an older release left in the clear.
+	var caOut, caErr bytes.Buffer
+	if code := run([]string{"ssh-config", "--config", path, "--user-ca"}, &caOut, &caErr); code != 0 {
+		t.Fatalf("ssh-config --user-ca = %d %q", code, &caErr)
+	}
+	indexKey := strings.Repeat("ab", 32)
+	if err := os.WriteFile(filepath.Join(dir, "recording_index_key"), []byte(indexKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	b, err := store.OpenBolt(filepath.Join(dir, "state.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +70,7 @@ func TestMigrateStore(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("migrate-store = %d, stderr %q", code, stderr)
 	}
-	if !strings.HasPrefix(stdout, "Copied 3 keys (1 with an expiry)") || !strings.Contains(stdout, `db 3 prefix "gatehouse:"; skipped 0 expired keys`) {
+	if !strings.HasPrefix(stdout, "Copied 3 keys (1 with an expiry)") || !strings.Contains(stdout, `db 3 prefix "gatehouse:"; skipped 0 expired keys. Copied 2 sealed secret keys`) {
 		t.Errorf("migrate-store printed %q", stdout)
 	}
 	pw, _ := os.ReadFile(srv.PasswordFile)
@@ -69,8 +80,30 @@ func TestMigrateStore(t *testing.T) {
 	}
 	defer r.Close()
 	kvs, err := r.List(ctx, "")
-	if err != nil || len(kvs) != 3 || kvs[0].Key != "lock/ann@example.com" || string(kvs[0].Value) != "v:lock/ann@example.com" {
+	if err != nil || len(kvs) != 5 || kvs[2].Key != "lock/ann@example.com" || string(kvs[2].Value) != "v:lock/ann@example.com" ||
+		kvs[0].Key != "keys/recording_index_key" || kvs[1].Key != "keys/ssh/user_ca_ed25519" {
 		t.Errorf("redis holds %q, %v", kvs, err)
+	}
+	for _, kv := range kvs[:2] {
+		if !secrets.IsSealed(kv.Value) || bytes.Contains(kv.Value, []byte(indexKey)) {
+			t.Errorf("redis %s is not sealed", kv.Key)
+		}
+	}
+	// The plaintext key was sealed in data_dir (the host can go back).
+	if _, err := os.Stat(filepath.Join(dir, "recording_index_key.sealed")); err != nil {
+		t.Errorf("plaintext recording key not sealed in place: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "recording_index_key")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("plaintext recording key left in data_dir: %v", err)
+	}
+	// A replica on that Redis, with an empty data_dir of its own, prints
+	// the host's user CA: targets' TrustedUserCAKeys stay valid.
+	replicaDir := filepath.Join(t.TempDir(), "replica")
+	replica := writeConfig(t, validYAML(replicaDir)+"secrets: {master_key_file: "+filepath.Join(dir, "master.key")+"}\n"+
+		"redis: {addr: \""+srv.Addr+"\", password_file: "+srv.PasswordFile+", db: 3}\n")
+	var rOut, rErr bytes.Buffer
+	if code := run([]string{"ssh-config", "--config", replica, "--user-ca"}, &rOut, &rErr); code != 0 || rOut.String() != caOut.String() {
+		t.Errorf("replica ssh-config --user-ca = %d %q %q, want the host's %q", code, &rOut, &rErr, &caOut)
 	}
 	if ttl, err := r.TTL(ctx, "session/a"); err != nil || ttl <= 59*time.Minute || ttl > time.Hour {
 		t.Errorf("TTL(session/a) = %v, %v; want just under 1h", ttl, err)
