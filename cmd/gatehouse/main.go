@@ -28,6 +28,7 @@ func commands() []command {
 		{"audit", "audit verify --config FILE", "verify the audit log's hash chain", cmdAudit},
 		{"lock", "lock --config FILE [--reason R] USER|--key FP|--target NAME", "lock USER out (revoke sessions, unbind keys), or an SSH key or a target; cut live connections", adminCommand("lock")},
 		{"unlock", "unlock --config FILE USER|--key FP|--target NAME", "lift the lock on USER, a key or a target", adminCommand("unlock")},
+		{"report", "report --config FILE --user USER --since TIME [--json] [--audit-log FILE ...]", "list what USER accessed since TIME (routes, targets, sign-ins, approvals, sessions and recordings)", cmdReport},
 		{"enroll-link", "enroll-link --config FILE USER", "print a one-time link for USER's first security key", adminCommand("enroll-link")},
 		{"recordings", "recordings list|play|verify|export --config FILE ...", "list, replay, verify or export recorded sessions", cmdRecordings},
 		{"purge", "purge --config FILE USER", "delete USER's recordings (unless on legal hold), sessions, keys and security keys", cmdPurge},
