@@ -138,6 +138,15 @@ func keyMaterial(t *testing.T, dataDir string, kr *secrets.Keyring) [][]byte {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	out = append(out, ringKeyMaterial(t, st, kr)...)
+	return append(out, recordingKeyMaterial(t, dataDir, kr)...)
+}
+
+// ringKeyMaterial opens the signing and cookie key rings in st and returns
+// their first keys' private bytes.
+func ringKeyMaterial(t *testing.T, st store.Store, kr *secrets.Keyring) [][]byte {
+	t.Helper()
+	var out [][]byte
 	for _, v := range []struct{ key, purpose string }{
 		{assertion.KeysStoreKey, assertion.KeysPurpose}, {identity.CookieKeysStoreKey, identity.CookieKeysPurpose},
 	} {
@@ -170,7 +179,7 @@ func keyMaterial(t *testing.T, dataDir string, kr *secrets.Keyring) [][]byte {
 			out = append(out, ring.Keys[0].Key)
 		}
 	}
-	return append(out, recordingKeyMaterial(t, dataDir, kr)...)
+	return out
 }
 
 // recordingKeyMaterial opens the sealed recording keys in dataDir and
@@ -230,17 +239,7 @@ func scanDataDir(t *testing.T, dir, masterKey string, secretBytes [][]byte) {
 		if err != nil {
 			return err
 		}
-		for _, marker := range []string{"PRIVATE KEY", "openssh-key-v1", "AGE-SECRET-KEY-"} {
-			if bytes.Contains(b, []byte(marker)) {
-				t.Errorf("%s contains %q", p, marker)
-			}
-		}
-		for i, s := range secretBytes {
-			if bytes.Contains(b, s) || bytes.Contains(b, []byte(base64.StdEncoding.EncodeToString(s))) ||
-				bytes.Contains(bytes.ToLower(b), []byte(hex.EncodeToString(s))) {
-				t.Errorf("%s contains private key %d in the clear", p, i)
-			}
-		}
+		checkNoKeys(t, p, b, secretBytes)
 		return nil
 	})
 	if err != nil {
@@ -248,5 +247,22 @@ func scanDataDir(t *testing.T, dir, masterKey string, secretBytes [][]byte) {
 	}
 	if files < 4 {
 		t.Errorf("scanned %d files, want at least the store, the audit log and three key files", files)
+	}
+}
+
+// checkNoKeys fails if b (the content of what) holds a PEM, OpenSSH or age
+// private key, or any of secretBytes raw, in base64 or in hex.
+func checkNoKeys(t *testing.T, what string, b []byte, secretBytes [][]byte) {
+	t.Helper()
+	for _, marker := range []string{"PRIVATE KEY", "openssh-key-v1", "AGE-SECRET-KEY-"} {
+		if bytes.Contains(b, []byte(marker)) {
+			t.Errorf("%s contains %q", what, marker)
+		}
+	}
+	for i, s := range secretBytes {
+		if bytes.Contains(b, s) || bytes.Contains(b, []byte(base64.StdEncoding.EncodeToString(s))) ||
+			bytes.Contains(bytes.ToLower(b), []byte(hex.EncodeToString(s))) {
+			t.Errorf("%s contains private key %d in the clear", what, i)
+		}
 	}
 }
