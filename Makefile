@@ -123,6 +123,21 @@ bench-ssh: deps build
 	$(GO) build -o .tools/bench-ssh ./bench/ssh
 	.tools/bench-ssh -gatehouse ./gatehouse $(BENCH_SSH_FLAGS)
 
+## bench-ha: issue 8's load test, on loopback: one redis-server, two
+## replicas sharing it (master key file, recordings directory), an HTTP
+## upstream and an sshd target; 20 s of HTTPS requests (32 keep-alive
+## clients, one session each) and 20 s of SSH sessions (8 clients) spread
+## over both replicas, plus one request per never-seen session (the cost
+## of a cookie-cache miss). Prints req/s, sessions/s, p50/p99, errors by
+## kind (exit 1 on any) and Redis calls per request and per session from
+## INFO commandstats. Builds ./cmd/gatehouse itself. Needs root (the sshd
+## test user). About 1 minute; BENCH_HA_FLAGS adds flags (e.g. -d 30s
+## -ssh-conc 16 -keep).
+.PHONY: bench-ha
+bench-ha: deps
+	$(GO) build -o .tools/bench-ha ./bench/ha
+	.tools/bench-ha $(BENCH_HA_FLAGS)
+
 .PHONY: clean
 clean:
 	rm -f gatehouse
