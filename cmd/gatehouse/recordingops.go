@@ -152,7 +152,7 @@ func exportCast(ctx context.Context, rec *recording.Recorder, al auditLog, id, p
 	if err != nil {
 		return err
 	}
-	err = rec.Cast(ctx, id, f)
+	err = tamperAudited{Recorder: rec, audit: al}.Cast(ctx, id, f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -164,9 +164,6 @@ func exportCast(ctx context.Context, rec *recording.Recorder, al auditLog, id, p
 		Resource: "target:" + m.Target, Session: m.SessionID, Decision: decision,
 		Details: map[string]string{"recording": id}}); aerr != nil && err == nil {
 		err = fmt.Errorf("audit: %w", aerr)
-	}
-	if errors.Is(err, recording.ErrTampered) {
-		_ = auditVerify(ctx, al, id, control.Caller(ctx), []string{err.Error()})
 	}
 	return err
 }
@@ -195,10 +192,21 @@ func auditVerify(ctx context.Context, al auditLog, id, by string, problems []str
 	return al.Log(context.WithoutCancel(ctx), ev)
 }
 
-// tamperAudited is the recorder as the reviewer console reads it: a cast
-// or event list refused because the recording fails verification is also
-// a recording.verify refusal in the audit log, so the alerter sees a
-// tampered recording whichever door found it.
+// caller names who asked: the admin command's caller, or "" for a request
+// that did not come through the control socket (the console's reviewer is
+// in the playback event the portal records).
+func caller(ctx context.Context) string {
+	if c := control.Caller(ctx); c != "cli:unknown" {
+		return c
+	}
+	return ""
+}
+
+// tamperAudited is the recorder as playback reads it (recordings play and
+// export here; the reviewer console once wiring hands it this instead of
+// the bare recorder): a cast or event list refused because the recording
+// fails verification is also a recording.verify refusal in the audit log,
+// so the alerter sees a tampered recording whichever door found it.
 type tamperAudited struct {
 	*recording.Recorder
 	audit auditLog
@@ -220,7 +228,7 @@ func (t tamperAudited) Events(ctx context.Context, id string) ([]recording.Event
 
 func (t tamperAudited) check(ctx context.Context, id string, err error) {
 	if errors.Is(err, recording.ErrTampered) {
-		_ = auditVerify(ctx, t.audit, id, "", []string{err.Error()})
+		_ = auditVerify(ctx, t.audit, id, caller(ctx), []string{err.Error()})
 	}
 }
 
