@@ -35,7 +35,7 @@ func main() {
 	flag.DurationVar(&o.phase, "d", 20*time.Second, "length of the HTTP and SSH load phases")
 	flag.DurationVar(&o.idle, "idle", 5*time.Second, "idle measurement (Redis calls the replicas make with no load)")
 	flag.IntVar(&o.httpConc, "http-conc", 32, "concurrent HTTP clients, one keep-alive connection and one session each")
-	flag.IntVar(&o.cold, "cold", 400, "fresh sessions used once each (the cost of a cookie-cache miss)")
+	flag.IntVar(&o.cold, "cold", 2000, "fresh sessions used once each (the cost of a cookie-cache miss)")
 	flag.IntVar(&o.people, "people", 8, "people the sessions and keys belong to")
 	flag.IntVar(&o.sshConc, "ssh-conc", 8, "concurrent SSH clients, one source address each")
 	flag.IntVar(&o.keysPerWorker, "ssh-keys", 8, "bound SSH keys per SSH client (the gateway limits key proofs per source and key)")

@@ -20,6 +20,7 @@ type phase struct {
 	secs  float64
 	redis cmdStats
 	cpu   map[string]float64 // seconds of CPU per process name
+	keys  int64              // DBSIZE at the end
 }
 
 // snapshot is the counters at one instant.
@@ -27,6 +28,7 @@ type snapshot struct {
 	at    time.Time
 	redis cmdStats
 	cpu   map[string]float64
+	keys  int64
 }
 
 func (e *env) snap(ctx context.Context, rc *redis.Client) (snapshot, error) {
@@ -41,13 +43,16 @@ func (e *env) snap(ctx context.Context, rc *redis.Client) (snapshot, error) {
 			return s, fmt.Errorf("%s: %w", name, err)
 		}
 	}
+	if s.keys, err = rc.DBSize(ctx).Result(); err != nil {
+		return s, fmt.Errorf("redis DBSIZE: %w", err)
+	}
 	s.at = time.Now()
 	return s, nil
 }
 
 // between builds the phase from two snapshots.
 func between(name, unit string, t *tally, a, b snapshot) phase {
-	p := phase{name: name, unit: unit, t: t, secs: b.at.Sub(a.at).Seconds(), redis: delta(a.redis, b.redis), cpu: map[string]float64{}}
+	p := phase{name: name, unit: unit, t: t, secs: b.at.Sub(a.at).Seconds(), redis: delta(a.redis, b.redis), cpu: map[string]float64{}, keys: b.keys}
 	for k, v := range b.cpu {
 		p.cpu[k] = v - a.cpu[k]
 	}

@@ -52,8 +52,9 @@ func startMonitor(addr string) (*monitor, error) {
 }
 
 // stop ends the recording (after a short grace for commands in flight)
-// and returns the commands, one line each: the command and its key with
-// random parts (IDs, fingerprints) masked, values left out.
+// and returns the commands in order: the command and its key with random
+// parts (IDs, fingerprints) masked, values left out, runs of the same
+// line folded into one with a count.
 func (m *monitor) stop() []string {
 	time.Sleep(200 * time.Millisecond)
 	m.c.Close()
@@ -82,12 +83,28 @@ func (m *monitor) stop() []string {
 		} else if len(args) > 2 {
 			args = args[:2]
 		}
-		out = append(out, strings.Join(args, " "))
+		out = appendFolded(out, strings.Join(args, " "))
 	}
 	return out
 }
 
+// appendFolded appends line, or counts it on the last line if equal.
+func appendFolded(out []string, line string) []string {
+	if n := len(out); n > 0 {
+		last, count := out[n-1], 1
+		if base, c, ok := strings.Cut(out[n-1], " ×"); ok {
+			last, count = base, 0
+			fmt.Sscan(c, &count)
+		}
+		if last == line {
+			out[n-1] = fmt.Sprintf("%s ×%d", line, count+1)
+			return out
+		}
+	}
+	return append(out, line)
+}
+
 var (
 	quoted     = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
-	randomPart = regexp.MustCompile(`[A-Za-z0-9_\-]{16,}|SHA256%3A[A-Za-z0-9%+/_\-]+`)
+	randomPart = regexp.MustCompile(`SHA256(:|%3A)[A-Za-z0-9%+/=_\-]+|[A-Za-z0-9_\-]{16,}`)
 )

@@ -49,12 +49,12 @@ func parseCmdStats(info string) (cmdStats, error) {
 	return st, nil
 }
 
-// delta returns after minus before, without the bench's own INFO calls,
-// and with commands that did not run left out.
+// delta returns after minus before, without the bench's own calls
+// (INFO, DBSIZE), and with commands that did not run left out.
 func delta(before, after cmdStats) cmdStats {
 	d := cmdStats{}
 	for k, v := range after {
-		if k == "info" {
+		if k == "info" || k == "dbsize" {
 			continue
 		}
 		if n := v - before[k]; n > 0 {

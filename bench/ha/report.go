@@ -17,7 +17,7 @@ func report(w io.Writer, phases []phase, logErrs []string, o opts) {
 			if idle.secs == 0 {
 				idle = p // the baseline: the idle phase before the load
 			}
-			fmt.Fprintf(w, "\n%s: %.1fs, Redis calls by the idle replicas: %.1f/s\n", p.name, p.secs, float64(p.redis.total())/p.secs)
+			fmt.Fprintf(w, "\n%s: %.1fs, Redis calls by the idle replicas: %.1f/s (%d keys in Redis)\n", p.name, p.secs, float64(p.redis.total())/p.secs, p.keys)
 			fmt.Fprint(w, p.redis.perUnit(int64(p.secs*1000)/1000, cmdStats{}, 1, 0))
 			continue
 		}
@@ -31,7 +31,9 @@ func report(w io.Writer, phases []phase, logErrs []string, o opts) {
 		fmt.Fprint(w, p.t.errorReport())
 		fmt.Fprintf(w, "    Redis calls per %s (%d calls in all):\n", p.unit, p.redis.total())
 		fmt.Fprint(w, p.redis.perUnit(n, idle.redis, idle.secs, p.secs))
-		fmt.Fprintf(w, "    CPU seconds per second of phase:%s\n", cpuLine(p))
+		if p.secs >= 2 { // shorter phases are a few clock ticks
+			fmt.Fprintf(w, "    CPU seconds per second of phase:%s\n", cpuLine(p))
+		}
 	}
 	if len(logErrs) > 0 {
 		fmt.Fprintf(w, "\nreplica ERROR log lines: %d\n", len(logErrs))
