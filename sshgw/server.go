@@ -132,8 +132,8 @@ type Server struct {
 	shut      bool                      // Shutdown was called
 }
 
-// New checks cfg, loads (or creates) the host key and CAs in the data
-// directory and returns a Server ready to Serve.
+// New checks cfg, loads (or creates) the host key and CAs from the key
+// vault and returns a Server ready to Serve.
 func New(c Config) (*Server, error) {
 	switch {
 	case c.Cfg == nil:

@@ -46,10 +46,14 @@ func (s storeKeys) Set(ctx context.Context, name string, value []byte) error {
 // A host moving to Redis has its sealed files imported on first use, so
 // the CAs targets and users trust stay the same. Plaintext key files of
 // older releases are sealed and removed on first use either way. A nil kr
-// gives a nil vault, which every consumer refuses.
+// (or, with Redis, a nil st) gives a nil vault, which every consumer
+// refuses.
 func keyVault(cfg *config.Config, st store.Store, kr *secrets.Keyring, logger *slog.Logger) *secrets.Vault {
 	vc := secrets.VaultConfig{Keyring: kr, Backend: secrets.Dir(cfg.DataDir), PlainDir: cfg.DataDir, Logger: logger}
 	if cfg.Redis != nil {
+		if st == nil {
+			return nil
+		}
 		vc.Backend, vc.Import = storeKeys{st: st}, secrets.Dir(cfg.DataDir)
 	}
 	v, err := secrets.NewVault(vc)

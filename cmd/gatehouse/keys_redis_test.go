@@ -19,8 +19,9 @@ import (
 )
 
 // TestRedisReplicasShareSealedKeys runs two replicas (own data_dirs, one
-// master key file, one real redis-server) at once, then checks that both
-// print the same user CA and known_hosts line, that every key lives in
+// master key file, one real redis-server), the first a single host that
+// moved to Redis, then checks that both print the same user CA (the
+// single host's) and known_hosts line, that every key lives in
 // Redis, and that neither a DUMP nor a GET of any Redis key nor any file
 // of either data_dir holds a private key in the clear.
 func TestRedisReplicasShareSealedKeys(t *testing.T) {
@@ -30,13 +31,23 @@ func TestRedisReplicasShareSealedKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	var paths, dirs []string
+	var single string // replica a's config before it moved to Redis
 	for _, name := range []string{"a", "b"} {
 		dir := filepath.Join(t.TempDir(), name)
 		dirs = append(dirs, dir)
-		paths = append(paths, writeConfig(t, strings.Replace(validYAML(dir), `  admin: "127.0.0.1:0"`, "  admin: \"127.0.0.1:0\"\n  ssh: \"127.0.0.1:0\"", 1)+
-			fakeIssuer(t).ssoYAML+"routes: [{name: app, host: app.test, upstream: \"http://127.0.0.1:9\", allow: {groups: [eng]}}]\n"+
-			"secrets: {master_key_file: "+keyFile+"}\n"+
-			"redis: {addr: \""+srv.Addr+"\", password_file: "+srv.PasswordFile+"}\n"))
+		base := strings.Replace(validYAML(dir), `  admin: "127.0.0.1:0"`, "  admin: \"127.0.0.1:0\"\n  ssh: \"127.0.0.1:0\"", 1) +
+			fakeIssuer(t).ssoYAML + "routes: [{name: app, host: app.test, upstream: \"http://127.0.0.1:9\", allow: {groups: [eng]}}]\n" +
+			"secrets: {master_key_file: " + keyFile + "}\n"
+		if single == "" {
+			single = writeConfig(t, base)
+		}
+		paths = append(paths, writeConfig(t, base+"redis: {addr: \""+srv.Addr+"\", password_file: "+srv.PasswordFile+"}\n"))
+	}
+	// Replica a was a single host: its user CA is a sealed file, which
+	// targets already trust. Serving on Redis imports it on first use.
+	var before, errb bytes.Buffer
+	if code := run([]string{"ssh-config", "--config", single, "--user-ca"}, &before, &errb); code != 0 {
+		t.Fatalf("ssh-config on the single host = %d %q", code, &errb)
 	}
 	_, stopA := startServer(t, paths[0])
 	_, stopB := startServer(t, paths[1])
@@ -56,6 +67,9 @@ func TestRedisReplicasShareSealedKeys(t *testing.T) {
 		}
 		if outs[0] != outs[1] {
 			t.Errorf("replicas differ in ssh-config %v:\n%s\n%s", args, outs[0], outs[1])
+		}
+		if len(args) == 1 && outs[1] != before.String() {
+			t.Errorf("replica b's user CA %q is not the one the single host had, %q", outs[1], &before)
 		}
 	}
 
@@ -118,7 +132,8 @@ func TestRedisReplicasShareSealedKeys(t *testing.T) {
 			if err != nil || d.IsDir() || d.Type()&fs.ModeSocket != 0 || strings.Contains(p, "/tls/") {
 				return err
 			}
-			if strings.HasSuffix(p, ".sealed") {
+			// Only the single host's imported user CA stays, sealed.
+			if strings.HasSuffix(p, ".sealed") && !strings.HasSuffix(p, "a/ssh/user_ca_ed25519.sealed") {
 				t.Errorf("%s: a replica on Redis keeps its keys in Redis, not in data_dir", p)
 			}
 			b, err := os.ReadFile(p)
@@ -131,5 +146,25 @@ func TestRedisReplicasShareSealedKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+
+	// Rotation on Redis: rekey reseals the keys in the store; the old
+	// master key can then go.
+	newKey := filepath.Join(t.TempDir(), "new.key")
+	if _, err := secrets.CreateKeyFile(newKey); err != nil {
+		t.Fatal(err)
+	}
+	cfgText, _ := os.ReadFile(paths[1])
+	rotating := writeConfig(t, strings.Replace(string(cfgText), "secrets: {master_key_file: "+keyFile+"}",
+		"secrets: {master_key_file: "+newKey+", previous_master_key_files: ["+keyFile+"]}", 1))
+	newOnly := writeConfig(t, strings.Replace(string(cfgText), keyFile, newKey, 1))
+	var out, errb2 bytes.Buffer
+	if code := run([]string{"rekey", "--config", rotating}, &out, &errb2); code != 0 ||
+		!strings.Contains(out.String(), "Resealed 6 keys (SSH, recording) and 2 stored key rings") {
+		t.Fatalf("rekey on redis = %d %q %q", code, &out, &errb2)
+	}
+	out.Reset()
+	if code := run([]string{"ssh-config", "--config", newOnly, "--user-ca"}, &out, &errb2); code != 0 || out.String() != before.String() {
+		t.Errorf("after rekey, the new master key alone: %d %q %q", code, &out, &errb2)
 	}
 }

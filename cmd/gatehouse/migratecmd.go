@@ -115,7 +115,10 @@ func migrateStore(cfg *config.Config, opts store.RedisOptions, logger *slog.Logg
 // in data_dir first, so the host can still go back to the embedded store.
 // Keys the host never made are not created.
 func migrateKeys(ctx context.Context, cfg *config.Config, st store.Store, kr *secrets.Keyring, logger *slog.Logger) (int, error) {
-	files := keyVault(cfg, nil, kr, logger) // cfg has no redis section here
+	files, err := secrets.NewVault(secrets.VaultConfig{Keyring: kr, Backend: secrets.Dir(cfg.DataDir), PlainDir: cfg.DataDir, Logger: logger})
+	if err != nil {
+		return 0, err
+	}
 	shared, err := secrets.NewVault(secrets.VaultConfig{Keyring: kr, Backend: storeKeys{st: st}, Import: secrets.Dir(cfg.DataDir), Logger: logger})
 	if err != nil {
 		return 0, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -56,7 +57,12 @@ func cmdSSHConfig(args []string, stdout, stderr io.Writer) int {
 // (d.ident) and opens its listener.
 func startSSH(d deps) (*sshgw.Server, net.Listener, error) {
 	id := d.ident
-	srv, err := sshgw.New(sshgw.Config{Cfg: d.cfg, KeyVault: keyVault(d.cfg, d.store, d.secrets, d.logger), Store: d.store, Approvals: id.approvals, Keys: id.keys, Locks: id.locks,
+	keys := keyVault(d.cfg, d.store, d.secrets, d.logger)
+	if keys == nil {
+		// Never fall back to data_dir: replicas would get different keys.
+		return nil, nil, errors.New("sshgw: no key vault (master keyring or store missing)")
+	}
+	srv, err := sshgw.New(sshgw.Config{Cfg: d.cfg, KeyVault: keys, Store: d.store, Approvals: id.approvals, Keys: id.keys, Locks: id.locks,
 		Audit: d.audit, Logger: d.logger.With("component", "sshgw"), Metrics: d.metrics,
 		Recorder: sshRecorder(d.rec)})
 	if err != nil {
