@@ -42,6 +42,11 @@ func TestDataDirRevealsNoKeysAndRekey(t *testing.T) {
 		t.Fatal(err)
 	}
 	legacyPub, _ := gossh.NewPublicKey(legacy.Public())
+	// And a recording sealing seed as older releases kept it: hex, in the clear.
+	legacySeal := bytes.Repeat([]byte{0x3c}, 32)
+	if err := os.WriteFile(filepath.Join(dataDir, "recording_seal_ed25519"), []byte(hex.EncodeToString(legacySeal)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	base := strings.Replace(validYAML(dataDir), `  admin: "127.0.0.1:0"`, "  admin: \"127.0.0.1:0\"\n  ssh: \"127.0.0.1:0\"", 1) +
 		fakeIssuer(t).ssoYAML + "routes: [{name: app, host: app.test, upstream: \"http://127.0.0.1:9\", allow: {groups: [eng]}}]\n"
 	path := writeConfig(t, base)
@@ -73,6 +78,12 @@ func TestDataDirRevealsNoKeysAndRekey(t *testing.T) {
 	}
 	if !bytes.Equal(secretBytes[2], legacy.Seed()) {
 		t.Error("migration replaced the user CA instead of sealing it")
+	}
+	if !bytes.Equal(secretBytes[7], legacySeal) {
+		t.Error("migration replaced the recording sealing key instead of sealing it")
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "recording_seal_ed25519")); !os.IsNotExist(err) {
+		t.Errorf("plaintext recording key still in data_dir: %v", err)
 	}
 	scanDataDir(t, dataDir, oldKeyFile, secretBytes)
 	var out, errb bytes.Buffer
