@@ -3,9 +3,11 @@
 // key read from a file, with AES-256-GCM from the standard library.
 //
 // It is its own package, importing only the standard library, because
-// every package that keeps a key (sshgw, assertion, identity, and later
-// recording and the Redis store) needs it and none of them may import the
-// others: a tiny leaf package is the one home all of them can share.
+// every package that keeps a key (sshgw, assertion, identity, recording)
+// needs it and none of them may import the others: a tiny leaf package is
+// the one home all of them can share. Vault keeps named keys sealed in a
+// Backend (files in a directory, or the store through cmd/gatehouse), so
+// the SSH CAs and recording keys are shared by replicas on Redis.
 //
 // A sealed value is
 //
