@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -29,7 +30,8 @@ import (
 // and a webhook receiver that is down (503) while they happen, and while
 // Gatehouse is killed with -9 and restarted, gets every audit line
 // afterwards, alerts included, none lost, in chain order, byte for byte as
-// in the audit file.
+// in the audit file. Syslog (a local unix datagram socket) gets the alerts
+// at severity warning.
 func TestAlerts(t *testing.T) {
 	for _, tool := range []string{"ssh", "ssh-keygen"} {
 		harness.RequireTool(t, tool)
@@ -42,6 +44,8 @@ func TestAlerts(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+
+	syslog := startSyslogListener(t)
 
 	ca := harness.NewCA(t)
 	port := strconv.Itoa(harness.FreePort(t))
@@ -74,8 +78,9 @@ targets:
 audit:
   webhook: {url: %q, secret_file: %s}
   alerts: {denials: 3, denial_window: 1m}
+  syslog: {network: unixgram, address: %s, tag: gatehouse-e2e}
 `, portal, port, cert, key, dex.Issuer, dex.SecretFile(t, "gatehouse"), dex.CAFile,
-		target.Addr, target.HostKeyLine, target.User, srv.URL+"/hook", secretFile))
+		target.Addr, target.HostKeyLine, target.User, srv.URL+"/hook", secretFile, syslog.path))
 	auditFile := filepath.Join(g.DataDir, "audit", "audit.log")
 	e := newSSHEnvFor(t, g, target)
 	e.tab = harness.NewBrowser(t, harness.BrowserOptions{CA: ca}).NewTab(t)
@@ -149,6 +154,71 @@ audit:
 		}
 		t.Logf("%d lines delivered, %d posts refused while down", len(lines), hook.refusedCount())
 	})
+
+	step(t, "syslog got the alerts at severity warning", func() {
+		// Syslog is best effort (a kill -9 may lose what was queued), so
+		// only the alerts, sent seconds before the kill, are required.
+		var got []string
+		for _, m := range syslog.messages() {
+			if strings.HasPrefix(m, "<84>") && strings.Contains(m, " gatehouse-e2e[") {
+				_, line, _ := strings.Cut(m, "]: ")
+				var ev audit.Event
+				if err := json.Unmarshal([]byte(line), &ev); err != nil || ev.Type != audit.AlertType {
+					t.Errorf("warning message %q is not an alert event (%v)", m, err)
+					continue
+				}
+				got = append(got, ev.Details["rule"])
+			}
+		}
+		if strings.Join(got, " ") != "denials recording" {
+			t.Errorf("syslog alerts = %q, want denials and recording", got)
+		}
+	})
+}
+
+// syslogListener is a local syslog socket (unix datagrams) that keeps
+// what it receives.
+type syslogListener struct {
+	path string
+	mu   sync.Mutex // guards msgs
+	msgs []string
+}
+
+func startSyslogListener(t *testing.T) *syslogListener {
+	t.Helper()
+	// A short directory: socket paths are limited to about 100 bytes.
+	dir, err := os.MkdirTemp("", "gh-syslog-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	l := &syslogListener{path: filepath.Join(dir, "log")}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: l.path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { conn.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			l.mu.Lock()
+			l.msgs = append(l.msgs, strings.TrimSuffix(string(buf[:n]), "\n"))
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
+func (l *syslogListener) messages() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.msgs...)
 }
 
 // waitDelivered waits until the receiver holds every line of the audit
