@@ -10,6 +10,15 @@ import (
 // as one packet.
 const relayBufSize = 32 << 10
 
+// idleReadSize is the read buffer of a pipe that is not streaming. A pipe
+// spends most of its life blocked in Read (an interactive shell between
+// keystrokes, a session left open), and a 32 KiB buffer held there cost
+// each session three of them: 96 KiB, most of its memory. Keystrokes,
+// prompts and short output fit in this; a read that fills it means data is
+// streaming, and the pipe switches to a pooled relayBufSize buffer until
+// reads come back short again.
+const idleReadSize = 1 << 10
+
 // bufPool lends relay buffers, so a connection allocates none for data.
 type bufPool struct{ p sync.Pool }
 
@@ -23,27 +32,42 @@ func (b *bufPool) get() *[]byte {
 
 func (b *bufPool) put(v *[]byte) { b.p.Put(v) }
 
-// pipe copies src to dst with a pooled buffer until src ends or a write
-// fails, and records activity for the idle timeout. It returns the number
-// of bytes copied.
+// pipe copies src to dst until src ends or a write fails, and records
+// activity for the idle timeout. It reads into a small buffer while little
+// moves and into a pooled one while data streams (see idleReadSize). It
+// returns the number of bytes copied.
 func (c *conn) pipe(dst io.Writer, src io.Reader) int64 {
-	bp := c.s.bufs.get()
-	defer c.s.bufs.put(bp)
-	n, _ := io.CopyBuffer(activityWriter{dst, c}, readerOnly{src}, *bp)
-	return n
+	small := make([]byte, idleReadSize)
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			c.s.bufs.put(big)
+		}
+	}()
+	var total int64
+	for {
+		buf := small
+		if big != nil {
+			buf = *big
+		}
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			c.touch()
+			w, werr := dst.Write(buf[:n])
+			total += int64(w)
+			if werr != nil || w != n {
+				return total
+			}
+		}
+		if rerr != nil {
+			return total
+		}
+		switch {
+		case big == nil && n == len(small):
+			big = c.s.bufs.get()
+		case big != nil && n < idleReadSize:
+			c.s.bufs.put(big)
+			big = nil
+		}
+	}
 }
-
-// activityWriter notes activity on every write.
-type activityWriter struct {
-	w io.Writer
-	c *conn
-}
-
-func (a activityWriter) Write(p []byte) (int, error) {
-	a.c.touch()
-	return a.w.Write(p)
-}
-
-// readerOnly hides any WriterTo of the source so io.CopyBuffer uses the
-// pooled buffer.
-type readerOnly struct{ io.Reader }

@@ -3,6 +3,7 @@ package sshgw
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -46,11 +47,22 @@ func (c *conn) relaySession(sc *gossh.ServerConn, nc gossh.NewChannel, a *authRe
 	started := make(chan struct{})
 	var startOnce sync.Once
 	begin := func() { startOnce.Do(func() { close(started) }) }
-	var out sync.WaitGroup // target -> client data
-	out.Add(2)
-	go func() { defer out.Done(); <-started; c.pipe(recWriter{w: down, r: rec}, up) }()
+	// outDone is closed, and the client gets EOF, once both output pipes
+	// (target -> client) ended: the last one to end does it, so that no
+	// goroutine per session only waits (an idle session's goroutines are
+	// most of its memory).
+	outDone := make(chan struct{})
+	var outLeft atomic.Int32
+	outLeft.Store(2)
+	outEnd := func() {
+		if outLeft.Add(-1) == 0 {
+			close(outDone)
+			_ = down.CloseWrite()
+		}
+	}
+	go func() { defer outEnd(); <-started; c.pipe(recWriter{w: down, r: rec}, up) }()
 	go func() {
-		defer out.Done()
+		defer outEnd()
 		<-started
 		c.pipe(recWriter{w: down.Stderr(), r: rec, stderr: true}, up.Stderr())
 	}()
@@ -58,36 +70,6 @@ func (c *conn) relaySession(sc *gossh.ServerConn, nc gossh.NewChannel, a *authRe
 		<-started
 		c.pipe(inWriter{w: up, r: rec}, down)
 		_ = up.CloseWrite()
-	}()
-	outDone := make(chan struct{})
-	go func() { out.Wait(); close(outDone) }()
-	upDone := make(chan struct{})
-	go func() {
-		defer close(upDone)
-		defer begin() // the target closed the channel
-		for r := range upReqs {
-			if !upstreamSessionRequests[r.Type] {
-				_ = r.Reply(false, nil)
-				continue
-			}
-			rec.exit(r.Type, r.Payload)
-			if r.Type == "exit-status" || r.Type == "exit-signal" {
-				// The exit status goes out after the output it follows: if
-				// recording that output failed, the client must not see the
-				// target's success (the failure sent status 1 instead).
-				<-outDone
-				if rec.failed.Load() {
-					if r.WantReply {
-						_ = r.Reply(false, nil)
-					}
-					continue
-				}
-			}
-			ok, err := down.SendRequest(r.Type, r.WantReply, r.Payload)
-			if r.WantReply {
-				_ = r.Reply(ok && err == nil, nil)
-			}
-		}
 	}()
 	// reqMu is held while a client request is passed on, so the channel
 	// is not closed between the target's reply and ours.
@@ -102,13 +84,41 @@ func (c *conn) relaySession(sc *gossh.ServerConn, nc gossh.NewChannel, a *authRe
 		begin()
 		_ = up.Close()
 	}()
+	c.upstreamRequests(upReqs, down, rec, outDone)
+	begin() // the target closed the channel
 	<-outDone
-	_ = down.CloseWrite()
-	<-upDone // exit-status has been passed on
-	rec.end()
+	rec.end() // exit-status has been passed on
 	reqMu.Lock()
 	_ = down.Close()
 	reqMu.Unlock()
+}
+
+// upstreamRequests passes the requests the target sends on a session
+// channel to the client until the target closes it.
+func (c *conn) upstreamRequests(upReqs <-chan *gossh.Request, down gossh.Channel, rec *chanRec, outDone <-chan struct{}) {
+	for r := range upReqs {
+		if !upstreamSessionRequests[r.Type] {
+			_ = r.Reply(false, nil)
+			continue
+		}
+		rec.exit(r.Type, r.Payload)
+		if r.Type == "exit-status" || r.Type == "exit-signal" {
+			// The exit status goes out after the output it follows: if
+			// recording that output failed, the client must not see the
+			// target's success (the failure sent status 1 instead).
+			<-outDone
+			if rec.failed.Load() {
+				if r.WantReply {
+					_ = r.Reply(false, nil)
+				}
+				continue
+			}
+		}
+		ok, err := down.SendRequest(r.Type, r.WantReply, r.Payload)
+		if r.WantReply {
+			_ = r.Reply(ok && err == nil, nil)
+		}
+	}
 }
 
 // sessionRequest applies the target's policy to one request on a session
