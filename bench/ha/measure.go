@@ -143,10 +143,21 @@ func measure(ctx context.Context, e *env, o opts) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	sshOK := 1 // explain's session
+	for _, p := range phases {
+		if p.unit == "session" {
+			sshOK += int(p.t.count())
+		}
+	}
+	recSummary, recProblems := e.checkRecordings(sshOK)
 	logErrs := e.replicaLogErrors()
 	report(os.Stdout, phases, logErrs, o)
 	fmt.Print(explained)
-	ok := len(logErrs) == 0
+	fmt.Print("\n" + recSummary)
+	for _, p := range recProblems {
+		fmt.Println("  " + p)
+	}
+	ok := len(logErrs) == 0 && len(recProblems) == 0
 	for _, p := range phases {
 		ok = ok && p.t.errCount() == 0
 	}
