@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,11 @@ type frontMetrics struct {
 	duration          *prometheus.HistogramVec // host
 	handshakeFailures prometheus.Counter
 	websockets        prometheus.Gauge
+	// counters and durations hold the series observe has used (metricKey
+	// -> Counter, host -> Observer): every request would otherwise hash
+	// and look up its label values.
+	counters  sync.Map
+	durations sync.Map
 }
 
 func newFrontMetrics(reg prometheus.Registerer, version string) (*frontMetrics, error) {
@@ -57,8 +63,25 @@ func newFrontMetrics(reg prometheus.Registerer, version string) (*frontMetrics, 
 }
 
 func (m *frontMetrics) observe(host string, code int, d time.Duration) {
-	m.requests.WithLabelValues(host, strconv.Itoa(code)).Inc()
-	m.duration.WithLabelValues(host).Observe(d.Seconds())
+	key := metricKey{host, code}
+	c, ok := m.counters.Load(key)
+	if !ok {
+		// Labels are bounded (configured hosts, "(unknown)", "-"; three-digit
+		// codes), so this map is too.
+		c, _ = m.counters.LoadOrStore(key, m.requests.WithLabelValues(host, strconv.Itoa(code)))
+	}
+	c.(prometheus.Counter).Inc()
+	h, ok := m.durations.Load(host)
+	if !ok {
+		h, _ = m.durations.LoadOrStore(host, m.duration.WithLabelValues(host))
+	}
+	h.(prometheus.Observer).Observe(d.Seconds())
+}
+
+// metricKey is one series of gatehouse_http_requests_total.
+type metricKey struct {
+	host string
+	code int
 }
 
 // buildVersion is the main module's version from the build info, or

@@ -78,6 +78,7 @@ type hstsWriter struct {
 	http1    bool
 	code     int // final status; 0 until written
 	hijacked bool
+	extended time.Time // when extendWrite last moved the deadline
 }
 
 func newHSTSWriter(w http.ResponseWriter, r *http.Request) *hstsWriter {
@@ -103,9 +104,22 @@ func (w *hstsWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// extendWriteEvery is how often extendWrite really moves the deadline: a
+// deadline moved less than this ago is left alone, so it stays at least
+// frontWriteIdle-extendWriteEvery ahead. A response of many writes, and
+// the flush after the handler, then cost one update instead of one per
+// write; on HTTP/2 every update is a message to the connection's serve
+// goroutine and a timer.
+const extendWriteEvery = time.Second
+
 // extendWrite moves the write deadline frontWriteIdle ahead.
 func (w *hstsWriter) extendWrite() {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(frontWriteIdle))
+	now := time.Now()
+	if !w.extended.IsZero() && now.Sub(w.extended) < extendWriteEvery {
+		return
+	}
+	w.extended = now
+	_ = w.rc.SetWriteDeadline(now.Add(frontWriteIdle))
 }
 
 // FlushError flushes after making sure the final header carries HSTS.

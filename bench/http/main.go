@@ -50,6 +50,7 @@ type options struct {
 	h2Streams   int
 	idleConns   int
 	manyConns   int
+	profileH2   bool
 }
 
 func run() int {
@@ -72,6 +73,7 @@ func run() int {
 	flag.IntVar(&o.h2Conns, "h2-c", 32, "h2load connections")
 	flag.IntVar(&o.h2Streams, "h2-m", 10, "h2load concurrent streams per connection")
 	flag.IntVar(&o.idleConns, "idle", 10000, "idle keep-alive connections held in the idle mode")
+	flag.BoolVar(&o.profileH2, "profile-h2", false, "profile under h2load (HTTP/2) instead of wrk")
 	flag.IntVar(&o.manyConns, "many", 1000, "active connections in the many mode")
 	flag.StringVar(&o.only, "only", "", "measure only targets whose name contains this (development; no ratios)")
 	flag.Parse()
@@ -298,12 +300,19 @@ func profileGatehouse(dir, self string, gs *gatehouseSetup, c *http.Client, o op
 		p.stop()
 		return err
 	}
-	r, err := runWrk(gs.url(), []string{"Cookie: " + gs.cookie}, o.threads, o.conns, o.duration, "")
+	load := "wrk"
+	var r wrkResult
+	if o.profileH2 {
+		load = "h2load"
+		r, err = runH2load(dir, gs.url(), []string{"Cookie: " + gs.cookie}, o.threads, o.h2Conns, o.h2Streams, o.duration)
+	} else {
+		r, err = runWrk(gs.url(), []string{"Cookie: " + gs.cookie}, o.threads, o.conns, o.duration, "")
+	}
 	p.stop()
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\nCPU profile of Gatehouse (in-process composition) under wrk: %.0f req/s\n", r.rps)
+	fmt.Printf("\nCPU profile of Gatehouse (in-process composition) under %s: %.0f req/s\n", load, r.rps)
 	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=35", self, prof).CombinedOutput()
 	fmt.Println(string(out))
 	if err != nil {
