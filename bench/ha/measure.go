@@ -39,6 +39,9 @@ func (e *env) snap(ctx context.Context, rc *redis.Client) (snapshot, error) {
 	}
 	procs := map[string]*daemon{"redis": e.redis, "replica A": e.replicas[0].d, "replica B": e.replicas[1].d, "target sshd (master)": e.target}
 	for name, d := range procs {
+		if d.exited() {
+			continue // reported as an error after the phases
+		}
 		if s.cpu[name], err = cpuSeconds(d.cmd.Process.Pid); err != nil {
 			return s, fmt.Errorf("%s: %w", name, err)
 		}
@@ -139,9 +142,10 @@ func measure(ctx context.Context, e *env, o opts) (bool, error) {
 			return false, err
 		}
 	}
+	// A failure from here on is reported with the phases, not instead.
 	explained, err := explain(e, pool, m, o.sshBytes)
 	if err != nil {
-		return false, err
+		explained = "\nexplain: FAILED: " + err.Error() + "\n"
 	}
 	sshOK := 1 // explain's session
 	for _, p := range phases {
@@ -157,13 +161,13 @@ func measure(ctx context.Context, e *env, o opts) (bool, error) {
 	for _, p := range recProblems {
 		fmt.Println("  " + p)
 	}
-	ok := len(logErrs) == 0 && len(recProblems) == 0
+	ok := err == nil && len(logErrs) == 0 && len(recProblems) == 0
 	for _, p := range phases {
 		ok = ok && p.t.errCount() == 0
 	}
 	for _, r := range e.replicas {
 		if r.d.exited() {
-			fmt.Printf("replica %s exited during the run:\n%s\n", r.name, r.d.tail())
+			fmt.Printf("replica %s exited during the run:\n%s\n", strings.ToUpper(r.name), r.d.tail())
 			ok = false
 		}
 	}
