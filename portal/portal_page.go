@@ -209,9 +209,12 @@ func (p *Portal) limited(w http.ResponseWriter, r *http.Request, endpoint, user 
 	if err == nil {
 		return false
 	}
-	status, msg := http.StatusServiceUnavailable, "Gatehouse cannot check this request right now. Try again shortly."
+	// A limiter that cannot count (the store is down) is not a person
+	// trying too often: say which, so neither she nor an operator chases
+	// the wrong cause.
+	status, title, msg := http.StatusServiceUnavailable, "Gatehouse is unavailable", "Gatehouse cannot check this request right now. Try again shortly."
 	if errors.Is(err, identity.ErrRateLimited) {
-		status, msg = http.StatusTooManyRequests, "Too many attempts. Wait a minute and try again."
+		status, title, msg = http.StatusTooManyRequests, "Too many attempts", "Too many attempts. Wait a minute and try again."
 		if wait > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		}
@@ -219,7 +222,7 @@ func (p *Portal) limited(w http.ResponseWriter, r *http.Request, endpoint, user 
 	if asJSON {
 		p.jsonError(w, r, status, msg, err)
 	} else {
-		p.message(w, r, status, "Too many attempts", msg, err)
+		p.message(w, r, status, title, msg, err)
 	}
 	return true
 }

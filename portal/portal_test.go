@@ -247,3 +247,21 @@ func TestPortalRateLimitsLogin(t *testing.T) {
 		t.Errorf("rate limit refusal not audited")
 	}
 }
+
+// TestPortalStoreDownSaysUnavailable checks that a sign-in the portal
+// cannot start because the store is unreachable fails closed with a page
+// that says Gatehouse is unavailable, not that she tried too often.
+func TestPortalStoreDownSaysUnavailable(t *testing.T) {
+	e := newPTEnv(t)
+	c := e.client()
+	if err := e.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res := e.get(c, "https://gate.test/auth/login")
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("login with the store down = %d, want 503", res.StatusCode)
+	}
+	if !strings.Contains(res.body, "Gatehouse is unavailable") || strings.Contains(res.body, "Too many attempts") {
+		t.Errorf("page does not say Gatehouse is unavailable:\n%s", res.body)
+	}
+}
