@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/store"
@@ -48,6 +49,8 @@ type Locks struct {
 	d        Deps
 	sessions *Sessions
 	keys     *KeyBindings
+	// folded is set once All has folded unindexed locks into the index.
+	folded atomic.Bool
 }
 
 // NewLocks returns Locks that also revoke sessions and unbind keys.
@@ -72,6 +75,9 @@ func (l *Locks) Lock(ctx context.Context, email, by, reason string) error {
 	if err := PersonLock(email).valid(); err != nil {
 		return err
 	}
+	if err := l.indexAdd(ctx, lockKey(email)); err != nil {
+		return err
+	}
 	if err := l.d.Store.Set(ctx, lockKey(email), l.record(by, reason), 0); err != nil {
 		return fmt.Errorf("write lock: %w", err)
 	}
@@ -89,6 +95,9 @@ func (l *Locks) Lock(ctx context.Context, email, by, reason string) error {
 // Unlock removes the lock on email.
 func (l *Locks) Unlock(ctx context.Context, email, by string) error {
 	email = normEmail(email)
+	if err := l.indexRemove(ctx, lockKey(email)); err != nil {
+		return err
+	}
 	if err := l.d.Store.Delete(ctx, lockKey(email)); err != nil {
 		return fmt.Errorf("remove lock: %w", err)
 	}

@@ -156,6 +156,9 @@ func (l *Locks) Place(ctx context.Context, r LockRef, by, reason string) error {
 	if err := r.valid(); err != nil {
 		return err
 	}
+	if err := l.indexAdd(ctx, r.storeKey()); err != nil {
+		return err
+	}
 	if err := l.d.Store.Set(ctx, r.storeKey(), l.record(by, reason), 0); err != nil {
 		return fmt.Errorf("write lock: %w", err)
 	}
@@ -179,6 +182,9 @@ func (l *Locks) Lift(ctx context.Context, r LockRef, by string) error {
 		return l.Unlock(ctx, r.Name, by)
 	}
 	if err := r.valid(); err != nil {
+		return err
+	}
+	if err := l.indexRemove(ctx, r.storeKey()); err != nil {
 		return err
 	}
 	if err := l.d.Store.Delete(ctx, r.storeKey()); err != nil {
@@ -214,20 +220,6 @@ func (l *Locks) Held(ctx context.Context, refs ...LockRef) (LockRef, bool, error
 		}
 	}
 	return LockRef{}, false, nil
-}
-
-// All reads every lock in one store List, for a periodic re-check of live
-// connections.
-func (l *Locks) All(ctx context.Context) (LockSet, error) {
-	kvs, err := l.d.Store.List(ctx, "lock/")
-	if err != nil {
-		return LockSet{}, fmt.Errorf("list locks: %w", err)
-	}
-	s := LockSet{m: make(map[LockRef]bool, len(kvs))}
-	for _, kv := range kvs {
-		s.m[lockFromKey(kv.Key)] = true
-	}
-	return s, nil
 }
 
 // LockSet is every lock at one moment (Locks.All).
