@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/store"
 	"github.com/google/go-cmp/cmp"
@@ -101,6 +102,10 @@ func TestLock(t *testing.T) {
 	// Locked people can neither log in nor bind keys.
 	if _, err := m.Start(ctx, &Login{Email: "ann@example.com"}, portal); !errors.Is(err, ErrLocked) {
 		t.Errorf("Start while locked = %v, want ErrLocked", err)
+	}
+	// The attempt is audited as a refusal for the alerter's locked rule.
+	if ev := e.audit.find(EventSSOLogin, "deny"); len(ev) != 1 || ev[0].Actor != "ann@example.com" || ev[0].Reason != audit.ReasonLocked {
+		t.Errorf("locked sign-in audit = %+v, want one refusal with reason %q", ev, audit.ReasonLocked)
 	}
 	if err := k.Bind(ctx, "SHA256:ann2", subj, time.Hour); !errors.Is(err, ErrLocked) {
 		t.Errorf("Bind while locked = %v, want ErrLocked", err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
@@ -153,6 +154,11 @@ func (m *Sessions) Start(ctx context.Context, l *Login, host string) (*Session, 
 		return nil, errors.New("identity: start session: missing login or host")
 	}
 	if err := refuseLocked(ctx, m.d.Store, l.Email); err != nil {
+		if errors.Is(err, ErrLocked) {
+			// A locked person signing in is worth an alert (audit's
+			// locked rule): record the refusal.
+			m.d.deny(ctx, EventSSOLogin, l.Email, audit.ReasonLocked, nil)
+		}
 		return nil, fmt.Errorf("start session: %w", err)
 	}
 	now := m.d.Now()

@@ -80,10 +80,12 @@ type server struct {
 	secrets *secrets.Keyring // the master keyring, opened once
 	audit   auditLog
 	front   *proxy.Front // nil when listen.https is off
-	web     *portal.Web  // the handlers the front serves; a reload swaps them
-	ssh     *sshgw.Server
-	rec     *recording.Recorder
-	admin   *proxy.Admin
+	// web is the handlers the front serves; a reload swaps them while lock
+	// messages read them (forgetAppSessions).
+	web   atomic.Pointer[portal.Web]
+	ssh   *sshgw.Server
+	rec   *recording.Recorder
+	admin *proxy.Admin
 }
 
 // run opens the state, builds the listeners and serves until ctx ends.
@@ -147,7 +149,7 @@ func (s *server) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.web = web
+		s.web.Store(web)
 		s.front, err = proxy.NewFront(proxy.FrontConfig{
 			Config:  cfg,
 			Portal:  web.Portal,
@@ -336,7 +338,7 @@ func (s *server) reload() error {
 	if s.ssh != nil {
 		if err := s.ssh.Reload(cfg); err != nil {
 			if s.front != nil {
-				if rerr := s.front.Reload(old, s.web.Portal, s.web.Apps); rerr != nil {
+				if rerr := s.front.Reload(old, s.web.Load().Portal, s.web.Load().Apps); rerr != nil {
 					s.logger.Error("Putting the web side back after a refused SSH reload failed.", "error", rerr)
 				}
 			}
@@ -344,7 +346,7 @@ func (s *server) reload() error {
 		}
 	}
 	if web != nil {
-		s.web = web
+		s.web.Store(web)
 	}
 	s.cfg.Store(cfg)
 	s.level.Set(logLevel(cfg.Log.Level))

@@ -23,7 +23,7 @@ func (s *server) closeWebSockets(email string) {
 // cache on this replica, so that their next request asks the store (which
 // refuses them) instead of riding the cache for up to its TTL.
 func (s *server) forgetAppSessions(email string) {
-	w := s.web
+	w := s.web.Load()
 	if w == nil {
 		return
 	}
