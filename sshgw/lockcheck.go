@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/identity"
 )
 
@@ -97,6 +98,9 @@ func (s *Server) checkLocks(ctx context.Context, email, fp, target string) (msg,
 	switch {
 	case err != nil:
 		return msgUnavailable, "lock check: " + err.Error()
+	case held && r.Kind == identity.LockPerson:
+		// The reason the alerter's locked rule raises on.
+		return r.Refusal(), audit.ReasonLocked
 	case held:
 		return r.Refusal(), r.String() + " is locked"
 	}

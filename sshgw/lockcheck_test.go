@@ -321,3 +321,24 @@ func waitEnded(t *testing.T, ended chan struct{}, what string) {
 		t.Fatalf("%s still open", what)
 	}
 }
+
+// A locked person's SSH attempt is audited with audit.ReasonLocked, the
+// reason the alerter's locked rule raises on.
+func TestPersonLockAuditReason(t *testing.T) {
+	e := newEnv(t, Limits{}, nil)
+	key := newSigner(t)
+	e.bind(key, alice)
+	e.locks.lock(identity.PersonLock(alice.Email))
+	c := &client{user: "ubuntu@prod", key: key, noKbd: true}
+	if cl, err := e.dial(c); err == nil {
+		cl.Close()
+		t.Fatal("login succeeded")
+	}
+	if !strings.Contains(c.banner(), "gatehouse: account locked") {
+		t.Errorf("banner = %q", c.banner())
+	}
+	got := e.audit.find(func(ev audit.Event) bool { return ev.Decision == audit.Deny && ev.Reason == audit.ReasonLocked })
+	if len(got) == 0 {
+		t.Errorf("no refusal audited with reason %q: %+v", audit.ReasonLocked, e.audit.find(func(audit.Event) bool { return true }))
+	}
+}

@@ -203,8 +203,7 @@ func caller(ctx context.Context) string {
 }
 
 // tamperAudited is the recorder as playback reads it (recordings play and
-// export here; the reviewer console once wiring hands it this instead of
-// the bare recorder): a cast or event list refused because the recording
+// export here, and the reviewer console): a cast or event list refused because the recording
 // fails verification is also a recording.verify refusal in the audit log,
 // so the alerter sees a tampered recording whichever door found it.
 type tamperAudited struct {

@@ -195,7 +195,8 @@ func reviewConfig(d deps) portal.ReviewConfig {
 	if d.rec == nil {
 		return portal.ReviewConfig{}
 	}
-	rc := portal.ReviewConfig{Recordings: d.rec, Terminate: d.terminate}
+	// Playback of a tampered recording is audited, so the alerter sees it.
+	rc := portal.ReviewConfig{Recordings: tamperAudited{Recorder: d.rec, audit: d.audit}, Terminate: d.terminate}
 	if d.ident != nil && d.ident.locks != nil {
 		// A reviewer's lock is the same as `gatehouse lock`, with the
 		// reviewer as actor.
