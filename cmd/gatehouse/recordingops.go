@@ -237,26 +237,43 @@ func (t tamperAudited) check(ctx context.Context, id string, err error) {
 func purge(ctx context.Context, cfg *config.Config, rec *recording.Recorder, id *identityParts, al auditLog, user string) (string, error) {
 	var b strings.Builder
 	counts := map[string]string{}
+	out, err := purgeSteps(ctx, &b, counts, rec, id, user)
+	// Audited whether it finished or not: a purge that stopped part-way has
+	// still deleted what the counts say.
+	reason := "personal data deleted on request"
+	if err != nil {
+		reason = "personal data deletion stopped part-way: " + err.Error()
+	}
+	if aerr := al.Log(ctx, audit.Event{Type: "purge", Actor: control.Caller(ctx), Decision: audit.Allow,
+		Reason: reason, Details: counts}); aerr != nil {
+		return out, errors.Join(err, fmt.Errorf("audit: %w", aerr))
+	}
+	return out, err
+}
+
+// purgeSteps deletes a person's data in order, writing what it removed to
+// b and counts, and stops at the first failure.
+func purgeSteps(ctx context.Context, b *strings.Builder, counts map[string]string, rec *recording.Recorder, id *identityParts, user string) (string, error) {
 	ids, err := rec.Purge(ctx, user)
 	switch {
 	case errors.Is(err, recording.ErrHold):
-		fmt.Fprintf(&b, "recordings: kept, %s is under legal hold (recording.legal_hold)\n", user)
+		fmt.Fprintf(b, "recordings: kept, %s is under legal hold (recording.legal_hold)\n", user)
 	case err != nil:
 		return b.String(), fmt.Errorf("recordings: %w", err)
 	default:
-		fmt.Fprintf(&b, "recordings: %d deleted%s\n", len(ids), listIDs(ids))
+		fmt.Fprintf(b, "recordings: %d deleted%s\n", len(ids), listIDs(ids))
 		counts["recordings"] = strconv.Itoa(len(ids))
 	}
 	n, err := id.sessions.RevokeAll(ctx, user)
 	if err != nil {
 		return b.String(), fmt.Errorf("sessions: %w", err)
 	}
-	fmt.Fprintf(&b, "portal sessions: %d revoked\n", n)
+	fmt.Fprintf(b, "portal sessions: %d revoked\n", n)
 	counts["sessions"] = strconv.Itoa(n)
 	if n, err = id.keys.Unbind(ctx, user); err != nil {
 		return b.String(), fmt.Errorf("key bindings: %w", err)
 	}
-	fmt.Fprintf(&b, "SSH key bindings: %d removed\n", n)
+	fmt.Fprintf(b, "SSH key bindings: %d removed\n", n)
 	counts["key_bindings"] = strconv.Itoa(n)
 	keys := 0
 	if u, err := id.users.Get(ctx, user); err == nil {
@@ -265,12 +282,8 @@ func purge(ctx context.Context, cfg *config.Config, rec *recording.Recorder, id 
 	if err := id.users.Purge(ctx, user); err != nil {
 		return b.String(), fmt.Errorf("user record: %w", err)
 	}
-	fmt.Fprintf(&b, "user record and %d security keys (WebAuthn credentials): removed\n", keys)
+	fmt.Fprintf(b, "user record and %d security keys (WebAuthn credentials): removed\n", keys)
 	counts["security_keys"] = strconv.Itoa(keys)
-	if err := al.Log(ctx, audit.Event{Type: "purge", Actor: control.Caller(ctx), Decision: audit.Allow,
-		Reason: "personal data deleted on request", Details: counts}); err != nil {
-		return b.String(), fmt.Errorf("audit: %w", err)
-	}
 	return b.String(), nil
 }
 
