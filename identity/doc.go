@@ -6,8 +6,10 @@
 // approvals, key bindings and account locks.
 //
 // Everything is kept in a store (see package store) under keys prefixed
-// "identity/", except account locks, which live under "lock/<email>" so that
-// the admin commands can write them. Secrets that a store dump could turn
+// "identity/", except locks, which live under "lock/<email>",
+// "lock/key/<fingerprint>" and "lock/target/<name>" (with an index in
+// "lockindex" for the periodic re-check) so that the admin commands can
+// write them. Secrets that a store dump could turn
 // into access (session IDs, handoff codes, invite tokens) are kept only as
 // SHA-256 hashes in keys. Every component takes a Deps; the HTTP pages that
 // drive the ceremonies live in package portal.

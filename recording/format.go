@@ -24,7 +24,7 @@ package recording
 //	h_i = SHA-256(h_{i-1} | SHA-256(ciphertext_i) | u32 i)
 //
 // and each chunk stores its h_i, so a reader names the first chunk that
-// breaks the chain. The seal is an Ed25519 signature (the key in KeyDir)
+// breaks the chain. The seal is an Ed25519 signature (the seal key in Config.Keys)
 // over sealMessage(id, metaHash, h_n, n, end); the SHA-256 of the whole seal
 // record is the seal hash, kept in the index (Meta.Seal) and in the audit
 // log (type recording.seal).
