@@ -59,10 +59,31 @@ func (w *Writer) flush(sync bool) error {
 	}
 	w.mu.Lock()
 	w.armed = false
-	w.emitOut(sync)
+	w.cutOut(sync)
 	batch, text, err := w.buf, w.text, w.err
 	w.buf, w.text = nil, nil
+	// Take the finished output lines, raw; the pending one stays.
+	raw, segs := w.out, w.segs
+	if len(segs) > 0 {
+		w.out = nil
+		if pend := raw[w.segEnd:]; len(pend) > 0 {
+			w.out = append(w.getBuf(), pend...)
+		}
+		w.segs, w.segEnd = nil, 0
+	} else {
+		raw = nil
+	}
 	w.mu.Unlock()
+	if len(segs) > 0 {
+		// Encoded here, not in Output: the session's relay only copies.
+		if batch == nil {
+			batch = w.getBuf()
+		}
+		// Room for the lines at once: growing line by line copied the
+		// batch over and over (a quarter of the recorder's CPU).
+		batch = slices.Grow(batch, len(raw)+len(raw)/8+len(segs)*32)
+		batch = appendOutLines(batch, raw, segs)
+	}
 	for rest := batch; err == nil && len(rest) > 0; {
 		n := chunkCut(rest)
 		err = w.writeChunk(rest[:n])
@@ -91,6 +112,7 @@ func (w *Writer) flush(sync bool) error {
 	case !more:
 		// Idle: hold no buffers (see the memory test of idle writers).
 		if len(w.out) == 0 {
+			w.putBuf(w.out)
 			w.out = nil
 		}
 		w.putBuf(w.spare)
@@ -99,12 +121,18 @@ func (w *Writer) flush(sync bool) error {
 	default:
 		w.putBuf(batch)
 	}
+	w.putBuf(raw)
 	if !w.closed && (more || w.dirty) {
 		w.arm()
 	}
 	w.mu.Unlock()
 	return nil
 }
+
+// getBuf takes an empty buffer from the pool: output buffers and flush
+// batches grow to a flush's size, and growing a fresh one each time copied
+// every byte over again.
+func (w *Writer) getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
 
 // putBuf gives a flush buffer back to the pool.
 func (w *Writer) putBuf(b []byte) {

@@ -60,11 +60,18 @@ type Writer struct {
 	dirty    bool      // chunks written since the last fsync
 	lastSync time.Time // of the file
 
-	mu       sync.Mutex // guards everything below
-	buf      []byte     // lines waiting for the next flush
-	spare    []byte     // a flushed batch's buffer, kept for the next while output streams
-	text     []byte     // output and event words waiting to be tokenised
-	out      []byte     // output not yet turned into an "o" line (coalescing)
+	mu    sync.Mutex // guards everything below
+	buf   []byte     // lines waiting for the next flush
+	spare []byte     // a flushed batch's buffer, kept for the next while output streams
+	text  []byte     // output and event words waiting to be tokenised
+	// Output is kept raw and turned into "o" lines by the flush, off the
+	// session's relay path: out holds the output of the finished lines
+	// (segs; each ends where the next begins) and then the pending one,
+	// which began at outAt and may still grow (coalescing). All of it
+	// comes after every line in buf.
+	out      []byte
+	segs     []outSeg
+	segEnd   int // where the pending output begins in out
 	outAt    time.Duration
 	textWin  time.Duration // start of the current second of search text
 	textUsed int           // output bytes taken for search in it
@@ -182,11 +189,14 @@ func (w *Writer) Output(p []byte) error {
 		return err
 	}
 	w.bytes += int64(len(p))
-	if len(w.out) > 0 && (t-w.outAt > coalesceWindow || len(w.out) >= maxPendingOut) {
-		w.emitOut(false)
+	if pend := len(w.out) - w.segEnd; pend > 0 && (t-w.outAt > coalesceWindow || pend >= maxPendingOut) {
+		w.cutOut(false)
 	}
-	if len(w.out) == 0 {
+	if len(w.out) == w.segEnd {
 		w.outAt = t
+	}
+	if w.out == nil {
+		w.out = w.getBuf()
 	}
 	w.out = append(w.out, p...)
 	if t-w.textWin >= time.Second {
@@ -267,42 +277,69 @@ func (w *Writer) usable() error {
 	return w.err
 }
 
-// emitOut turns pending output into "o" lines of at most maxPendingOut
-// bytes each, so that no line (and no chunk) grows with one large write.
-// Unless all is set, an incomplete UTF-8 sequence at the end waits for the
-// next write. w.mu is held.
-func (w *Writer) emitOut(all bool) {
+// outSeg is the output of one "o" line (or several, see appendOutLines):
+// it ends at end in Writer.out and was written at at.
+type outSeg struct {
+	at  time.Duration
+	end int
+}
+
+// cutOut ends the pending output's line. Unless all is set, an incomplete
+// UTF-8 sequence at the end stays pending for the next write. w.mu is held.
+func (w *Writer) cutOut(all bool) {
 	end := len(w.out)
 	if !all {
-		end = completeUTF8(w.out)
+		end = w.segEnd + completeUTF8(w.out[w.segEnd:])
 	}
-	if end == 0 {
+	if end > w.segEnd {
+		w.segs = append(w.segs, outSeg{at: w.outAt, end: end})
+		w.segEnd = end
+	}
+}
+
+// emitOut turns the output written so far into "o" lines in buf, before an
+// event or resize line is added. Unless all is set, an incomplete UTF-8
+// sequence at the end waits for the next write. w.mu is held.
+func (w *Writer) emitOut(all bool) {
+	w.cutOut(all)
+	if len(w.segs) == 0 {
 		return
 	}
 	if w.buf == nil {
 		if w.buf, w.spare = w.spare, nil; w.buf == nil {
-			w.buf = (*bufPool.Get().(*[]byte))[:0]
+			w.buf = w.getBuf()
 		}
 	}
-	for i := 0; i < end; {
-		n := min(end-i, maxPendingOut)
-		if i+n < end {
-			// Cut on a rune boundary: back up over continuation bytes.
-			for k := n; k > n-utf8.UTFMax && k > 0; k-- {
-				if utf8.RuneStart(w.out[i+k]) {
-					n = k
-					break
+	w.buf = appendOutLines(w.buf, w.out, w.segs)
+	rest := copy(w.out, w.out[w.segEnd:])
+	w.out, w.segs, w.segEnd = w.out[:rest], w.segs[:0], 0
+}
+
+// appendOutLines appends the "o" lines of the output segments segs of raw
+// to b: one line per segment, or several of at most maxPendingOut bytes,
+// cut on rune boundaries, so that no line (and no chunk) grows with one
+// large write.
+func appendOutLines(b, raw []byte, segs []outSeg) []byte {
+	start := 0
+	for _, s := range segs {
+		out := raw[start:s.end]
+		for i := 0; i < len(out); {
+			n := min(len(out)-i, maxPendingOut)
+			if i+n < len(out) {
+				// Cut on a rune boundary: back up over continuation bytes.
+				for k := n; k > n-utf8.UTFMax && k > 0; k-- {
+					if utf8.RuneStart(out[i+k]) {
+						n = k
+						break
+					}
 				}
 			}
+			b = appendEvent(b, s.at, codeOutput, out[i:i+n])
+			i += n
 		}
-		w.buf = appendEvent(w.buf, w.outAt, codeOutput, w.out[i:i+n])
-		i += n
+		start = s.end
 	}
-	rest := copy(w.out, w.out[end:])
-	w.out = w.out[:rest]
-	if rest == 0 && cap(w.out) > 8*maxPendingOut {
-		w.out = nil // let an unusually large write's buffer go
-	}
+	return b
 }
 
 // arm schedules a flush if none is pending, or at once when enough is
