@@ -20,6 +20,11 @@ type daemon struct {
 
 // startDaemon runs bin with args, its output in dir/name.log.
 func startDaemon(dir, name, bin string, args ...string) (*daemon, error) {
+	return startDaemonEnv(dir, name, nil, bin, args...)
+}
+
+// startDaemonEnv is startDaemon with extra environment variables.
+func startDaemonEnv(dir, name string, env []string, bin string, args ...string) (*daemon, error) {
 	logPath := filepath.Join(dir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -32,6 +37,9 @@ func startDaemon(dir, name, bin string, args ...string) (*daemon, error) {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if err := cmd.Start(); err != nil {
 		cg.remove()
 		return nil, fmt.Errorf("start %s: %w", name, err)

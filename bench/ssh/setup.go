@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -34,7 +35,11 @@ type env struct {
 	target, jump, gate  *daemon
 	client              *cpuGroup // the ssh clients of the transfers
 	tPort, jPort, gPort int
-	cfgAES, cfgDefault  string // ssh_config files for the client
+	adminPort           int
+	cfgAES, cfgDefault  string          // ssh_config files for the client
+	hostCA              gossh.PublicKey // Gatehouse's host CA, for the Go clients of the idle mode
+	signer              gossh.Signer    // the client key, for the same
+	srcN                atomic.Uint32   // source addresses handed out (see source)
 }
 
 func (e *env) stop() {
@@ -46,7 +51,7 @@ func (e *env) stop() {
 }
 
 // setup builds the environment in dir with the gatehouse binary bin.
-func setup(dir, bin string) (e *env, err error) {
+func setup(dir, bin string, gateEnv []string) (e *env, err error) {
 	e = &env{dir: dir}
 	defer func() {
 		if err != nil {
@@ -82,8 +87,7 @@ func setup(dir, bin string) (e *env, err error) {
 			return nil, err
 		}
 	}
-	adminPort, err := freePort()
-	if err != nil {
+	if e.adminPort, err = freePort(); err != nil {
 		return nil, err
 	}
 
@@ -108,7 +112,7 @@ targets:
     host_key: %q
     logins: [%s]
     allow: {emails: [%s]}
-`, e.gPort, adminPort, data, secret, e.tPort, targetPub, e.login, benchEmail)
+`, e.gPort, e.adminPort, data, secret, e.tPort, targetPub, e.login, benchEmail)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -129,7 +133,20 @@ targets:
 	for _, l := range strings.Split(string(sshCfg), "\n") {
 		if strings.HasPrefix(l, "@cert-authority ") {
 			kh += l + "\n"
+			if f := strings.Fields(l); len(f) >= 4 {
+				e.hostCA, _, _, _, _ = gossh.ParseAuthorizedKey([]byte(strings.Join(f[2:], " ")))
+			}
 		}
+	}
+	if e.hostCA == nil {
+		return nil, errors.New("gatehouse ssh-config printed no @cert-authority line")
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, "id_ed25519"))
+	if err != nil {
+		return nil, err
+	}
+	if e.signer, err = gossh.ParsePrivateKey(keyPEM); err != nil {
+		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(kh), 0o644); err != nil {
 		return nil, err
@@ -158,7 +175,7 @@ targets:
 	if e.jump, err = e.sshd("jump", e.jPort, userPub, "", true); err != nil {
 		return nil, err
 	}
-	if e.gate, err = startDaemon(dir, "gatehouse", bin, "serve", "--config", cfgPath); err != nil {
+	if e.gate, err = startDaemonEnv(dir, "gatehouse", gateEnv, bin, "serve", "--config", cfgPath); err != nil {
 		return nil, err
 	}
 	if err := waitSSH(fmt.Sprintf("127.0.0.1:%d", e.gPort), e.gate); err != nil {
@@ -185,6 +202,8 @@ func (e *env) sshd(name string, port int, authorized, userCA string, forward boo
 		TrustedUserCAKeysFile: caFile, AuthorizedKeysFile: ak, User: e.login, AllowTCPForwarding: forward,
 	})
 	cfg = strings.Replace(cfg, "LogLevel VERBOSE", "LogLevel ERROR", 1)
+	// The concurrent and idle modes open hundreds of connections at once.
+	cfg = strings.Replace(cfg, "MaxStartups 100:30:200", "MaxStartups 2000:30:4000", 1)
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
