@@ -116,12 +116,14 @@ bench-http: deps build
 	$(GO) build -o .tools/bench-http ./bench/http
 	.tools/bench-http -gatehouse ./gatehouse $(BENCH_HTTP_FLAGS)
 
-## bench-ssh: 1 GiB through `ssh ... 'cat > /dev/null'`, 3 interleaved
-## rounds (medians): direct to sshd, OpenSSH's ProxyJump through a second
-## sshd, and Gatehouse (plain and as -J); MiB/s, CPU-s/GiB of every process
-## on the path (cgroup cpuacct), setup time with hyperfine, ratios and the
-## targets of issue 4. Needs root (cgroups, the sshd test user). About 3
-## minutes; BENCH_SSH_FLAGS adds flags (e.g. -rounds 5 -size 536870912 -keep).
+## bench-ssh: the SSH door against direct OpenSSH and OpenSSH's ProxyJump
+## (bench/ssh/README.md): idle (1,000 idle shells held through Gatehouse: RSS
+## per session, setup p99 while held), classic (1 GiB through `cat > /dev/null`
+## per path, 3 interleaved rounds: MiB/s, CPU-s/GiB of every process, setup
+## with hyperfine) and many (1, 10 and 100 sessions at once, 64 MiB each: the
+## cost growth table); prints issue 11's targets as ok/MISS lines. Needs root
+## (cgroups, the sshd test user). BENCH_SSH_FLAGS adds flags (e.g. -modes
+## classic -rounds 5 -size 536870912, -idle 200, -conns 1,10 -keep).
 .PHONY: bench-ssh
 bench-ssh: deps build
 	$(GO) build -o .tools/bench-ssh ./bench/ssh
