@@ -71,14 +71,18 @@ func (c *conn) do() (int, error) {
 }
 
 // dialAll opens n connections to target t, each answering one request
-// first, with at most 64 handshakes at a time.
-func (e *env) dialAll(t *target, n int) ([]*conn, error) {
+// first, with at most 64 handshakes at a time. An answer that is not 200
+// is recorded in e.fails (what names it) and its connection kept; a
+// connection that fails ends the mode.
+func (e *env) dialAll(t *target, what string, n int) ([]*conn, error) {
 	u, err := url.Parse(t.url)
 	if err != nil {
 		return nil, err
 	}
 	conns := make([]*conn, n)
 	errs := make(chan error, n)
+	var mu sync.Mutex
+	bad := statusCounts{}
 	sem := make(chan struct{}, 64)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -88,11 +92,12 @@ func (e *env) dialAll(t *target, n int) ([]*conn, error) {
 			c, err := dialConn(context.Background(), u, i, t.headers, e.roots)
 			if err == nil {
 				var code int
-				if code, err = c.do(); err == nil && code != http.StatusOK {
-					err = fmt.Errorf("status %d", code)
-				}
-				if err != nil {
+				if code, err = c.do(); err != nil {
 					c.c.Close()
+				} else if code != http.StatusOK {
+					mu.Lock()
+					bad[code]++
+					mu.Unlock()
 				}
 			}
 			if err != nil {
@@ -104,6 +109,10 @@ func (e *env) dialAll(t *target, n int) ([]*conn, error) {
 	}
 	wg.Wait()
 	close(errs)
+	if len(bad) > 0 {
+		e.fails = append(e.fails, fmt.Sprintf("- %s, %s: first requests of %d connections answered %s (see %s)", what, t.name, n, bad,
+			strings.Join(t.logs, ", ")))
+	}
 	if err := <-errs; err != nil {
 		closeAll(conns)
 		return nil, err
@@ -160,7 +169,7 @@ func (e *env) runIdle() error {
 	for _, t := range []*target{e.ghT, e.ngxT} {
 		pid := t.proc.cmd.Process.Pid
 		before := rssKiB(pid)
-		conns, err := e.dialAll(t, n)
+		conns, err := e.dialAll(t, "idle", n)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
@@ -195,7 +204,7 @@ func (e *env) runIdle() error {
 
 // runLoad keeps n connections busy for d, one request at a time each.
 func (e *env) runLoad(t *target, n int, d time.Duration) (wrkResult, error) {
-	conns, err := e.dialAll(t, n)
+	conns, err := e.dialAll(t, fmt.Sprintf("%d connections", n), n)
 	if err != nil {
 		return wrkResult{}, err
 	}

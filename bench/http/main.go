@@ -68,7 +68,7 @@ func run() int {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, profile)")
 	flag.DurationVar(&o.pause, "pause", 4*time.Millisecond, "per-connection pause for the fixed-load latency rounds (0: skip them)")
 	flag.StringVar(&o.env, "gatehouse-env", "", "extra `VAR=value` in Gatehouse's environment (e.g. GOGC=200)")
-	flag.StringVar(&o.modes, "modes", "h1,h2,big,idle,many,profile",
+	flag.StringVar(&o.modes, "modes", "h1,h2,big,idle,many,growth,profile",
 		"comma-separated `modes`: h1, h2, big (1 MiB down and up), idle (10,000 idle connections), many (1,000 active), growth (CPU per request at 1-1000 connections), profile, or all")
 	flag.IntVar(&o.h2Conns, "h2-c", 32, "h2load connections")
 	flag.IntVar(&o.h2Streams, "h2-m", 10, "h2load concurrent streams per connection")

@@ -62,12 +62,16 @@ func startUpstream(dir string, port, tlsPort int, certFile, keyFile string) (*pr
         ssl_protocols TLSv1.2 TLSv1.3;
         root %s;
         location / { }
-        # The upload mode's sink: nginx reads the body and discards it.
+        # The upload mode's sink. A bare "return" would answer before
+        # the body has arrived (nginx drops the rest afterwards), and a
+        # proxy then rightly closes the client's connection mid-upload;
+        # proxy_pass reads the whole body first, as an application does.
         location = /upload {
             client_max_body_size 2m;
             client_body_buffer_size 2m;
-            return 200 "ok\n";
+            proxy_pass http://127.0.0.1:%[1]d/uploaded;
         }
+        location = /uploaded { return 200 "ok\n"; }
     }`, port, tlsPort, certFile, keyFile, root))
 	if err != nil {
 		return nil, err
