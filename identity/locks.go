@@ -81,6 +81,10 @@ func (l *Locks) Lock(ctx context.Context, email, by, reason string) error {
 	if err := l.d.Store.Set(ctx, lockKey(email), l.record(by, reason), 0); err != nil {
 		return fmt.Errorf("write lock: %w", err)
 	}
+	// Again after the write: see Place.
+	if err := l.indexAdd(ctx, lockKey(email)); err != nil {
+		return err
+	}
 	nSess, errS := l.sessions.RevokeAll(ctx, email)
 	nKeys, errK := l.keys.Unbind(ctx, email)
 	errP := l.d.Store.Publish(ctx, LockChannel, []byte(email))

@@ -15,10 +15,11 @@ import (
 // store: on Redis a List is a SCAN of the whole keyspace (bench/ha counted
 // 9-11 SCAN calls per replica every 5 s at 5,000 keys).
 //
-// The index is written before a lock and cleared before its removal, so it
-// may name a lock that is not (or no longer) there, never miss one that
-// is; All confirms each entry with a read. Locks are few, so that read is
-// cheap.
+// The index is written before a lock and again after it, and cleared
+// before its removal, so it may name a lock that is not (or no longer)
+// there, but never misses one that stands, even when a lock and an unlock
+// of the same thing race; All confirms each entry with a read. Locks are
+// few, so that read is cheap.
 const lockIndexKey = "lockindex"
 
 // casRetries bounds the compare-and-swap loop on the index; each retry

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/store"
 )
@@ -121,4 +122,47 @@ func TestLocksIndexConcurrent(t *testing.T) {
 	if set, err := fresh.All(ctx); err != nil || set.Len() != 30 {
 		t.Errorf("index names %d locks (%v), want 30", set.Len(), err)
 	}
+}
+
+// TestLocksIndexPlaceLiftRace replays the order in which a Lift racing a
+// Place of the same lock could drop the index entry of a lock that
+// stands: Place's first index add, then Lift whole, then Place's write.
+func TestLocksIndexPlaceLiftRace(t *testing.T) {
+	e := newEnv(t)
+	ctx := e.ctx()
+	r := TargetLock("prod-db")
+	// Lift runs inside Place, between its first index add and its write:
+	// a store whose Set of the lock key first runs the Lift.
+	lifted := false
+	var l *Locks
+	st := &hookSet{Bolt: e.st, before: func(key string) {
+		if key == r.storeKey() && !lifted {
+			lifted = true
+			if err := l.Lift(ctx, r, "sec"); err != nil {
+				t.Errorf("Lift: %v", err)
+			}
+		}
+	}}
+	l = newLocksOver(t, e, st)
+	l.folded.Store(true) // a running replica: no more folding
+	if err := l.Place(ctx, r, "sec", "r"); err != nil {
+		t.Fatal(err)
+	}
+	if _, held, err := l.Held(ctx, r); err != nil || !held {
+		t.Fatalf("Held = %v, %v; want the lock standing", held, err)
+	}
+	if set, err := l.All(ctx); err != nil || !set.m[r] {
+		t.Errorf("All = %v, %v; the standing lock is missing from the index", set.m, err)
+	}
+}
+
+// hookSet runs before ahead of every Set.
+type hookSet struct {
+	*store.Bolt
+	before func(key string)
+}
+
+func (h *hookSet) Set(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	h.before(key)
+	return h.Bolt.Set(ctx, key, v, ttl)
 }

@@ -162,6 +162,11 @@ func (l *Locks) Place(ctx context.Context, r LockRef, by, reason string) error {
 	if err := l.d.Store.Set(ctx, r.storeKey(), l.record(by, reason), 0); err != nil {
 		return fmt.Errorf("write lock: %w", err)
 	}
+	// Again after the write: a Lift of the same lock racing this Place may
+	// have dropped the entry between the first add and the write.
+	if err := l.indexAdd(ctx, r.storeKey()); err != nil {
+		return err
+	}
 	var errU error
 	if r.Kind == LockKey {
 		if err := l.d.Store.Delete(ctx, bindKey(r.Name)); err != nil && !errors.Is(err, store.ErrNotFound) {
