@@ -252,6 +252,16 @@ func (c *conn) finish(ev audit.Event, a *authResult) (*gossh.Permissions, error)
 		return nil, refuse(msgUnavailable)
 	}
 	c.authenticated(a)
+	// A lock message handled while the target was dialled did not match
+	// this connection yet (it was not authenticated): look once more now
+	// that it would, so such a lock ends it at once, not at the next
+	// periodic re-check.
+	if msg, why := c.s.checkLocks(ctx, a.who.Email, a.fp, a.targetName()); msg != "" {
+		if a.up != nil {
+			a.up.Close()
+		}
+		return nil, c.deny(ctx, ev, msg, why)
+	}
 	c.log.InfoContext(ctx, "SSH login.", "user", a.who.Email, "target", a.targetName(), "login", a.login, "method", a.method)
 	groups, _ := json.Marshal(a.who.Groups)
 	return &gossh.Permissions{Extensions: map[string]string{

@@ -342,3 +342,35 @@ func TestPersonLockAuditReason(t *testing.T) {
 		t.Errorf("no refusal audited with reason %q: %+v", audit.ReasonLocked, e.audit.find(func(audit.Event) bool { return true }))
 	}
 }
+
+// hookAudit runs onAllow for each allowed ssh.auth event before keeping it.
+type hookAudit struct {
+	fakeAudit
+	onAllow func()
+}
+
+func (h *hookAudit) Log(ctx context.Context, e audit.Event) error {
+	if e.Type == "ssh.auth" && e.Decision == audit.Allow && h.onAllow != nil {
+		h.onAllow()
+	}
+	return h.fakeAudit.Log(ctx, e)
+}
+
+// A lock placed while the login is being finished (target dialled, login
+// audited), when a lock message would not yet match the connection, still
+// ends the login at once instead of at the next periodic re-check.
+func TestLockDuringLoginRefusesIt(t *testing.T) {
+	ha := &hookAudit{}
+	e := newEnv(t, Limits{}, nil, func(c *Config) { c.Audit = ha })
+	ha.onAllow = func() { e.locks.lock(identity.PersonLock(alice.Email)) }
+	key := newSigner(t)
+	e.bind(key, alice)
+	c := &client{user: "ubuntu@prod", key: key, noKbd: true}
+	if cl, err := e.dial(c); err == nil {
+		cl.Close()
+		t.Fatal("a login locked while it was finished went through")
+	}
+	if !strings.Contains(c.banner(), "gatehouse: account locked") {
+		t.Errorf("banner = %q", c.banner())
+	}
+}
