@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/proxy"
+	"github.com/gatehouse-dev/gatehouse/secrets"
 	"github.com/gatehouse-dev/gatehouse/secrets/secretstest"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
@@ -60,5 +61,50 @@ func TestCertKVSealsFiles(t *testing.T) {
 	keys, err := kv.Keys(ctx, proxy.CertDataPrefix)
 	if err != nil || len(keys) != 2 {
 		t.Errorf("Keys = %q, %v; want the two files", keys, err)
+	}
+}
+
+// TestRekeyResealsCertificates checks that rekey seals certmagic's files
+// again with the new master key, so that dropping the old key after a
+// rotation (README, secrets) keeps every certificate and ACME account.
+func TestRekeyResealsCertificates(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	oldKey, newKey := filepath.Join(dir, "old.key"), filepath.Join(dir, "new.key")
+	for _, f := range []string{oldKey, newKey} {
+		if _, err := secrets.CreateKeyFile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldRing, err := secrets.Open(oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotating, err := secrets.Open(newKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newRing, err := secrets.Open(newKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenBolt(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	key := proxy.CertDataPrefix + "certificates/acme/x.example/x.example.key"
+	if err := (certKV{st: st, kr: oldRing}).Set(ctx, key, []byte("the key"), 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := resealCerts(ctx, st, rotating)
+	if err != nil || n != 1 {
+		t.Fatalf("resealCerts = %d, %v; want 1 file", n, err)
+	}
+	if got, err := (certKV{st: st, kr: newRing}).Get(ctx, key); err != nil || string(got) != "the key" {
+		t.Errorf("after rekey, the new key alone opens %q, %v", got, err)
+	}
+	if n, err := resealCerts(ctx, st, rotating); err != nil || n != 0 {
+		t.Errorf("second resealCerts = %d, %v; want nothing left to do", n, err)
 	}
 }

@@ -160,7 +160,7 @@ func TestRedisReplicasShareSealedKeys(t *testing.T) {
 	newOnly := writeConfig(t, strings.Replace(string(cfgText), keyFile, newKey, 1))
 	var out, errb2 bytes.Buffer
 	if code := run([]string{"rekey", "--config", rotating}, &out, &errb2); code != 0 ||
-		!strings.Contains(out.String(), "Resealed 6 keys (SSH, recording) and 2 stored key rings") {
+		!strings.Contains(out.String(), "Resealed 6 keys (SSH, recording), 2 stored key rings") {
 		t.Fatalf("rekey on redis = %d %q %q", code, &out, &errb2)
 	}
 	out.Reset()

@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/control"
 	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/secrets"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
@@ -111,5 +112,35 @@ func reseal(ctx context.Context, v *secrets.Vault, st store.Store, kr *secrets.K
 		}
 		values++
 	}
-	return fmt.Sprintf("Resealed %d keys (SSH, recording) and %d stored key rings with the current master key.\n", keys, values), nil
+	certs, err := resealCerts(ctx, st, kr)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("Resealed %d keys (SSH, recording), %d stored key rings and %d certificate files with the current master key.\n", keys, values, certs), nil
+}
+
+// resealCerts seals certmagic's files (certificates, their private keys,
+// ACME accounts; see certKV) again with the current master key and returns
+// how many it rewrote. A file certmagic replaced meanwhile is sealed with
+// the current key already, so losing that race is fine.
+func resealCerts(ctx context.Context, st store.Store, kr *secrets.Keyring) (int, error) {
+	kvs, err := st.List(ctx, proxy.CertDataPrefix)
+	if err != nil {
+		return 0, fmt.Errorf("certificates: %w", err)
+	}
+	n := 0
+	for _, kv := range kvs {
+		out, changed, err := kr.Reseal(certPurpose(kv.Key), kv.Value)
+		if err != nil {
+			return n, fmt.Errorf("%s: %w", kv.Key, err)
+		}
+		if !changed {
+			continue
+		}
+		if _, err := st.CompareAndSwap(ctx, kv.Key, kv.Value, out, 0); err != nil {
+			return n, fmt.Errorf("%s: %w", kv.Key, err)
+		}
+		n++
+	}
+	return n, nil
 }

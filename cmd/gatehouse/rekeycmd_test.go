@@ -54,7 +54,7 @@ func TestDataDirRevealsNoKeysAndRekey(t *testing.T) {
 	// While serve runs, rekey goes through it (it holds the store); all is
 	// already sealed with the current key.
 	var rk, rkErr bytes.Buffer
-	if code := run([]string{"rekey", "--config", path}, &rk, &rkErr); code != 0 || rk.String() != "Resealed 0 keys (SSH, recording) and 0 stored key rings with the current master key.\n" {
+	if code := run([]string{"rekey", "--config", path}, &rk, &rkErr); code != 0 || rk.String() != "Resealed 0 keys (SSH, recording), 0 stored key rings and 0 certificate files with the current master key.\n" {
 		t.Errorf("rekey against the running server = %d %q %q", code, &rk, &rkErr)
 	}
 	if err := stop(); err != nil {
@@ -103,11 +103,11 @@ func TestDataDirRevealsNoKeysAndRekey(t *testing.T) {
 	out.Reset()
 	errb.Reset()
 	if code := run([]string{"rekey", "--config", rotating}, &out, &errb); code != 0 ||
-		!strings.Contains(out.String(), "Resealed 6 keys (SSH, recording) and 2 stored key rings") {
+		!strings.Contains(out.String(), "Resealed 6 keys (SSH, recording), 2 stored key rings") {
 		t.Fatalf("rekey = %d %q %q", code, &out, &errb)
 	}
 	out.Reset()
-	if code := run([]string{"rekey", "--config", rotating}, &out, &errb); code != 0 || !strings.Contains(out.String(), "Resealed 0 keys (SSH, recording) and 0 stored") {
+	if code := run([]string{"rekey", "--config", rotating}, &out, &errb); code != 0 || !strings.Contains(out.String(), "Resealed 0 keys (SSH, recording), 0 stored") {
 		t.Errorf("second rekey = %d %q %q", code, &out, &errb)
 	}
 	// The old key dropped: everything opens under the new one alone.
