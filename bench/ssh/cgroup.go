@@ -64,11 +64,14 @@ func (g *cpuGroup) seconds() (float64, error) { return g.usage(g.dir) }
 // settle waits until at most n processes remain in the group (for a
 // daemon: its master; for the client: none), so that finished connections
 // are fully counted.
-func (g *cpuGroup) settle(n int) {
+func (g *cpuGroup) settle(n int) { g.settleWithin(n, 10*time.Second) }
+
+// settleWithin is settle with a deadline of its own.
+func (g *cpuGroup) settleWithin(n int, d time.Duration) {
 	if g == nil {
 		return
 	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		b, err := os.ReadFile(filepath.Join(g.dir, "cgroup.procs"))
 		if err != nil || len(strings.Fields(string(b))) <= n {
 			return
@@ -104,4 +107,22 @@ func usageV2(dir string) (float64, error) {
 		}
 	}
 	return 0, errors.New("cpu.stat has no usage_usec")
+}
+
+// quiet waits (at most d) until the group used less than 2% of a CPU over
+// a second: a thousand sessions ending keep sshd and Gatehouse busy for a
+// while, which the next measurement must not count.
+func (g *cpuGroup) quiet(d time.Duration) {
+	if g == nil {
+		return
+	}
+	prev, _ := g.seconds()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+		c, _ := g.seconds()
+		if c-prev < 0.02 {
+			return
+		}
+		prev = c
+	}
 }

@@ -109,6 +109,9 @@ func (e *env) runIdle(n, parallel, probes int, hold time.Duration, probe []path)
 	clients = nil
 	time.Sleep(3 * time.Second)
 	r.rssAfter = rss(pid)
+	e.target.cpu.settleWithin(1, 2*time.Minute)
+	e.target.cpu.quiet(time.Minute)
+	e.gate.cpu.quiet(time.Minute)
 	return r, nil
 }
 

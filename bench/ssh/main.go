@@ -1,14 +1,14 @@
 // Command bench-ssh (`make bench-ssh`) measures Gatehouse's SSH bastion
 // against a direct connection and OpenSSH's own ProxyJump: 1 GiB through
 // `ssh ... 'cat > /dev/null'` in interleaved rounds (medians), the CPU time
-// of every process on the path from /proc, and connection setup time
-// (`ssh ... true`, the key already bound) with hyperfine. It prints
-// ratios to direct with the same cipher (aes128-gcm@openssh.com) and with
-// OpenSSH's default (chacha20-poly1305), and checks the targets of
-// issue 4. Two more modes (issue 11): "many" runs 1, 10 and 100 sessions
-// at once (64 MiB each) on direct, ProxyJump and Gatehouse for the cost
-// table; "idle" holds 1,000 idle shells through Gatehouse and reports its
-// RSS per session and the connection setup time while they are held.
+// of every process on the path (cgroups), and connection setup time
+// (`ssh ... true`, the key already bound) with hyperfine; it prints ratios
+// to direct with the same cipher (aes128-gcm@openssh.com) and with
+// OpenSSH's default (chacha20-poly1305). Two more modes: "many" runs 1, 10
+// and 100 sessions at once (64 MiB each) on direct, ProxyJump and
+// Gatehouse for the cost growth table; "idle" holds 1,000 idle shells
+// through Gatehouse and reports its RSS per session and the connection
+// setup time while they are held. The targets of issue 11 end the report.
 package main
 
 import (
