@@ -112,17 +112,15 @@ func bench(o options) error {
 	if err != nil {
 		return err
 	}
-	if err := e.runModes(); err != nil {
-		return err
-	}
+	modeErr := e.runModes()
 	if len(e.fails) > 0 {
 		fmt.Printf("\nFAILED: %d runs had answers that were not 2xx/3xx or socket errors:\n", len(e.fails))
 		for _, f := range e.fails {
 			fmt.Println(f)
 		}
-		return fmt.Errorf("%d runs had errors", len(e.fails))
+		return errors.Join(modeErr, fmt.Errorf("%d runs had errors", len(e.fails)))
 	}
-	return nil
+	return modeErr
 }
 
 // runModes runs the modes o.modes names, in a fixed order.
