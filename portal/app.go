@@ -204,12 +204,13 @@ func (a *App) who(r *http.Request, now time.Time) (e cacheEntry, ok bool, err er
 	if e, ok := a.cache.get(value, now); ok {
 		return e, true, nil
 	}
+	gen := a.cache.generation()
 	s, err := cookieSession(r.Context(), a.codec, a.sessions, a.host, value)
 	if s == nil || err != nil {
 		return e, false, err
 	}
 	e = cacheEntry{who: s.Subject(), handle: s.Handle, parent: s.Parent}
-	a.cache.put(value, e.who, s.Handle, s.Parent, now, s.Expires)
+	a.cache.fill(gen, value, e.who, s.Handle, s.Parent, now, s.Expires)
 	return e, true, nil
 }
 

@@ -35,8 +35,12 @@ const (
 // cannot be used to extend access.
 type appCache struct {
 	ttl time.Duration
-	mu  sync.RWMutex          // guards m
+	mu  sync.RWMutex          // guards m and gen
 	m   map[string]cacheEntry // sealed cookie value -> session
+	// gen counts forgets. A lookup that read the store before a forget
+	// (a lock, a sign-out) must not cache what it read after it: fill
+	// drops an entry whose lookup began in an older generation.
+	gen uint64
 }
 
 type cacheEntry struct {
@@ -64,8 +68,34 @@ func (c *appCache) get(value string, now time.Time) (cacheEntry, bool) {
 	return e, true
 }
 
+// generation is the count of forgets so far; take it before the lookup
+// whose result fill caches.
+func (c *appCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// fill is put for a lookup that began in generation gen: if a forget came
+// since, the result may predate a revocation and is not cached.
+func (c *appCache) fill(gen uint64, value string, who authz.Subject, handle, parent string, now, end time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	c.putLocked(value, who, handle, parent, now, end)
+}
+
 // put caches a verified session until the sooner of now+ttl and end.
 func (c *appCache) put(value string, who authz.Subject, handle, parent string, now, end time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.putLocked(value, who, handle, parent, now, end)
+}
+
+// putLocked is put with c.mu held.
+func (c *appCache) putLocked(value string, who authz.Subject, handle, parent string, now, end time.Time) {
 	if c.ttl <= 0 {
 		return
 	}
@@ -73,8 +103,6 @@ func (c *appCache) put(value string, who authz.Subject, handle, parent string, n
 	if !end.IsZero() && end.Before(exp) {
 		exp = end
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if len(c.m) >= appCacheMax {
 		for k, e := range c.m {
 			if !now.Before(e.expires) {
@@ -97,6 +125,7 @@ func (c *appCache) forgetUser(email string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	for k, e := range c.m {
 		if strings.EqualFold(strings.TrimSpace(e.who.Email), email) {
 			delete(c.m, k)
@@ -110,6 +139,7 @@ func (c *appCache) forgetUser(email string) {
 func (c *appCache) forget(handle, email string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	for k, e := range c.m {
 		if (handle != "" && (e.handle == handle || e.parent == handle)) || (email != "" && e.who.Email == email) {
 			delete(c.m, k)

@@ -65,3 +65,21 @@ func TestAppLockEndsCachedSession(t *testing.T) {
 		t.Errorf("locked person's cookie after ForgetUser = %d to %q, want the login", res.StatusCode, res.Header.Get("Location"))
 	}
 }
+
+// TestAppCacheFillAfterForget checks that a lookup which read the store
+// before a lock's forget does not cache its (now revoked) session after it.
+func TestAppCacheFillAfterForget(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := newAppCache(time.Hour)
+	ann := authz.Subject{Email: "ann@example.com"}
+	gen := c.generation() // the lookup starts...
+	c.forgetUser("ann@example.com")
+	c.fill(gen, "a1", ann, "h1", "p1", now, time.Time{}) // ...and ends after the lock
+	if _, ok := c.get("a1", now); ok {
+		t.Error("a session read before the lock was cached after it")
+	}
+	c.fill(c.generation(), "a1", ann, "h1", "p1", now, time.Time{})
+	if _, ok := c.get("a1", now); !ok {
+		t.Error("a lookup with no forget since was not cached")
+	}
+}
