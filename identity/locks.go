@@ -5,10 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
+
+// LockRecheckEvery is how often whoever holds live access (SSH
+// connections, WebSockets) checks it against every lock in the store. A
+// lock reaches every replica at once through LockChannel; this re-check
+// catches a message the store dropped (Redis pub/sub keeps nothing for a
+// subscriber that is reconnecting).
+const LockRecheckEvery = 5 * time.Second
 
 // LockChannel is the store channel on which Lock publishes the locked
 // email, so that every replica ends that person's live SSH sessions.

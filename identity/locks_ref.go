@@ -241,6 +241,17 @@ func NewLockSet(refs ...LockRef) LockSet {
 	return s
 }
 
+// People returns the emails of the locked people in s.
+func (s LockSet) People() []string {
+	var out []string
+	for r := range s.m {
+		if r.Kind == LockPerson {
+			out = append(out, r.Name)
+		}
+	}
+	return out
+}
+
 // Len is the number of locks in s.
 func (s LockSet) Len() int { return len(s.m) }
 

@@ -9,10 +9,8 @@ import (
 )
 
 // lockRecheckEvery is how often the live connections are checked against
-// every lock in the store. A lock reaches every replica at once through
-// the lock channel; this re-check catches a message the store dropped (Redis
-// pub/sub keeps nothing for a subscriber that is reconnecting).
-const lockRecheckEvery = 5 * time.Second
+// every lock in the store (identity.LockRecheckEvery says why).
+const lockRecheckEvery = identity.LockRecheckEvery
 
 // lockMatch returns whether a live connection falls under the lock r: the
 // person's, the key's it authenticated with, or its target's.

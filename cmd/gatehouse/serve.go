@@ -235,6 +235,7 @@ func (s *server) run(ctx context.Context) error {
 	g.Go(func() error { s.reloadOnHUP(gctx, hup); return nil })
 	g.Go(func() error { s.sweepRecordings(gctx); return nil })
 	g.Go(func() error { s.closeWebSocketsOnLock(gctx); return nil })
+	g.Go(func() error { s.recheckWebSocketLocks(gctx, d.ident.locks); return nil })
 	err = g.Wait()
 	reason := "signal"
 	if err != nil {

@@ -47,6 +47,36 @@ func (s *server) onLockMessage(m []byte) {
 	s.closeWebSockets(r.Name)
 }
 
+// recheckWebSocketLocks ends the WebSockets of every locked person every
+// identity.LockRecheckEvery until ctx ends: a lock message this replica
+// missed while its subscription reconnected must not leave a locked
+// person's tunnel open. (Cached app sessions need no re-check: a lock
+// revokes the sessions in the store and the cache asks it again within its
+// one-second TTL.) A store it cannot read keeps them (they were admitted
+// when opened), as the SSH re-check does.
+func (s *server) recheckWebSocketLocks(ctx context.Context, locks *identity.Locks) {
+	if s.front == nil || locks == nil {
+		return
+	}
+	t := time.NewTicker(identity.LockRecheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		set, err := locks.All(ctx)
+		if err != nil {
+			s.logger.ErrorContext(ctx, "Cannot read the locks to re-check WebSockets; keeping them.", "error", err)
+			continue
+		}
+		for _, email := range set.People() {
+			s.closeWebSockets(email)
+		}
+	}
+}
+
 // closeWebSocketsOnLock runs onLockMessage for every lock published on any
 // replica until ctx ends.
 func (s *server) closeWebSocketsOnLock(ctx context.Context) {
