@@ -165,7 +165,7 @@ func childPIDs(pid int) []int {
 // request) to Gatehouse and to nginx, and reports RSS per connection.
 func (e *env) runIdle() error {
 	n := e.o.idleConns
-	fmt.Printf("\nidle keep-alive connections: %d to each, one request on each first; load %s\n", n, loadavg())
+	fmt.Printf("\nidle keep-alive connections: %d to each, one request on each first, RSS %s later; load %s\n", n, e.o.idleSettle, loadavg())
 	for _, t := range []*target{e.ghT, e.ngxT} {
 		pid := t.proc.cmd.Process.Pid
 		before := rssKiB(pid)
@@ -173,7 +173,11 @@ func (e *env) runIdle() error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
-		time.Sleep(2 * time.Second) // let buffers settle
+		// Let the server settle. Go returns memory (grown goroutine
+		// stacks above all) only after a garbage collection, which an
+		// idle process runs every 2 minutes: -idle-settle 130s measures
+		// that steady state.
+		time.Sleep(e.o.idleSettle)
 		after := rssKiB(pid)
 		// Every connection must still be open and usable.
 		var failed atomic.Int64

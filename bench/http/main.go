@@ -51,6 +51,7 @@ type options struct {
 	idleConns   int
 	manyConns   int
 	profileH2   bool
+	idleSettle  time.Duration
 }
 
 func run() int {
@@ -74,6 +75,7 @@ func run() int {
 	flag.IntVar(&o.h2Streams, "h2-m", 10, "h2load concurrent streams per connection")
 	flag.IntVar(&o.idleConns, "idle", 10000, "idle keep-alive connections held in the idle mode")
 	flag.BoolVar(&o.profileH2, "profile-h2", false, "profile under h2load (HTTP/2) instead of wrk")
+	flag.DurationVar(&o.idleSettle, "idle-settle", 2*time.Second, "wait before measuring RSS in the idle mode")
 	flag.IntVar(&o.manyConns, "many", 1000, "active connections in the many mode")
 	flag.StringVar(&o.only, "only", "", "measure only targets whose name contains this (development; no ratios)")
 	flag.Parse()
