@@ -47,7 +47,8 @@ func (p *Portal) reviewLock(w http.ResponseWriter, r *http.Request) {
 	}
 	reason := strings.TrimSpace(r.PostFormValue("reason"))
 	if len(reason) > maxLockReason {
-		reason = reason[:maxLockReason]
+		// Cut at a character boundary: the audit log is UTF-8.
+		reason = strings.ToValidUTF8(reason[:maxLockReason], "")
 	}
 	if reason == "" {
 		reason = "locked from the reviewer console"
