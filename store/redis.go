@@ -55,6 +55,7 @@ type RedisOptions struct {
 type Redis struct {
 	c      *redis.Client
 	prefix string
+	desc   string // the server or Sentinel master, for logs
 
 	mu     sync.Mutex             // guards subs and closed
 	subs   map[*redisSub]struct{} // live subscriptions, ended by Close
@@ -90,7 +91,7 @@ func OpenRedis(opts RedisOptions) (*Redis, error) {
 		c.Close()
 		return nil, fmt.Errorf("open redis %s: %w", describe(opts), err)
 	}
-	return &Redis{c: c, prefix: opts.Prefix, subs: make(map[*redisSub]struct{})}, nil
+	return &Redis{c: c, prefix: opts.Prefix, desc: describe(opts), subs: make(map[*redisSub]struct{})}, nil
 }
 
 // describe names the server (or Sentinel master) of opts for errors.

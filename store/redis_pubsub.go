@@ -107,5 +107,5 @@ func (r *Redis) unsubscribe(s *redisSub) {
 
 // String describes the store for logs, without credentials.
 func (r *Redis) String() string {
-	return fmt.Sprintf("redis %s (prefix %q)", r.c.Options().Addr, r.prefix)
+	return fmt.Sprintf("redis %s (prefix %q)", r.desc, r.prefix)
 }
