@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -46,6 +47,11 @@ type RedisOptions struct {
 	Prefix string
 	// Timeout bounds each dial, read and write. Zero means two seconds.
 	Timeout time.Duration
+	// Logger, if set, receives go-redis's own messages (failed dials while
+	// Redis is down) as warnings instead of plain lines on stderr, which
+	// would break a JSON log. go-redis keeps one logger per process, so
+	// the last OpenRedis with a Logger sets it.
+	Logger *slog.Logger
 }
 
 // Redis is the shared Store: every replica talks to the same Redis server,
@@ -84,6 +90,9 @@ func OpenRedis(opts RedisOptions) (*Redis, error) {
 	if timeout <= 0 {
 		timeout = defaultRedisTimeout
 	}
+	if opts.Logger != nil {
+		redis.SetLogger(slogPrinter{opts.Logger})
+	}
 	c := newRedisClient(opts, timeout)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
 	defer cancel()
@@ -92,6 +101,13 @@ func OpenRedis(opts RedisOptions) (*Redis, error) {
 		return nil, fmt.Errorf("open redis %s: %w", describe(opts), err)
 	}
 	return &Redis{c: c, prefix: opts.Prefix, desc: describe(opts), subs: make(map[*redisSub]struct{})}, nil
+}
+
+// slogPrinter is go-redis's logging interface over slog.
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(ctx context.Context, format string, v ...any) {
+	p.l.WarnContext(ctx, "Redis client: "+fmt.Sprintf(format, v...))
 }
 
 // describe names the server (or Sentinel master) of opts for errors.

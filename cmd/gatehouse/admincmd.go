@@ -79,12 +79,12 @@ func runAdmin(ctx context.Context, cfg *config.Config, op string, args []string,
 		}
 		return out, err
 	}
-	st, err := openStoreDirect(cfg)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := openStoreDirect(cfg, logger)
 	if err != nil {
 		return "", err
 	}
 	defer st.Close()
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	al, err := openAudit(cfg, io.Discard, logger)
 	if err != nil {
 		return "", err

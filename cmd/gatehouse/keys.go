@@ -79,7 +79,7 @@ func openKeyVault(cfg *config.Config, logger *slog.Logger) (v *secrets.Vault, cl
 	var st store.Store
 	closeFn = func() {}
 	if cfg.Redis != nil {
-		if st, err = openStore(cfg); err != nil {
+		if st, err = openStore(cfg, logger); err != nil {
 			return nil, nil, err
 		}
 		closeFn = func() { st.Close() }

@@ -81,7 +81,7 @@ func TestRedisReplicasShareSealedKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := openStore(cfg)
+	st, err := openStore(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

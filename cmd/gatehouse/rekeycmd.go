@@ -65,7 +65,7 @@ func rekeyDeployment(ctx context.Context, cfg *config.Config, stderr io.Writer) 
 	if err != nil {
 		return "", err
 	}
-	st, err := openStoreDirect(cfg)
+	st, err := openStoreDirect(cfg, logger)
 	if err != nil {
 		return "", err
 	}

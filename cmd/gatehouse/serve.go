@@ -99,7 +99,7 @@ func (s *server) run(ctx context.Context) error {
 		return err
 	}
 	s.secrets = kr
-	st, err := openStore(cfg)
+	st, err := openStore(cfg, s.logger.With("component", "store"))
 	if err != nil {
 		return err
 	}

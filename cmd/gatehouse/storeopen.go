@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,7 +21,7 @@ const stateFile = "state.db"
 // is present (shared by every replica), otherwise the embedded bbolt file
 // in data_dir. serve, the admin commands on a stopped server and rekey all
 // open it here, so they cannot disagree about where state lives.
-func openStore(cfg *config.Config) (store.Store, error) {
+func openStore(cfg *config.Config, logger *slog.Logger) (store.Store, error) {
 	if cfg.Redis == nil {
 		st, err := store.OpenBolt(filepath.Join(cfg.DataDir, stateFile))
 		if err != nil {
@@ -32,6 +33,7 @@ func openStore(cfg *config.Config) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.Logger = logger
 	st, err := store.OpenRedis(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -98,8 +100,8 @@ func redisTLS(r *config.Redis) (*tls.Config, error) {
 // openStoreDirect opens the store for an admin command when no server
 // answers on the control socket. The embedded store is locked by a running
 // server; Redis is shared and may be opened next to running replicas.
-func openStoreDirect(cfg *config.Config) (store.Store, error) {
-	st, err := openStore(cfg)
+func openStoreDirect(cfg *config.Config, logger *slog.Logger) (store.Store, error) {
+	st, err := openStore(cfg, logger)
 	if errors.Is(err, store.ErrInUse) {
 		return nil, fmt.Errorf("the store is held by a server that does not answer on %s: %w", controlPath(cfg), err)
 	}
