@@ -254,20 +254,14 @@ func (m *Sessions) Lookup(ctx context.Context, id, host string) (*Session, error
 		if s.Parent != "" {
 			// Keep the portal session alive while its app is used; if it is
 			// gone, this app session must go too.
-			if _, err := m.update(ctx, s.Parent, nil, func(p *Session) error {
-				p.LastSeen = now
-				return nil
-			}); errors.Is(err, ErrNotFound) {
+			if _, err := m.update(ctx, s.Parent, nil, touch(now)); errors.Is(err, ErrNotFound) {
 				_ = m.Revoke(ctx, s.Handle)
 				return nil, ErrNotFound
 			} else if err != nil {
 				return nil, err
 			}
 		}
-		if s, err = m.update(ctx, s.Handle, raw, func(rec *Session) error {
-			rec.LastSeen = now
-			return nil
-		}); err != nil {
+		if s, err = m.update(ctx, s.Handle, raw, touch(now)); err != nil {
 			return nil, err
 		}
 	}
@@ -275,9 +269,29 @@ func (m *Sessions) Lookup(ctx context.Context, id, host string) (*Session, error
 	return s, nil
 }
 
+// errUnchanged, returned by an update's fn, means the record needs no
+// write: update returns it as it is.
+var errUnchanged = errors.New("identity: record unchanged")
+
+// touch refreshes LastSeen to now unless another request already did
+// within touchEvery. Every request that misses the gate's cache at the
+// same moment touches the same record: without this check each of them
+// writes, they keep beating each other's compare-and-swap, and some run
+// out of attempts (the 503s seen under load in bench/http).
+func touch(now time.Time) func(*Session) error {
+	return func(rec *Session) error {
+		if now.Sub(rec.LastSeen) < touchEvery {
+			return errUnchanged
+		}
+		rec.LastSeen = now
+		return nil
+	}
+}
+
 // update applies fn to the stored record behind handle with
 // compare-and-swap, starting from raw (nil: read it first). A record that
-// disappears meanwhile is ErrNotFound: revocation always wins.
+// disappears meanwhile is ErrNotFound: revocation always wins. If fn
+// returns errUnchanged, nothing is written.
 func (m *Sessions) update(ctx context.Context, handle string, raw []byte, fn func(*Session) error) (*Session, error) {
 	for attempt := 0; attempt < 8; attempt++ {
 		if raw == nil {
@@ -294,7 +308,9 @@ func (m *Sessions) update(ctx context.Context, handle string, raw []byte, fn fun
 		if !m.live(&rec, now) {
 			return nil, ErrNotFound
 		}
-		if err := fn(&rec); err != nil {
+		if err := fn(&rec); errors.Is(err, errUnchanged) {
+			return &rec, nil
+		} else if err != nil {
 			return nil, err
 		}
 		next := marshalSession(&rec)

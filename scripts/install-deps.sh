@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 BIN="${GATEHOUSE_TOOLS_BIN:-$PWD/.tools/bin}"
 mkdir -p "$BIN"
 
-APT_PKGS=(chromium openssh-server openssh-client redis-server testssl.sh sslscan ssh-audit wrk hyperfine nginx tmux asciinema systemd bsdextrautils procps make gcc libc6-dev)
+APT_PKGS=(chromium openssh-server openssh-client redis-server testssl.sh sslscan ssh-audit wrk hyperfine nginx nghttp2-client tmux asciinema systemd bsdextrautils procps make gcc libc6-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
