@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/gatehouse-dev/gatehouse/assertion"
 	"github.com/gatehouse-dev/gatehouse/audit"
 	"github.com/gatehouse-dev/gatehouse/authz"
@@ -80,7 +82,12 @@ type App struct {
 	logger     *slog.Logger
 	now        func() time.Time
 	cache      *appCache
-	stepUps    *stepUps
+	// lookups joins concurrent cache misses for the same sealed cookie
+	// (every request of a busy session when its entry expires) into one
+	// open and one store read. Keyed by the cookie value, a result is only
+	// ever shared between requests carrying that same cookie.
+	lookups singleflight.Group
+	stepUps *stepUps
 }
 
 var _ http.Handler = (*App)(nil)
@@ -161,6 +168,10 @@ func askList(a config.Allow) []string {
 	return out
 }
 
+// statusClientClosed is nginx's status for a request whose client went
+// away before the answer.
+const statusClientClosed = 499
+
 // ServeHTTP admits or refuses one request.
 func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, reservedPrefix) {
@@ -169,6 +180,13 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	now := a.now()
 	e, ok, err := a.who(r, now)
+	if err != nil && r.Context().Err() != nil {
+		// The client hung up while its session was looked up: nobody reads
+		// an answer, and a 503 would count as an outage. 499 is nginx's
+		// "client closed request", which the front counts apart.
+		w.WriteHeader(statusClientClosed)
+		return
+	}
 	if err != nil {
 		a.pages.message(w, r, http.StatusServiceUnavailable, "Gatehouse is unavailable",
 			"Gatehouse cannot check your sign-in right now. Try again in a moment.", err)
@@ -204,14 +222,24 @@ func (a *App) who(r *http.Request, now time.Time) (e cacheEntry, ok bool, err er
 	if e, ok := a.cache.get(value, now); ok {
 		return e, true, nil
 	}
-	gen := a.cache.generation()
-	s, err := cookieSession(r.Context(), a.codec, a.sessions, a.host, value)
-	if s == nil || err != nil {
+	v, err, _ := a.lookups.Do(value, func() (any, error) {
+		gen := a.cache.generation()
+		// Not the first caller's cancellation: the others wait on it.
+		s, err := cookieSession(context.WithoutCancel(r.Context()), a.codec, a.sessions, a.host, value)
+		if s == nil || err != nil {
+			return nil, err
+		}
+		e := cacheEntry{who: s.Subject(), handle: s.Handle, parent: s.Parent}
+		a.cache.fill(gen, value, e.who, s.Handle, s.Parent, now, s.Expires)
+		return e, nil
+	})
+	if err == nil && r.Context().Err() != nil {
+		err = r.Context().Err()
+	}
+	if v == nil || err != nil {
 		return e, false, err
 	}
-	e = cacheEntry{who: s.Subject(), handle: s.Handle, parent: s.Parent}
-	a.cache.fill(gen, value, e.who, s.Handle, s.Parent, now, s.Expires)
-	return e, true, nil
+	return v.(cacheEntry), true, nil
 }
 
 // returnURL is the exact URL the person asked for, to come back to after

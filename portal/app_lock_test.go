@@ -1,8 +1,13 @@
 package portal
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,4 +87,58 @@ func TestAppCacheFillAfterForget(t *testing.T) {
 	if _, ok := c.get("a1", now); !ok {
 		t.Error("a lookup with no forget since was not cached")
 	}
+}
+
+// TestAppClientGoneIs499 checks that a request whose client hung up while
+// its session was being looked up is answered 499, not counted as a 503
+// outage.
+func TestAppClientGoneIs499(t *testing.T) {
+	e := newPTEnv(t)
+	val, err := e.codec.Seal(SessionCookie, "app.test", "some-session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest(http.MethodGet, "https://app.test/x", nil).WithContext(ctx)
+	r.AddCookie(&http.Cookie{Name: SessionCookie, Value: val})
+	w := httptest.NewRecorder()
+	e.apps["app.test"].ServeHTTP(w, r)
+	if w.Code != statusClientClosed {
+		t.Errorf("status = %d, want %d", w.Code, statusClientClosed)
+	}
+}
+
+// TestAppJoinedLookupsKeepOwners hammers the gate with many people at once,
+// every request a cache miss (the cache is off here), so that concurrent
+// lookups are joined: each answer must still carry its asker's identity.
+func TestAppJoinedLookupsKeepOwners(t *testing.T) {
+	e := newPTEnv(t)
+	const people = 6
+	clients := make([]*http.Client, people)
+	for i := range clients {
+		clients[i] = e.client()
+		e.echo(e.login(clients[i], newPTKey(), "https://app.test/", fmt.Sprintf("p%d@example.com", i), "eng"))
+	}
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		want := fmt.Sprintf("p%d@example.com", i)
+		for range 4 {
+			wg.Go(func() {
+				for range 10 {
+					res := e.get(c, "https://app.test/who")
+					var v ptEcho
+					if res.StatusCode != http.StatusOK || json.Unmarshal([]byte(res.body), &v) != nil {
+						t.Errorf("%s: status %d", want, res.StatusCode)
+						return
+					}
+					if got := v.Headers["X-Gatehouse-User"]; len(got) != 1 || got[0] != want {
+						t.Errorf("%s got an answer for %v", want, got)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
 }
