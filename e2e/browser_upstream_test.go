@@ -189,6 +189,20 @@ func (u *btUpstream) jwks(ctx context.Context) (*jose.JSONWebKeySet, error) {
 	return &set, nil
 }
 
+// seenAt returns the latest request the upstream saw for uri. A test that
+// sends its own request looks it up by URI: the browser may fetch
+// /favicon.ico at any moment, so "the last request" can be the browser's.
+func (u *btUpstream) seenAt(uri string) (btSeen, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for i := len(u.seen) - 1; i >= 0; i-- {
+		if u.seen[i].URI == uri {
+			return u.seen[i], true
+		}
+	}
+	return btSeen{}, false
+}
+
 // last returns what the upstream saw most recently, and the refusals.
 func (u *btUpstream) last() (btSeen, []string) {
 	u.mu.Lock()
