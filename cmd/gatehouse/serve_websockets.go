@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/identity"
@@ -52,12 +53,24 @@ func (s *server) onLockMessage(m []byte) {
 // missed while its subscription reconnected must not leave a locked
 // person's tunnel open. (Cached app sessions need no re-check: a lock
 // revokes the sessions in the store and the cache asks it again within its
-// one-second TTL.) A store it cannot read keeps them (they were admitted
-// when opened), as the SSH re-check does.
+// one-second TTL.)
 func (s *server) recheckWebSocketLocks(ctx context.Context, locks *identity.Locks) {
 	if s.front == nil || locks == nil {
 		return
 	}
+	recheckLocks(ctx, locks, s.closeWebSockets, s.logger)
+}
+
+// lockLister reads every lock (identity.Locks).
+type lockLister interface {
+	All(ctx context.Context) (identity.LockSet, error)
+}
+
+// recheckLocks calls end for every locked person every
+// identity.LockRecheckEvery until ctx ends. A store it cannot read ends
+// nothing (what is open was admitted when opened), as the SSH re-check
+// does; the next tick tries again.
+func recheckLocks(ctx context.Context, locks lockLister, end func(email string), logger *slog.Logger) {
 	t := time.NewTicker(identity.LockRecheckEvery)
 	defer t.Stop()
 	for {
@@ -68,11 +81,11 @@ func (s *server) recheckWebSocketLocks(ctx context.Context, locks *identity.Lock
 		}
 		set, err := locks.All(ctx)
 		if err != nil {
-			s.logger.ErrorContext(ctx, "Cannot read the locks to re-check WebSockets; keeping them.", "error", err)
+			logger.ErrorContext(ctx, "Cannot read the locks to re-check WebSockets; keeping them.", "error", err)
 			continue
 		}
 		for _, email := range set.People() {
-			s.closeWebSockets(email)
+			end(email)
 		}
 	}
 }
