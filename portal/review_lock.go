@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
-	"github.com/gatehouse-dev/gatehouse/recording"
 )
 
 // maxLockReason bounds the reason a reviewer types for a lock.
@@ -16,31 +15,11 @@ const maxLockReason = 200
 // session and SSH connection of theirs ends on every replica (see
 // ReviewConfig.Lock). The lock's audit event names the reviewer as actor.
 func (p *Portal) reviewLock(w http.ResponseWriter, r *http.Request) {
-	if p.review.Recordings == nil || p.review.Lock == nil {
-		p.message(w, r, http.StatusNotFound, "Not found", "There is nothing here.", nil)
-		return
-	}
-	id := recordingID(r)
-	s := p.formSession(w, r)
-	if s == nil || !p.reviewAllowed(w, r, s) {
-		return
-	}
-	back := reviewReturn(r.PostFormValue("rd"))
-	if !p.reviewFresh(s) {
-		// Confirm with the key, then the reviewer presses Lock again.
-		http.Redirect(w, r, withRD("/auth/stepup", back), http.StatusSeeOther)
-		return
-	}
-	if id == "" {
-		p.recordingFailed(w, r, recording.ErrNotFound)
+	s, m, _, ok := p.reviewAction(w, r, p.review.Lock != nil)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	m, err := p.review.Recordings.Get(ctx, id)
-	if err != nil {
-		p.recordingFailed(w, r, err)
-		return
-	}
 	if m.User == "" {
 		p.message(w, r, http.StatusConflict, "Nobody to lock", "This recording names no person.", nil)
 		return

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/recording"
 	"github.com/gatehouse-dev/gatehouse/web"
 )
@@ -129,36 +130,48 @@ func (c *countWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// reviewAction is the common start of a console action on one recording
+// (terminate, lock) posted by a reviewer: the action must be on, the form
+// session a reviewer's, CSRF-checked (formSession), with a fresh key
+// assertion (else a step-up, after which the reviewer presses the button
+// again), and the recording must exist. It answers and reports false
+// otherwise; back is where the form goes back to.
+func (p *Portal) reviewAction(w http.ResponseWriter, r *http.Request, on bool) (s *identity.Session, m recording.Meta, back string, ok bool) {
+	if p.review.Recordings == nil || !on {
+		p.message(w, r, http.StatusNotFound, "Not found", "There is nothing here.", nil)
+		return nil, m, "", false
+	}
+	id := recordingID(r)
+	if s = p.formSession(w, r); s == nil || !p.reviewAllowed(w, r, s) {
+		return nil, m, "", false
+	}
+	back = reviewReturn(r.PostFormValue("rd"))
+	if !p.reviewFresh(s) {
+		http.Redirect(w, r, withRD("/auth/stepup", back), http.StatusSeeOther)
+		return nil, m, "", false
+	}
+	if id == "" {
+		p.recordingFailed(w, r, recording.ErrNotFound)
+		return nil, m, "", false
+	}
+	m, err := p.review.Recordings.Get(r.Context(), id)
+	if err != nil {
+		p.recordingFailed(w, r, err)
+		return nil, m, "", false
+	}
+	return s, m, back, true
+}
+
 // reviewTerminate ends a live session on a reviewer's POST (CSRF-checked)
 // and goes back to the page it came from. It records who did it
 // (recording.terminate); sshgw records the session's end with the same
 // name.
 func (p *Portal) reviewTerminate(w http.ResponseWriter, r *http.Request) {
-	if p.review.Recordings == nil || p.review.Terminate == nil {
-		p.message(w, r, http.StatusNotFound, "Not found", "There is nothing here.", nil)
-		return
-	}
-	id := recordingID(r)
-	s := p.formSession(w, r)
-	if s == nil || !p.reviewAllowed(w, r, s) {
-		return
-	}
-	back := reviewReturn(r.PostFormValue("rd"))
-	if !p.reviewFresh(s) {
-		// Confirm with the key, then the reviewer presses Terminate again.
-		http.Redirect(w, r, withRD("/auth/stepup", back), http.StatusSeeOther)
-		return
-	}
-	if id == "" {
-		p.recordingFailed(w, r, recording.ErrNotFound)
+	s, m, back, ok := p.reviewAction(w, r, p.review.Terminate != nil)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	m, err := p.review.Recordings.Get(ctx, id)
-	if err != nil {
-		p.recordingFailed(w, r, err)
-		return
-	}
 	if m.Status != recording.StatusLive {
 		p.message(w, r, http.StatusConflict, "Session already ended", "This session is not live any more.", nil)
 		return
