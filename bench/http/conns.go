@@ -179,6 +179,9 @@ func (e *env) runIdle() error {
 		// that steady state.
 		time.Sleep(e.o.idleSettle)
 		after := rssKiB(pid)
+		if t.goMemory != nil {
+			fmt.Printf("%-26s %s\n", t.name, t.goMemory())
+		}
 		// Every connection must still be open and usable.
 		var failed atomic.Int64
 		var wg sync.WaitGroup

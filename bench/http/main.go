@@ -92,9 +92,10 @@ type target struct {
 	url      string
 	page     string // answers with the upstream's small page; "": url
 	headers  []string
-	proc     *proc        // whose CPU is counted
-	statuses statusSource // its answers by status; nil: only the client's count
-	logs     []string     // its log files, shown for a failed run
+	proc     *proc         // whose CPU is counted
+	statuses statusSource  // its answers by status; nil: only the client's count
+	goMemory func() string // Gatehouse's Go memory by class; nil: not a Go server
+	logs     []string      // its log files, shown for a failed run
 	results  []sample
 	paced    []sample // at a fixed offered load
 }

@@ -143,8 +143,9 @@ func setup(o options) (*env, error) {
 	}
 	o2pURL := fmt.Sprintf("https://localhost:%d/", ports["o2p"])
 
+	ghMetrics := fmt.Sprintf("http://127.0.0.1:%d/metrics", ports["ghadmin"])
 	e.ghT = &target{name: "gatehouse (" + e.mode + ")", url: e.gs.url(), headers: []string{"Cookie: " + e.gs.cookie}, proc: e.gh,
-		statuses: metricsStatuses(client, fmt.Sprintf("http://127.0.0.1:%d/metrics", ports["ghadmin"])), logs: []string{e.gh.log}}
+		statuses: metricsStatuses(client, ghMetrics), goMemory: goMemory(client, ghMetrics), logs: []string{e.gh.log}}
 	e.ngxT = &target{name: "nginx", url: ngxURL, proc: e.ngx, statuses: accessLogStatuses(nginxBadLogPath(dir, "nginx-proxy")),
 		logs: []string{nginxBadLogPath(dir, "nginx-proxy"), filepath.Join(dir, "nginx-proxy", "logs", "error.log")}}
 	e.targets = []*target{

@@ -157,3 +157,40 @@ func fileSize(path string) int64 {
 	}
 	return st.Size()
 }
+
+// goMemory reads where a Go server's memory is (the Go collector's
+// metrics on Gatehouse's admin /metrics): heap in use, of it live after
+// the last collection, goroutine stacks, the goroutines, and the
+// collections so far. It says why RSS per connection is what it is.
+func goMemory(c *http.Client, url string) func() string {
+	return func() string {
+		res, err := c.Get(url)
+		if err != nil {
+			return "Go memory: " + err.Error()
+		}
+		defer res.Body.Close()
+		want := []struct{ metric, label string }{
+			{"go_memstats_heap_inuse_bytes", "heap in use"},
+			{"go_memstats_next_gc_bytes", "next GC at"},
+			{"go_memstats_stack_inuse_bytes", "stacks"},
+		}
+		vals := map[string]float64{}
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			name, val, ok := strings.Cut(sc.Text(), " ")
+			if !ok || strings.HasPrefix(name, "#") {
+				continue
+			}
+			if v, err := strconv.ParseFloat(val, 64); err == nil {
+				vals[name] = v
+			}
+		}
+		var parts []string
+		for _, w := range want {
+			parts = append(parts, fmt.Sprintf("%s %.0f MiB", w.label, vals[w.metric]/(1<<20)))
+		}
+		parts = append(parts, fmt.Sprintf("%.0f goroutines", vals["go_goroutines"]),
+			fmt.Sprintf("%.0f GCs", vals[`go_gc_duration_seconds_count`]))
+		return "Go memory: " + strings.Join(parts, ", ")
+	}
+}

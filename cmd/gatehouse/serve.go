@@ -10,7 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -41,13 +41,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gatehouse: refusing to start with an invalid config")
 		return 1
 	}
-	// x/crypto/ssh allocates a 32 KiB buffer per SSH packet while the live
-	// heap stays tiny, so with the default GOGC=100 the collector runs
-	// constantly under bulk SSH traffic (measured in bench/ssh: relay 2.39
-	// -> 2.00 CPU-s/GiB with 400). An explicit GOGC still wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
+	floor := setGCPolicy(os.Getenv)
+	defer runtime.KeepAlive(floor)
 	var level slog.LevelVar
 	logger := newLogger(cfg.Log, stderr, &level)
 
