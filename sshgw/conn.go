@@ -86,7 +86,7 @@ type authResult struct {
 	fp     string  // the client key's SHA256 fingerprint
 	login  string  // "" in list mode
 	target *target // nil: list mode (no target; ProxyJump carrier)
-	up     *gossh.Client
+	up     *targetConn
 	method string // "publickey" or "keyboard-interactive"
 	// approval is the ID of the browser approval that let this
 	// connection in; "" when a key binding did.

@@ -168,7 +168,7 @@ func userCert(ca gossh.Signer, t *target, login, email, sessionID string, now ti
 
 // dialTarget connects to t as login with a fresh certificate for who and
 // returns the client and the channels the target opens toward us.
-func (s *Server) dialTarget(ctx context.Context, t *target, login string, who authz.Subject, sessionID string) (*gossh.Client, error) {
+func (s *Server) dialTarget(ctx context.Context, t *target, login string, who authz.Subject, sessionID string) (*targetConn, error) {
 	signer, err := userCert(s.keys.userCA, t, login, who.Email, sessionID, s.now())
 	if err != nil {
 		return nil, err
@@ -204,5 +204,5 @@ func (s *Server) dialTarget(ctx context.Context, t *target, login string, who au
 		return nil, fmt.Errorf("ssh handshake with target: %w", ctx.Err())
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return gossh.NewClient(cc, chans, reqs), nil
+	return newTargetConn(cc, chans, reqs), nil
 }
