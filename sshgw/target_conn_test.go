@@ -1,8 +1,6 @@
 package sshgw
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"net"
 	"testing"
@@ -15,14 +13,7 @@ import (
 // over loopback TCP and returns the server's side of the connection.
 func targetConnPair(t *testing.T) (*targetConn, *gossh.ServerConn) {
 	t.Helper()
-	_, hostKey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := gossh.NewSignerFromKey(hostKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := newSigner(t)
 	scfg := &gossh.ServerConfig{NoClientAuth: true}
 	scfg.AddHostKey(signer)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
