@@ -1,6 +1,10 @@
 package main
 
-import "runtime/debug"
+import (
+	"math"
+	"runtime"
+	"runtime/debug"
+)
 
 // serve's garbage collector settings, chosen from measurement (issue 11;
 // bench/ssh/RESULTS.md and bench/http/RESULTS.md, 2026-12-04).
@@ -19,27 +23,45 @@ import "runtime/debug"
 // So the goal gets a floor instead: a 64 MiB block that is allocated and
 // never touched counts as live heap, which makes the goal at least
 // 1.5 × 64 MiB, while GOGC=50 keeps the headroom over a large live heap to
-// half of it. The block is never written, so the OS never backs it with
-// memory: RSS does not grow by it (bench/http's idle mode sees the same
-// RSS at start). Same runs: relay 2.2-2.3 CPU-s/GiB against 2.6-3.1 with
-// GOGC=400, HTTPS 81 µs of CPU per request against 85-87, 36-39 KiB per
-// idle HTTPS connection and 133 KiB per idle SSH session.
+// half of it. Same runs: relay 2.2-2.3 CPU-s/GiB against 2.6-3.1 with
+// GOGC=400, HTTPS 81 µs of CPU per request against 85-87, 33-38 KiB per
+// idle HTTPS connection and 130-148 KiB per idle SSH session.
 // runtime/debug.SetMemoryLimit cannot do this: it caps memory, it sets no
 // floor.
+//
+// What the floor costs: the block itself is never written, so the OS never
+// backs it (bench/http's idle mode sees the same RSS at start), but the
+// garbage it lets pile up is real: with a live heap of L MiB, up to about
+// 32 + 1.5 L MiB in use before a collection, against 5 L with GOGC=400 (for
+// a tiny heap, 3 MiB live, 36 MiB against 15). Go's heap metrics count the
+// block (heap in use is 64 MiB higher than what is resident), and so does a
+// memory limit: under GOMEMLIMIT the floor shrinks to an eighth of it.
 const (
 	serveGCPercent = 50
 	serveHeapFloor = 64 << 20
 )
 
-// setGCPolicy applies serve's collector settings and returns the floor
-// block, which the caller keeps alive (runtime.KeepAlive) while it serves.
-// An operator who sets GOGC or GOMEMLIMIT has sized memory: then the
-// runtime's own reading of them stands, without a floor (it would count
-// against GOMEMLIMIT).
-func setGCPolicy(getenv func(string) string) []byte {
-	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
-		return nil
+// setGCPolicy applies serve's collector settings and returns the function
+// that undoes them, which serve calls when it returns (it also keeps the
+// floor block alive until then). An operator's GOGC stands as the runtime
+// read it, without a floor: whoever set it chose the trade-off.
+func setGCPolicy(getenv func(string) string) (undo func()) {
+	if getenv("GOGC") != "" {
+		return func() {}
 	}
-	debug.SetGCPercent(serveGCPercent)
-	return make([]byte, serveHeapFloor)
+	prev := debug.SetGCPercent(serveGCPercent)
+	// SetMemoryLimit(-1) only reads the limit (GOMEMLIMIT or a caller's).
+	floor := make([]byte, heapFloor(debug.SetMemoryLimit(-1)))
+	return func() {
+		runtime.KeepAlive(floor)
+		debug.SetGCPercent(prev)
+	}
+}
+
+// heapFloor is the floor's size under a memory limit (math.MaxInt64: none).
+func heapFloor(limit int64) int64 {
+	if limit < math.MaxInt64 {
+		return max(0, min(serveHeapFloor, limit/8))
+	}
+	return serveHeapFloor
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -41,8 +40,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gatehouse: refusing to start with an invalid config")
 		return 1
 	}
-	floor := setGCPolicy(os.Getenv)
-	defer runtime.KeepAlive(floor)
+	defer setGCPolicy(os.Getenv)()
 	var level slog.LevelVar
 	logger := newLogger(cfg.Log, stderr, &level)
 
