@@ -7,7 +7,7 @@ import (
 )
 
 // targetChanBuffer is how many channel opens of one type wait for their
-// handler, as in x/crypto's Client.
+// handler, as in x/crypto's Client. Opens beyond it are rejected.
 const targetChanBuffer = 16
 
 // targetConn is the SSH connection to a target: what sshgw uses of
@@ -17,17 +17,22 @@ const targetChanBuffer = 16
 // sshgw never makes). One goroutine serves both here. An idle session's
 // memory is mostly goroutine stacks (bench/ssh's idle mode), and every
 // session has one of these.
+//
+// Because one goroutine does both, it never waits for a handler: an open
+// that finds its handler's queue full is rejected, so that the target's
+// requests (keep-alives above all) are still answered.
 type targetConn struct {
 	gossh.Conn
 
 	mu       sync.Mutex
 	handlers map[string]chan gossh.NewChannel // nil once the connection ended
+	done     chan struct{}                    // closed when serve returned
 }
 
 // newTargetConn serves the requests and channel opens the target sends on
 // c until it closes.
 func newTargetConn(c gossh.Conn, chans <-chan gossh.NewChannel, reqs <-chan *gossh.Request) *targetConn {
-	t := &targetConn{Conn: c, handlers: map[string]chan gossh.NewChannel{}}
+	t := &targetConn{Conn: c, handlers: map[string]chan gossh.NewChannel{}, done: make(chan struct{})}
 	go t.serve(chans, reqs)
 	return t
 }
@@ -36,6 +41,7 @@ func newTargetConn(c gossh.Conn, chans <-chan gossh.NewChannel, reqs <-chan *gos
 // the answer OpenSSH gives) and hands each channel open to the handler of
 // its type, rejecting types nobody handles.
 func (t *targetConn) serve(chans <-chan gossh.NewChannel, reqs <-chan *gossh.Request) {
+	defer close(t.done)
 	for chans != nil || reqs != nil {
 		select {
 		case r, ok := <-reqs:
@@ -58,7 +64,11 @@ func (t *targetConn) serve(chans <-chan gossh.NewChannel, reqs <-chan *gossh.Req
 				_ = nc.Reject(gossh.UnknownChannelType, "unknown channel type")
 				continue
 			}
-			h <- nc
+			select {
+			case h <- nc:
+			default:
+				_ = nc.Reject(gossh.ResourceShortage, "too many channels waiting")
+			}
 		}
 	}
 	t.mu.Lock()

@@ -63,20 +63,39 @@ func targetConnPair(t *testing.T) (*targetConn, *gossh.ServerConn) {
 	return tc, s.sc
 }
 
+// within fails the test if f does not return in time: a broken targetConn
+// must fail the test, not hang it.
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: no answer in 5s", what)
+	}
+}
+
 func TestTargetConnRoutesChannelOpens(t *testing.T) {
 	tc, sc := targetConnPair(t)
 
 	// A global request (OpenSSH's keep-alive) gets "no", as from Client.
-	ok, _, err := sc.SendRequest("keepalive@openssh.com", true, nil)
-	if err != nil || ok {
-		t.Errorf("keep-alive: ok=%v err=%v, want a refusal", ok, err)
-	}
+	within(t, "keep-alive", func() {
+		if ok, _, err := sc.SendRequest("keepalive@openssh.com", true, nil); err != nil || ok {
+			t.Errorf("keep-alive: ok=%v err=%v, want a refusal", ok, err)
+		}
+	})
 	// A type nobody handles is rejected.
-	_, _, err = sc.OpenChannel("x11", nil)
-	var oc *gossh.OpenChannelError
-	if !errors.As(err, &oc) || oc.Reason != gossh.UnknownChannelType {
-		t.Errorf("unhandled x11 open: %v, want UnknownChannelType", err)
-	}
+	within(t, "x11 open", func() {
+		_, _, err := sc.OpenChannel("x11", nil)
+		var oc *gossh.OpenChannelError
+		if !errors.As(err, &oc) || oc.Reason != gossh.UnknownChannelType {
+			t.Errorf("unhandled x11 open: %v, want UnknownChannelType", err)
+		}
+	})
 	// A handled type reaches its handler; a second handler is refused.
 	in := tc.HandleChannelOpen("forwarded-tcpip")
 	if in == nil {
@@ -86,8 +105,8 @@ func TestTargetConnRoutesChannelOpens(t *testing.T) {
 		t.Error("second handler for forwarded-tcpip accepted")
 	}
 	go func() {
-		nc := <-in
-		if nc == nil {
+		nc, ok := <-in
+		if !ok {
 			return
 		}
 		ch, reqs, err := nc.Accept()
@@ -96,25 +115,70 @@ func TestTargetConnRoutesChannelOpens(t *testing.T) {
 			ch.Close()
 		}
 	}()
-	ch, reqs, err := sc.OpenChannel("forwarded-tcpip", []byte("x"))
-	if err != nil {
-		t.Fatalf("handled forwarded-tcpip open: %v", err)
-	}
-	go gossh.DiscardRequests(reqs)
-	ch.Close()
+	within(t, "forwarded-tcpip open", func() {
+		ch, reqs, err := sc.OpenChannel("forwarded-tcpip", []byte("x"))
+		if err != nil {
+			t.Errorf("handled forwarded-tcpip open: %v", err)
+			return
+		}
+		go gossh.DiscardRequests(reqs)
+		ch.Close()
+	})
 
-	// When the connection ends, handlers see their channel close, and a
-	// later registration gets a closed channel.
-	sc.Close()
-	select {
-	case _, open := <-in:
-		if open {
+	// When the connection ends, handlers see their channel close, a later
+	// registration gets a closed channel, and the goroutine is gone.
+	tc.Close()
+	within(t, "handler channel closing", func() {
+		if _, open := <-in; open {
 			t.Error("handler received a channel after the connection ended")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("handler channel not closed after the connection ended")
+	})
+	within(t, "serve returning", func() { <-tc.done })
+	within(t, "registration after the end", func() {
+		if _, open := <-tc.HandleChannelOpen("auth-agent@openssh.com"); open {
+			t.Error("registration after the end returned an open channel")
+		}
+	})
+}
+
+// A handler that does not keep up must not stall the connection: opens
+// beyond its queue are rejected and requests are still answered.
+func TestTargetConnFullHandler(t *testing.T) {
+	tc, sc := targetConnPair(t)
+	if tc.HandleChannelOpen("forwarded-tcpip") == nil {
+		t.Fatal("handler refused")
 	}
-	if _, open := <-tc.HandleChannelOpen("auth-agent@openssh.com"); open {
-		t.Error("registration after the end returned an open channel")
+	// Fill the queue: these opens wait for an answer that never comes
+	// (until the connection closes at cleanup).
+	for range targetChanBuffer {
+		go func() {
+			if ch, reqs, err := sc.OpenChannel("forwarded-tcpip", nil); err == nil {
+				go gossh.DiscardRequests(reqs)
+				ch.Close()
+			}
+		}()
 	}
+	queued := func() int {
+		tc.mu.Lock()
+		defer tc.mu.Unlock()
+		return len(tc.handlers["forwarded-tcpip"])
+	}
+	for deadline := time.Now().Add(5 * time.Second); queued() < targetChanBuffer; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d opens queued", queued(), targetChanBuffer)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	within(t, "open beyond the queue", func() {
+		_, _, err := sc.OpenChannel("forwarded-tcpip", nil)
+		var oc *gossh.OpenChannelError
+		if !errors.As(err, &oc) || oc.Reason != gossh.ResourceShortage {
+			t.Errorf("open beyond the queue: %v, want ResourceShortage", err)
+		}
+	})
+	within(t, "keep-alive with a full queue", func() {
+		if _, _, err := sc.SendRequest("keepalive@openssh.com", true, nil); err != nil {
+			t.Errorf("keep-alive: %v", err)
+		}
+	})
 }
