@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // Gatehouse caps connections per source address (256, an IPv4 address
@@ -38,14 +40,30 @@ type conn struct {
 	c   *tls.Conn
 	br  *bufio.Reader
 	req []byte
+	// h2 and h2req are set on an HTTP/2 connection (x/net/http2's
+	// single-connection client); req and br are then unused.
+	h2    *http2.ClientConn
+	h2req func() *http.Request
 }
 
-// dialConn opens the i-th connection to u with the given headers.
-func dialConn(ctx context.Context, u *url.URL, i int, headers []string, roots *x509.CertPool) (*conn, error) {
+// dialConn opens the i-th connection to u with the given headers, over
+// HTTP/2 when h2 is set, else HTTP/1.1.
+func dialConn(ctx context.Context, u *url.URL, i int, headers []string, roots *x509.CertPool, h2 bool) (*conn, error) {
 	d := &net.Dialer{LocalAddr: sourceAddr(i), Timeout: 10 * time.Second}
-	c, err := tls.DialWithDialer(d, "tcp", u.Host, &tls.Config{ServerName: u.Hostname(), RootCAs: roots, NextProtos: []string{"http/1.1"}})
+	proto := "http/1.1"
+	if h2 {
+		proto = "h2"
+	}
+	c, err := tls.DialWithDialer(d, "tcp", u.Host, &tls.Config{ServerName: u.Hostname(), RootCAs: roots, NextProtos: []string{proto}})
 	if err != nil {
 		return nil, err
+	}
+	if got := c.ConnectionState().NegotiatedProtocol; got != proto {
+		c.Close()
+		return nil, fmt.Errorf("ALPN: server chose %q, want %q", got, proto)
+	}
+	if h2 {
+		return dialH2(c, u, headers)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: bench-http\r\n", u.RequestURI(), u.Host)
@@ -56,8 +74,35 @@ func dialConn(ctx context.Context, u *url.URL, i int, headers []string, roots *x
 	return &conn{c: c, br: bufio.NewReaderSize(c, 4096), req: []byte(b.String())}, nil
 }
 
+// dialH2 starts an HTTP/2 client on c.
+func dialH2(c *tls.Conn, u *url.URL, headers []string) (*conn, error) {
+	cc, err := (&http2.Transport{}).NewClientConn(c)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	h := http.Header{"User-Agent": {"bench-http"}}
+	for _, line := range headers {
+		k, v, _ := strings.Cut(line, ":")
+		h.Add(k, strings.TrimSpace(v))
+	}
+	newReq := func() *http.Request {
+		return &http.Request{Method: http.MethodGet, URL: u, Host: u.Host, Header: h.Clone(), Proto: "HTTP/2.0", ProtoMajor: 2}
+	}
+	return &conn{c: c, h2: cc, h2req: newReq}, nil
+}
+
 // do sends the request and reads the answer; it returns the status.
 func (c *conn) do() (int, error) {
+	if c.h2 != nil {
+		res, err := c.h2.RoundTrip(c.h2req())
+		if err != nil {
+			return 0, err
+		}
+		_, err = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode, err
+	}
 	if _, err := c.c.Write(c.req); err != nil {
 		return 0, err
 	}
@@ -74,7 +119,7 @@ func (c *conn) do() (int, error) {
 // first, with at most 64 handshakes at a time. An answer that is not 200
 // is recorded in e.fails (what names it) and its connection kept; a
 // connection that fails ends the mode.
-func (e *env) dialAll(t *target, what string, n int) ([]*conn, error) {
+func (e *env) dialAll(t *target, what string, n int, h2 bool) ([]*conn, error) {
 	u, err := url.Parse(t.url)
 	if err != nil {
 		return nil, err
@@ -89,7 +134,7 @@ func (e *env) dialAll(t *target, what string, n int) ([]*conn, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := dialConn(context.Background(), u, i, t.headers, e.roots)
+			c, err := dialConn(context.Background(), u, i, t.headers, e.roots, h2)
 			if err == nil {
 				var code int
 				if code, err = c.do(); err != nil {
@@ -161,17 +206,48 @@ func childPIDs(pid int) []int {
 	return out
 }
 
-// runIdle holds o.idleConns idle keep-alive connections (each after one
-// request) to Gatehouse and to nginx, and reports RSS per connection.
+// runIdle holds o.idleConns idle keep-alive HTTP/1.1 connections (each
+// after one request) to Gatehouse and to nginx, and reports RSS per
+// connection against the target.
 func (e *env) runIdle() error {
+	per, err := e.idleConns("idle", e.ghT, e.ngxT, false)
+	if err != nil {
+		return err
+	}
+	check(per <= 40, "gatehouse RSS per idle connection <= 40 KiB: %.1f KiB", per)
+	return nil
+}
+
+// runIdleH2 is runIdle over HTTP/2, the browsers' protocol, against
+// nginx's http2 listener. It is reported; the target is for
+// HTTP/1.1.
+func (e *env) runIdleH2() error {
+	ngx := *e.ngxT
+	ngx.url = fmt.Sprintf("https://localhost:%d/", e.ports["nginxh2"])
+	per, err := e.idleConns("idle-h2", e.ghT, &ngx, true)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  (reported) gatehouse RSS per idle HTTP/2 connection: %.1f KiB\n", per)
+	return nil
+}
+
+// idleConns holds o.idleConns idle connections to gh and to ngx, prints
+// the RSS per connection of each, and returns Gatehouse's.
+func (e *env) idleConns(mode string, gh, ngx *target, h2 bool) (float64, error) {
 	n := e.o.idleConns
-	fmt.Printf("\nidle keep-alive connections: %d to each, one request on each first, RSS %s later; load %s\n", n, e.o.idleSettle, loadavg())
-	for _, t := range []*target{e.ghT, e.ngxT} {
+	proto := "HTTP/1.1"
+	if h2 {
+		proto = "HTTP/2"
+	}
+	fmt.Printf("\nidle keep-alive %s connections: %d to each, one request on each first, RSS %s later; load %s\n", proto, n, e.o.idleSettle, loadavg())
+	var ghPer float64
+	for _, t := range []*target{gh, ngx} {
 		pid := t.proc.cmd.Process.Pid
 		before := rssKiB(pid)
-		conns, err := e.dialAll(t, "idle", n)
+		conns, err := e.dialAll(t, mode, n, h2)
 		if err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
+			return 0, fmt.Errorf("%s: %w", t.name, err)
 		}
 		// Let the server settle. Go returns memory (grown goroutine
 		// stacks above all) only after a garbage collection, which an
@@ -198,20 +274,19 @@ func (e *env) runIdle() error {
 		fmt.Printf("%-26s RSS %d KiB -> %d KiB with %d idle connections: %.1f KiB per connection; %d of 100 re-used connections failed\n",
 			t.name, before, after, n, per, failed.Load())
 		if failed.Load() > 0 {
-			e.fails = append(e.fails, fmt.Sprintf("- idle, %s: %d of 100 held connections failed a second request", t.name, failed.Load()))
+			e.fails = append(e.fails, fmt.Sprintf("- %s, %s: %d of 100 held connections failed a second request", mode, t.name, failed.Load()))
 		}
-		if t == e.ghT {
-			e.idlePerConn = per
+		if t == gh {
+			ghPer = per
 		}
 		time.Sleep(time.Second)
 	}
-	check(e.idlePerConn <= 40, "gatehouse RSS per idle connection <= 40 KiB: %.1f KiB", e.idlePerConn)
-	return nil
+	return ghPer, nil
 }
 
 // runLoad keeps n connections busy for d, one request at a time each.
 func (e *env) runLoad(t *target, n int, d time.Duration) (wrkResult, error) {
-	conns, err := e.dialAll(t, fmt.Sprintf("%d connections", n), n)
+	conns, err := e.dialAll(t, fmt.Sprintf("%d connections", n), n, false)
 	if err != nil {
 		return wrkResult{}, err
 	}

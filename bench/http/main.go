@@ -70,7 +70,7 @@ func run() int {
 	flag.DurationVar(&o.pause, "pause", 4*time.Millisecond, "per-connection pause for the fixed-load latency rounds (0: skip them)")
 	flag.StringVar(&o.env, "gatehouse-env", "", "extra `VAR=value` in Gatehouse's environment (e.g. GOGC=200)")
 	flag.StringVar(&o.modes, "modes", "h1,h2,big,idle,many,growth,profile",
-		"comma-separated `modes`: h1, h2, big (1 MiB down and up), idle (10,000 idle connections), many (1,000 active), growth (CPU per request at 1-1000 connections), profile, or all")
+		"comma-separated `modes`: h1, h2, big (1 MiB down and up), idle (10,000 idle connections), idle-h2 (the same over HTTP/2; not in the default: run it alone, as RSS a process already grew is reused), many (1,000 active), growth (CPU per request at 1-1000 connections), profile, or all")
 	flag.IntVar(&o.h2Conns, "h2-c", 32, "h2load connections")
 	flag.IntVar(&o.h2Streams, "h2-m", 10, "h2load concurrent streams per connection")
 	flag.IntVar(&o.idleConns, "idle", 10000, "idle keep-alive connections held in the idle mode")
@@ -135,12 +135,14 @@ func (e *env) runModes() error {
 	steps := []struct {
 		name string
 		fn   func() error
+		// alone: only when named, not with "all" (see idle-h2)
+		alone bool
 	}{
-		{"h1", e.runH1}, {"h2", e.runH2}, {"big", e.runBig}, {"idle", e.runIdle}, {"many", e.runMany},
-		{"growth", e.runGrowth}, {"profile", e.runProfile},
+		{"h1", e.runH1, false}, {"h2", e.runH2, false}, {"big", e.runBig, false}, {"idle", e.runIdle, false},
+		{"idle-h2", e.runIdleH2, true}, {"many", e.runMany, false}, {"growth", e.runGrowth, false}, {"profile", e.runProfile, false},
 	}
 	for _, s := range steps {
-		if !want[s.name] && !want["all"] {
+		if !want[s.name] && (!want["all"] || s.alone) {
 			continue
 		}
 		if err := s.fn(); err != nil {

@@ -38,8 +38,6 @@ type env struct {
 	fails   []string
 	// bigChecks are the large-body results, for the targets.
 	bigChecks []bigCheck
-	// idlePerConn is Gatehouse's RSS per idle connection in KiB.
-	idlePerConn float64
 }
 
 func (e *env) close() {
