@@ -17,8 +17,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // Gatehouse caps connections per source address (256, an IPv4 address
@@ -37,12 +35,12 @@ func sourceAddr(i int) *net.TCPAddr {
 // conn is one keep-alive HTTPS connection of the load client. It sends
 // one request at a time and reads the whole answer before the next.
 type conn struct {
-	c   *tls.Conn
+	c   *tls.Conn // HTTP/1.1; nil over HTTP/2
 	br  *bufio.Reader
 	req []byte
-	// h2 and h2req are set on an HTTP/2 connection (x/net/http2's
-	// single-connection client); req and br are then unused.
-	h2    *http2.ClientConn
+	// h2 and h2req are set on an HTTP/2 connection (net/http's
+	// single-connection client); c, req and br are then unused.
+	h2    *http.ClientConn
 	h2req func() *http.Request
 }
 
@@ -50,20 +48,12 @@ type conn struct {
 // HTTP/2 when h2 is set, else HTTP/1.1.
 func dialConn(ctx context.Context, u *url.URL, i int, headers []string, roots *x509.CertPool, h2 bool) (*conn, error) {
 	d := &net.Dialer{LocalAddr: sourceAddr(i), Timeout: 10 * time.Second}
-	proto := "http/1.1"
 	if h2 {
-		proto = "h2"
+		return dialH2(ctx, d, u, headers, roots)
 	}
-	c, err := tls.DialWithDialer(d, "tcp", u.Host, &tls.Config{ServerName: u.Hostname(), RootCAs: roots, NextProtos: []string{proto}})
+	c, err := tls.DialWithDialer(d, "tcp", u.Host, &tls.Config{ServerName: u.Hostname(), RootCAs: roots, NextProtos: []string{"http/1.1"}})
 	if err != nil {
 		return nil, err
-	}
-	if got := c.ConnectionState().NegotiatedProtocol; got != proto {
-		c.Close()
-		return nil, fmt.Errorf("ALPN: server chose %q, want %q", got, proto)
-	}
-	if h2 {
-		return dialH2(c, u, headers)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: bench-http\r\n", u.RequestURI(), u.Host)
@@ -74,11 +64,16 @@ func dialConn(ctx context.Context, u *url.URL, i int, headers []string, roots *x
 	return &conn{c: c, br: bufio.NewReaderSize(c, 4096), req: []byte(b.String())}, nil
 }
 
-// dialH2 starts an HTTP/2 client on c.
-func dialH2(c *tls.Conn, u *url.URL, headers []string) (*conn, error) {
-	cc, err := (&http2.Transport{}).NewClientConn(c)
+// dialH2 opens one HTTP/2 connection to u from d's source address.
+func dialH2(ctx context.Context, d *net.Dialer, u *url.URL, headers []string, roots *x509.CertPool) (*conn, error) {
+	tr := &http.Transport{
+		DialContext:     d.DialContext,
+		TLSClientConfig: &tls.Config{ServerName: u.Hostname(), RootCAs: roots},
+		Protocols:       new(http.Protocols),
+	}
+	tr.Protocols.SetHTTP2(true)
+	cc, err := tr.NewClientConn(ctx, "https", u.Host)
 	if err != nil {
-		c.Close()
 		return nil, err
 	}
 	h := http.Header{"User-Agent": {"bench-http"}}
@@ -87,9 +82,18 @@ func dialH2(c *tls.Conn, u *url.URL, headers []string) (*conn, error) {
 		h.Add(k, strings.TrimSpace(v))
 	}
 	newReq := func() *http.Request {
-		return &http.Request{Method: http.MethodGet, URL: u, Host: u.Host, Header: h.Clone(), Proto: "HTTP/2.0", ProtoMajor: 2}
+		return &http.Request{Method: http.MethodGet, URL: u, Host: u.Host, Header: h.Clone()}
 	}
-	return &conn{c: c, h2: cc, h2req: newReq}, nil
+	return &conn{h2: cc, h2req: newReq}, nil
+}
+
+// close closes the connection.
+func (c *conn) close() {
+	if c.h2 != nil {
+		c.h2.Close()
+		return
+	}
+	c.c.Close()
 }
 
 // do sends the request and reads the answer; it returns the status.
@@ -98,6 +102,10 @@ func (c *conn) do() (int, error) {
 		res, err := c.h2.RoundTrip(c.h2req())
 		if err != nil {
 			return 0, err
+		}
+		if res.ProtoMajor != 2 {
+			res.Body.Close()
+			return 0, fmt.Errorf("answered over %s, want HTTP/2", res.Proto)
 		}
 		_, err = io.Copy(io.Discard, res.Body)
 		res.Body.Close()
@@ -138,7 +146,7 @@ func (e *env) dialAll(t *target, what string, n int, h2 bool) ([]*conn, error) {
 			if err == nil {
 				var code int
 				if code, err = c.do(); err != nil {
-					c.c.Close()
+					c.close()
 				} else if code != http.StatusOK {
 					mu.Lock()
 					bad[code]++
@@ -168,7 +176,7 @@ func (e *env) dialAll(t *target, what string, n int, h2 bool) ([]*conn, error) {
 func closeAll(conns []*conn) {
 	for _, c := range conns {
 		if c != nil {
-			c.c.Close()
+			c.close()
 		}
 	}
 }
