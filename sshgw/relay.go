@@ -5,8 +5,11 @@ import (
 	"sync"
 )
 
-// relayBufSize is one SSH packet's worth of payload: each read from a
-// channel returns at most one packet and each write of this size is sent
+// relayBufSize is one SSH packet's worth of payload. A read from a channel
+// returns what it has buffered, up to the buffer: one packet when the pipe
+// keeps up, which under bulk traffic it mostly does (bench/ssh measured
+// 128 and 256 KiB buffers, which let one read and one window adjustment
+// cover several packets, at no clear gain). A write of this size is sent
 // as one packet.
 const relayBufSize = 32 << 10
 
