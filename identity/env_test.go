@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/audit/audittest"
 	"github.com/gatehouse-dev/gatehouse/internal/testlog"
 	"github.com/gatehouse-dev/gatehouse/secrets/secretstest"
 	"github.com/gatehouse-dev/gatehouse/store"
@@ -35,19 +36,19 @@ func (c *clock) Advance(d time.Duration) {
 // recorder is an audit log that keeps events in memory and can be told to
 // fail.
 type recorder struct {
-	mu     sync.Mutex // guards events, fail
-	events []audit.Event
-	fail   bool
+	audittest.Recorder
+	mu   sync.Mutex // guards fail
+	fail bool
 }
 
-func (r *recorder) Log(_ context.Context, e audit.Event) error {
+func (r *recorder) Log(ctx context.Context, e audit.Event) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.fail {
+	fail := r.fail
+	r.mu.Unlock()
+	if fail {
 		return errors.New("audit sink down")
 	}
-	r.events = append(r.events, e)
-	return nil
+	return r.Recorder.Log(ctx, e)
 }
 
 func (r *recorder) setFail(f bool) {
@@ -58,15 +59,7 @@ func (r *recorder) setFail(f bool) {
 
 // find returns the events of type typ with the given decision.
 func (r *recorder) find(typ, decision string) []audit.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []audit.Event
-	for _, e := range r.events {
-		if e.Type == typ && (decision == "" || e.Decision == decision) {
-			out = append(out, e)
-		}
-	}
-	return out
+	return r.Find(func(e audit.Event) bool { return e.Type == typ && (decision == "" || e.Decision == decision) })
 }
 
 // env is one test's store, clock, audit log and Deps.

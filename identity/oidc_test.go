@@ -285,7 +285,7 @@ func TestOIDCRefusals(t *testing.T) {
 				t.Fatalf("FinishLogin = %+v, %v; want %v", l, err, tc.want)
 			}
 			if len(e.audit.find(EventSSOLogin, "deny")) != 1 || len(e.audit.find(EventSSOLogin, "allow")) != 0 {
-				t.Errorf("audit = %+v", e.audit.events)
+				t.Errorf("audit = %+v", e.audit.Events())
 			}
 		})
 	}

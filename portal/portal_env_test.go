@@ -19,6 +19,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/assertion"
 	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/audit/audittest"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/testlog"
@@ -28,29 +29,11 @@ import (
 )
 
 // ptAudit records audit events for assertions.
-type ptAudit struct {
-	mu     sync.Mutex
-	events []audit.Event
-}
-
-func (a *ptAudit) Log(_ context.Context, e audit.Event) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.events = append(a.events, e)
-	return nil
-}
+type ptAudit struct{ audittest.Recorder }
 
 // find returns the recorded events of type typ with decision dec.
 func (a *ptAudit) find(typ, dec string) []audit.Event {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []audit.Event
-	for _, e := range a.events {
-		if e.Type == typ && (dec == "" || e.Decision == dec) {
-			out = append(out, e)
-		}
-	}
-	return out
+	return a.Find(func(e audit.Event) bool { return e.Type == typ && (dec == "" || e.Decision == dec) })
 }
 
 // ptEnv is a portal and its app gates over real identity components, a

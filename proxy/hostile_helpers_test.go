@@ -1,11 +1,9 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,34 +12,20 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/assertion"
 	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/audit/audittest"
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/config"
 )
 
 // recAudit records audit events.
-type recAudit struct {
-	mu  sync.Mutex
-	evs []audit.Event
-}
-
-func (a *recAudit) Log(_ context.Context, ev audit.Event) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.evs = append(a.evs, ev)
-	return nil
-}
+type recAudit struct{ audittest.Recorder }
 
 // has reports whether an event of type typ whose reason contains sub was
 // recorded.
 func (a *recAudit) has(typ, sub string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, ev := range a.evs {
-		if ev.Type == typ && strings.Contains(ev.Reason, sub) && ev.Decision == audit.Deny && ev.Source != "" {
-			return true
-		}
-	}
-	return false
+	return len(a.Find(func(ev audit.Event) bool {
+		return ev.Type == typ && strings.Contains(ev.Reason, sub) && ev.Decision == audit.Deny && ev.Source != ""
+	})) > 0
 }
 
 // testGate stands in for portal's gate: it admits who where authz allows

@@ -2,40 +2,21 @@ package recording
 
 import (
 	"bytes"
-	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/audit/audittest"
 	"github.com/gatehouse-dev/gatehouse/internal/testlog"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
 // fakeAudit keeps the events it is given.
-type fakeAudit struct {
-	mu     sync.Mutex
-	events []audit.Event
-}
-
-func (a *fakeAudit) Log(_ context.Context, e audit.Event) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.events = append(a.events, e)
-	return nil
-}
+type fakeAudit struct{ audittest.Recorder }
 
 func (a *fakeAudit) ofType(typ string) []audit.Event {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []audit.Event
-	for _, e := range a.events {
-		if e.Type == typ {
-			out = append(out, e)
-		}
-	}
-	return out
+	return a.Find(func(e audit.Event) bool { return e.Type == typ })
 }
 
 type env struct {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/audit/audittest"
 	"github.com/gatehouse-dev/gatehouse/authz"
 	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/testlog"
@@ -162,30 +163,10 @@ func (f *fakeLocks) set(email string, v bool) {
 }
 
 // fakeAudit records events.
-type fakeAudit struct {
-	mu     sync.Mutex
-	events []audit.Event
-}
-
-func (f *fakeAudit) Log(_ context.Context, e audit.Event) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.events = append(f.events, e)
-	return nil
-}
+type fakeAudit struct{ audittest.Recorder }
 
 // find returns the events for which match is true.
-func (f *fakeAudit) find(match func(audit.Event) bool) []audit.Event {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []audit.Event
-	for _, e := range f.events {
-		if match(e) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
+func (f *fakeAudit) find(match func(audit.Event) bool) []audit.Event { return f.Find(match) }
 
 // waitFor polls until match finds an event or the timeout passes.
 func (f *fakeAudit) waitFor(t *testing.T, what string, match func(audit.Event) bool) audit.Event {

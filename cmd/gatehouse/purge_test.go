@@ -4,28 +4,15 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/audit"
+	"github.com/gatehouse-dev/gatehouse/audit/audittest"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/recording"
 	"github.com/gatehouse-dev/gatehouse/secrets/secretstest"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
-
-// eventLog keeps the audit events it is given.
-type eventLog struct {
-	mu  sync.Mutex
-	evs []audit.Event
-}
-
-func (l *eventLog) Log(_ context.Context, ev audit.Event) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.evs = append(l.evs, ev)
-	return nil
-}
 
 // TestPurgeStoppedPartWayIsAudited checks that a purge that fails part-way
 // still leaves a purge event (what it deleted so far, and why it stopped),
@@ -38,7 +25,7 @@ func TestPurgeStoppedPartWayIsAudited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	al := &eventLog{}
+	al := &audittest.Recorder{}
 	rec, err := recording.New(recorderConfig(cfg, st, secretstest.New(t), al, nil, "test"))
 	if err != nil {
 		t.Fatal(err)
@@ -47,12 +34,7 @@ func TestPurgeStoppedPartWayIsAudited(t *testing.T) {
 	if _, err := purge(context.Background(), cfg, rec, nil, al, "ann@example.com"); err == nil {
 		t.Fatal("purge over a closed store reported success")
 	}
-	var purges []audit.Event
-	for _, ev := range al.evs {
-		if ev.Type == "purge" {
-			purges = append(purges, ev)
-		}
-	}
+	purges := al.Find(func(ev audit.Event) bool { return ev.Type == "purge" })
 	if len(purges) != 1 || !strings.Contains(purges[0].Reason, "stopped part-way") {
 		t.Fatalf("purge events = %+v, want one saying it stopped part-way", purges)
 	}
