@@ -76,7 +76,8 @@ func (c *appCache) generation() uint64 {
 	return c.gen
 }
 
-// fill is put for a lookup that began in generation gen: if a forget came
+// fill caches a verified session (putLocked) for a lookup that began in
+// generation gen: if a forget came
 // since, the result may predate a revocation and is not cached.
 func (c *appCache) fill(gen uint64, value string, who authz.Subject, handle, parent string, now, end time.Time) {
 	c.mu.Lock()
@@ -87,14 +88,8 @@ func (c *appCache) fill(gen uint64, value string, who authz.Subject, handle, par
 	c.putLocked(value, who, handle, parent, now, end)
 }
 
-// put caches a verified session until the sooner of now+ttl and end.
-func (c *appCache) put(value string, who authz.Subject, handle, parent string, now, end time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.putLocked(value, who, handle, parent, now, end)
-}
-
-// putLocked is put with c.mu held.
+// putLocked caches a verified session until the sooner of now+ttl and
+// end. c.mu must be held.
 func (c *appCache) putLocked(value string, who authz.Subject, handle, parent string, now, end time.Time) {
 	if c.ttl <= 0 {
 		return
