@@ -77,8 +77,8 @@ func (c *appCache) generation() uint64 {
 }
 
 // fill caches a verified session (putLocked) for a lookup that began in
-// generation gen: if a forget came
-// since, the result may predate a revocation and is not cached.
+// generation gen: if a forget came since, the result may predate a
+// revocation and is not cached.
 func (c *appCache) fill(gen uint64, value string, who authz.Subject, handle, parent string, now, end time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
