@@ -5,13 +5,20 @@ import (
 	"sync"
 )
 
-// relayBufSize is one SSH packet's worth of payload. A read from a channel
-// returns what it has buffered, up to the buffer: one packet when the pipe
-// keeps up, which under bulk traffic it mostly does (bench/ssh measured
-// 128 and 256 KiB buffers, which let one read and one window adjustment
-// cover several packets, at no clear gain). A write of this size is sent
-// as one packet.
-const relayBufSize = 32 << 10
+// relayBufSize is the read buffer of a pipe while data streams: eight
+// SSH packets. A read from a channel returns all it has buffered, up to
+// the buffer, and x/crypto/ssh sends the peer a window adjustment after a
+// read whenever more than three packets' worth of the window is
+// outstanding. Under bulk traffic the pipe runs a little behind, so with a
+// one-packet buffer that was after every read: a packet and a write system
+// call to the client for each 32 KiB relayed, which the client must also
+// decrypt. A read of up to 256 KiB drains the backlog at once and sends
+// one adjustment for it (strace: 0.16 small writes per packet relayed
+// instead of 1.0), and the pipe loops an eighth as often. bench/ssh, ten
+// alternating pairs: relay 2.24 CPU-s/GiB against 2.54, 9 % more
+// throughput, 11 % less client CPU. The buffer is pooled and held only
+// while data streams (see idleReadSize).
+const relayBufSize = 256 << 10
 
 // idleReadSize is the read buffer of a pipe that is not streaming. A pipe
 // spends most of its life blocked in Read (an interactive shell between
