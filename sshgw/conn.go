@@ -136,7 +136,7 @@ func (s *Server) connCallback(ctx glssh.Context, nc net.Conn) net.Conn {
 	ctx.SetValue(connKey, c)
 	// gliderlabs cancels its context when the connection ends.
 	context.AfterFunc(ctx, c.cancel)
-	return &watchConn{Conn: newCoalescer(nc), c: c}
+	return &watchConn{Conn: s.transport(nc), c: c}
 }
 
 // email returns the authenticated person's email, or "".

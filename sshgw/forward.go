@@ -126,7 +126,7 @@ func (c *conn) jumpChannel(nc gossh.NewChannel, a *authResult) {
 	inner := c.s.newConn(c.ctx, cc, c.remote, t, nil)
 	cc.gone = inner.cancel
 	defer inner.close("")
-	sc, chans, greqs, err := gossh.NewServerConn(newCoalescer(cc), inner.serverConfig())
+	sc, chans, greqs, err := gossh.NewServerConn(c.s.transport(cc), inner.serverConfig())
 	if err != nil {
 		inner.log.DebugContext(inner.ctx, "Inner ProxyJump handshake ended without a session.", "error", err)
 		return

@@ -29,14 +29,18 @@ const relayBufSize = 256 << 10
 // reads come back short again.
 const idleReadSize = 1 << 10
 
-// bufPool lends relay buffers, so a connection allocates none for data.
-type bufPool struct{ p sync.Pool }
+// bufPool lends buffers of one size, so a connection allocates none for
+// data.
+type bufPool struct {
+	size int
+	p    sync.Pool
+}
 
 func (b *bufPool) get() *[]byte {
 	if v, ok := b.p.Get().(*[]byte); ok {
 		return v
 	}
-	buf := make([]byte, relayBufSize)
+	buf := make([]byte, b.size)
 	return &buf
 }
 

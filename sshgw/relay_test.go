@@ -43,7 +43,7 @@ func TestPipeBufferFollowsTheTraffic(t *testing.T) {
 	for _, c := range src.chunks {
 		want.Write(c)
 	}
-	s := &Server{now: time.Now}
+	s := &Server{now: time.Now, bufs: bufPool{size: relayBufSize}}
 	c := &conn{s: s}
 	var dst bytes.Buffer
 	n := c.pipe(&dst, src)

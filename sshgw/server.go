@@ -116,8 +116,9 @@ type Server struct {
 	log       *slog.Logger
 	now       func() time.Time
 
-	gl   *glssh.Server
-	bufs bufPool // relay buffers
+	gl       *glssh.Server
+	bufs     bufPool // relay buffers (relayBufSize)
+	readBufs bufPool // readAhead buffers (readAheadSize)
 	// ctx is the server's lifetime; Shutdown cancels it, which ends every
 	// pending approval wait and the lock watcher.
 	ctx    context.Context
@@ -157,6 +158,8 @@ func New(c Config) (*Server, error) {
 		return nil, fmt.Errorf("sshgw: %w", err)
 	}
 	s := &Server{
+		bufs:      bufPool{size: relayBufSize},
+		readBufs:  bufPool{size: readAheadSize},
 		keys:      k,
 		pre:       pre,
 		approvals: c.Approvals,

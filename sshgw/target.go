@@ -193,7 +193,7 @@ func (s *Server) dialTarget(ctx context.Context, t *target, login string, who au
 	deadline, _ := ctx.Deadline()
 	_ = nc.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-	cc, chans, reqs, err := gossh.NewClientConn(newCoalescer(nc), t.cfg.Address, cfg)
+	cc, chans, reqs, err := gossh.NewClientConn(s.transport(nc), t.cfg.Address, cfg)
 	stopped := stop()
 	if err != nil {
 		nc.Close()
