@@ -1,6 +1,7 @@
 package sshgw
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -25,28 +26,40 @@ const readAheadSize = 64 << 10
 // (through syscall.RawConn, whose wait honours deadlines and Close as
 // net.Conn's Read does), and it goes back as soon as x/crypto has read it
 // all. So a connection waiting for data, which is what most are, holds no
-// buffer. Reads are not concurrent: x/crypto reads from one goroutine.
+// buffer. One whose x/crypto reader is stalled (its queue of unhandled
+// packets full) holds what was read ahead, at most readAheadSize. Reads
+// are not concurrent: x/crypto reads from one goroutine.
 type readAhead struct {
 	net.Conn
 	rc   syscall.RawConn
 	pool *bufPool
 	buf  *[]byte // the pooled buffer while it holds unread data, else nil
 	data []byte  // the unread part of *buf
+
+	// The outcome of the last read system call, and the function that
+	// makes it, bound once so that a fill allocates nothing.
+	n      int
+	rerr   error
+	readFD func(fd uintptr) bool
 }
 
 // transport wraps a connection for x/crypto/ssh's transport: writes go
 // through a coalescer, and reads from a TCP socket through a readAhead.
 func (s *Server) transport(nc net.Conn) net.Conn {
 	w := newCoalescer(nc)
-	sc, ok := nc.(syscall.Conn)
+	// Only a *net.TCPConn: a wrapper that embeds one but has its own Read
+	// (a PROXY protocol listener's, say) must be read through that Read.
+	tc, ok := nc.(*net.TCPConn)
 	if !ok {
 		return w // not a socket (an inner ProxyJump connection, a test pipe)
 	}
-	rc, err := sc.SyscallConn()
+	rc, err := tc.SyscallConn()
 	if err != nil {
 		return w
 	}
-	return &readAhead{Conn: w, rc: rc, pool: &s.readBufs}
+	a := &readAhead{Conn: w, rc: rc, pool: &s.readBufs}
+	a.readFD = a.readSocket
+	return a
 }
 
 func (a *readAhead) Read(p []byte) (int, error) {
@@ -57,6 +70,13 @@ func (a *readAhead) Read(p []byte) (int, error) {
 		if err := a.fill(); err != nil {
 			return 0, err
 		}
+	} else if err := a.rc.Read(isOpen); err != nil {
+		// Closed (or past a read deadline) with data still read ahead:
+		// fail as a socket read would, so that nothing received before
+		// the close is handed to x/crypto after it. No system call: the
+		// check is the poller's.
+		a.release()
+		return 0, a.opError(err)
 	}
 	n := copy(p, a.data)
 	a.data = a.data[n:]
@@ -66,46 +86,59 @@ func (a *readAhead) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// isOpen is a RawConn read that reads nothing: RawConn.Read fails on a
+// closed connection or a passed deadline before it calls it.
+func isOpen(uintptr) bool { return true }
+
 func (a *readAhead) release() {
-	a.pool.put(a.buf)
+	if a.buf != nil {
+		a.pool.put(a.buf)
+	}
 	a.buf, a.data = nil, nil
 }
 
 // fill reads what the socket holds into a pooled buffer, waiting until it
 // holds something.
 func (a *readAhead) fill() error {
-	var n int
-	var rerr error
-	err := a.rc.Read(func(fd uintptr) bool {
-		buf := a.pool.get()
-		for {
-			n, rerr = syscall.Read(int(fd), *buf)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			a.pool.put(buf) // nothing yet: wait without holding it
-			return false
-		}
-		a.buf = buf
-		return true
-	})
+	if err := a.rc.Read(a.readFD); err != nil {
+		return a.opError(err) // deadline or Close, while waiting
+	}
 	switch {
-	case err != nil: // deadline or Close, while waiting
-		return a.opError(err)
-	case rerr != nil:
+	case a.rerr != nil:
 		a.release()
-		return a.opError(os.NewSyscallError("read", rerr))
-	case n == 0:
+		return a.opError(os.NewSyscallError("read", a.rerr))
+	case a.n == 0:
 		a.release()
 		return io.EOF
 	}
-	a.data = (*a.buf)[:n]
+	a.data = (*a.buf)[:a.n]
 	return nil
 }
 
-// opError wraps err as net.Conn's Read would.
+// readSocket is fill's RawConn read: it takes a buffer for the read and
+// gives it back if the socket has nothing yet, so that the wait that
+// follows holds none.
+func (a *readAhead) readSocket(fd uintptr) bool {
+	buf := a.pool.get()
+	for {
+		a.n, a.rerr = syscall.Read(int(fd), *buf)
+		if a.rerr != syscall.EINTR {
+			break
+		}
+	}
+	if a.rerr == syscall.EAGAIN {
+		a.pool.put(buf)
+		return false
+	}
+	a.buf = buf
+	return true
+}
+
+// opError wraps err as net.Conn's Read would. RawConn's own errors come
+// wrapped as a "raw-read"; their cause is kept.
 func (a *readAhead) opError(err error) error {
+	if op, ok := errors.AsType[*net.OpError](err); ok {
+		err = op.Err
+	}
 	return &net.OpError{Op: "read", Net: "tcp", Source: a.LocalAddr(), Addr: a.RemoteAddr(), Err: err}
 }

@@ -40,23 +40,38 @@ func tcpPair(t *testing.T, s *Server) (peer net.Conn, a *readAhead) {
 func readAheadServer() *Server { return &Server{readBufs: bufPool{size: readAheadSize}} }
 
 func TestReadAheadDeliversTheStream(t *testing.T) {
-	peer, a := tcpPair(t, readAheadServer())
-	rng := rand.New(rand.NewPCG(1, 2))
+	// Two connections at once, sharing the server's pool.
+	s := readAheadServer()
+	done := make(chan struct{})
+	for i := range 2 {
+		peer, a := tcpPair(t, s)
+		go func() {
+			defer func() { done <- struct{}{} }()
+			checkStream(t, peer, a, uint64(i))
+		}()
+	}
+	<-done
+	<-done
+}
+
+// checkStream writes 3 MiB of random bytes into peer in chunks of every
+// size, with pauses, and checks that a delivers them all, in order.
+func checkStream(t *testing.T, peer net.Conn, a *readAhead, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 2))
 	want := make([]byte, 3<<20)
 	for i := range want {
 		want[i] = byte(rng.Uint32())
 	}
 	go func() {
-		// Chunks of every size, some pauses: the reader sees full
-		// sockets, partial ones and empty ones.
+		wrng := rand.New(rand.NewPCG(seed, 3))
 		rest := want
 		for len(rest) > 0 {
-			n := min(len(rest), 1+rng.IntN(100<<10))
+			n := min(len(rest), 1+wrng.IntN(100<<10))
 			if _, err := peer.Write(rest[:n]); err != nil {
 				return
 			}
 			rest = rest[n:]
-			if rng.IntN(8) == 0 {
+			if wrng.IntN(8) == 0 {
 				time.Sleep(time.Millisecond)
 			}
 		}
@@ -74,11 +89,12 @@ func TestReadAheadDeliversTheStream(t *testing.T) {
 			break
 		}
 		if err != nil {
-			t.Fatalf("read after %d bytes: %v", got.Len(), err)
+			t.Errorf("read after %d bytes: %v", got.Len(), err)
+			return
 		}
 	}
 	if !bytes.Equal(got.Bytes(), want) {
-		t.Fatalf("read %d bytes that differ from the %d written", got.Len(), len(want))
+		t.Errorf("read %d bytes that differ from the %d written", got.Len(), len(want))
 	}
 	if a.buf != nil {
 		t.Error("buffer still held after the stream ended")
@@ -126,7 +142,11 @@ func TestReadAheadDeadlineAndClose(t *testing.T) {
 		_, err := a.Read(make([]byte, 10))
 		done <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Read returned %v with nothing to read", err)
+	case <-time.After(50 * time.Millisecond): // it waits
+	}
 	a.Close()
 	select {
 	case err := <-done:
@@ -135,6 +155,29 @@ func TestReadAheadDeadlineAndClose(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not end the waiting Read")
+	}
+}
+
+func TestReadAheadFailsAfterCloseWithDataHeld(t *testing.T) {
+	peer, a := tcpPair(t, readAheadServer())
+	if _, err := peer.Write([]byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 4)
+	if _, err := io.ReadFull(a, p); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.data) == 0 {
+		t.Fatal("nothing held after a partial read")
+	}
+	// conn.close closes the socket, not the wrapper.
+	a.Conn.(*coalescer).Conn.Close()
+	n, err := a.Read(make([]byte, 64))
+	if n != 0 || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read after Close = %d, %v; want 0 and net.ErrClosed", n, err)
+	}
+	if a.buf != nil {
+		t.Error("buffer still held after the failed read")
 	}
 }
 

@@ -17,17 +17,25 @@ import (
 // instead of 1.0), and the pipe loops an eighth as often. bench/ssh, ten
 // alternating pairs: relay 2.24 CPU-s/GiB against 2.54, 9 % more
 // throughput, 11 % less client CPU. The buffer is pooled and held only
-// while data streams (see idleReadSize).
+// while data streams (see streamingRead).
 const relayBufSize = 256 << 10
 
 // idleReadSize is the read buffer of a pipe that is not streaming. A pipe
 // spends most of its life blocked in Read (an interactive shell between
 // keystrokes, a session left open), and a 32 KiB buffer held there cost
 // each session three of them: 96 KiB, most of its memory. Keystrokes,
-// prompts and short output fit in this; a read that fills it means data is
-// streaming, and the pipe switches to a pooled relayBufSize buffer until
-// reads come back short again.
+// prompts and short output fit in this; a read that fills it may mean that
+// data streams, and the pipe switches to a pooled relayBufSize buffer.
 const idleReadSize = 1 << 10
+
+// streamingRead is the least a read must return for the pipe to keep its
+// relayBufSize buffer for the next one. Bulk traffic delivers a packet or
+// more on every read, and OpenSSH's client reads its input 16 KiB at a
+// time, so its packets carry 16 to 32 KiB. Output that
+// comes in bursts of a few KiB (top, tail -f, a full-screen editor
+// redrawing) gives the buffer back after each burst, so a pipe blocked
+// between bursts holds 1 KiB, not 256 KiB.
+const streamingRead = 16 << 10
 
 // bufPool lends buffers of one size, so a connection allocates none for
 // data.
@@ -48,8 +56,8 @@ func (b *bufPool) put(v *[]byte) { b.p.Put(v) }
 
 // pipe copies src to dst until src ends or a write fails, and records
 // activity for the idle timeout. It reads into a small buffer while little
-// moves and into a pooled one while data streams (see idleReadSize). It
-// returns the number of bytes copied.
+// moves and into a pooled one while data streams (see idleReadSize and
+// streamingRead). It returns the number of bytes copied.
 func (c *conn) pipe(dst io.Writer, src io.Reader) int64 {
 	small := make([]byte, idleReadSize)
 	var big *[]byte
@@ -79,7 +87,7 @@ func (c *conn) pipe(dst io.Writer, src io.Reader) int64 {
 		switch {
 		case big == nil && n == len(small):
 			big = c.s.bufs.get()
-		case big != nil && n < idleReadSize:
+		case big != nil && n < streamingRead:
 			c.s.bufs.put(big)
 			big = nil
 		}

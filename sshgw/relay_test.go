@@ -29,15 +29,17 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 
 func TestPipeBufferFollowsTheTraffic(t *testing.T) {
 	chunk := func(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
-	// A keystroke, a read that fills the idle buffer, two reads that fill
-	// the streaming one, then short output again.
+	// A keystroke, a read that fills the idle buffer, reads of a stream,
+	// a burst of a few KiB (a screen redraw), and short output again.
 	src := &chunkReader{chunks: [][]byte{
 		chunk(1, 'a'),
 		chunk(idleReadSize, 'b'),
 		chunk(relayBufSize, 'c'),
-		chunk(relayBufSize-5, 'd'),
-		chunk(100, 'e'),
-		chunk(3, 'f'),
+		chunk(streamingRead, 'd'),
+		chunk(streamingRead-1, 'e'),
+		chunk(idleReadSize, 'f'),
+		chunk(4<<10, 'g'),
+		chunk(3, 'h'),
 	}}
 	var want bytes.Buffer
 	for _, c := range src.chunks {
@@ -55,8 +57,10 @@ func TestPipeBufferFollowsTheTraffic(t *testing.T) {
 		idleReadSize, // idle: the keystroke
 		idleReadSize, // still idle: this read fills it
 		relayBufSize, // streaming
-		relayBufSize,
-		relayBufSize, // 100 bytes: short, back to idle
+		relayBufSize, // a full packet: still streaming
+		relayBufSize, // less than a packet: back to idle
+		idleReadSize, // fills it
+		relayBufSize, // a burst: back to idle
 		idleReadSize,
 		idleReadSize, // EOF
 	}
