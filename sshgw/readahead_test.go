@@ -101,8 +101,10 @@ func checkStream(t *testing.T, peer net.Conn, a *readAhead, seed uint64) {
 	}
 }
 
-func TestReadAheadHoldsNoBufferWhenDrained(t *testing.T) {
-	peer, a := tcpPair(t, readAheadServer())
+// readPartly sends ten bytes and reads the first four of them, so that
+// a holds the other six read ahead.
+func readPartly(t *testing.T, peer net.Conn, a *readAhead) {
+	t.Helper()
 	if _, err := peer.Write([]byte("0123456789")); err != nil {
 		t.Fatal(err)
 	}
@@ -110,10 +112,15 @@ func TestReadAheadHoldsNoBufferWhenDrained(t *testing.T) {
 	if n, err := io.ReadFull(a, p); err != nil || string(p[:n]) != "0123" {
 		t.Fatalf("read %q, %v", p[:n], err)
 	}
+}
+
+func TestReadAheadHoldsNoBufferWhenDrained(t *testing.T) {
+	peer, a := tcpPair(t, readAheadServer())
+	readPartly(t, peer, a)
 	if a.buf == nil || string(a.data) != "456789" {
 		t.Fatalf("after a partial read: buf %v, data %q; want the rest held", a.buf != nil, a.data)
 	}
-	p = make([]byte, 64)
+	p := make([]byte, 64)
 	if n, err := a.Read(p); err != nil || string(p[:n]) != "456789" {
 		t.Fatalf("read %q, %v", p[:n], err)
 	}
@@ -160,13 +167,7 @@ func TestReadAheadDeadlineAndClose(t *testing.T) {
 
 func TestReadAheadFailsAfterCloseWithDataHeld(t *testing.T) {
 	peer, a := tcpPair(t, readAheadServer())
-	if _, err := peer.Write([]byte("0123456789")); err != nil {
-		t.Fatal(err)
-	}
-	p := make([]byte, 4)
-	if _, err := io.ReadFull(a, p); err != nil {
-		t.Fatal(err)
-	}
+	readPartly(t, peer, a)
 	if len(a.data) == 0 {
 		t.Fatal("nothing held after a partial read")
 	}
