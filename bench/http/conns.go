@@ -367,10 +367,10 @@ func (e *env) runMany() error {
 			printSample("many", round, t.name, s)
 		}
 	}
-	ngx, gh, _ := table(fmt.Sprintf("%d active connections: medians of %d rounds", o.manyConns, o.rounds), targets,
+	r := table(fmt.Sprintf("%d active connections: medians of %d rounds", o.manyConns, o.rounds), targets,
 		func(t *target) []sample { return t.results })
 	fmt.Printf("\n%d connections (reported, no target): gatehouse %.2fx nginx req/s, CPU/req %.2fx, p99 %.2fx\n", o.manyConns,
-		gh.rps/ngx.rps, float64(gh.cpu)/float64(ngx.cpu), float64(gh.p99)/float64(ngx.p99))
+		r.gh.rps/r.ngx.rps, float64(r.gh.cpu)/float64(r.ngx.cpu), float64(r.gh.p99)/float64(r.ngx.p99))
 	return nil
 }
 

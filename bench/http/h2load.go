@@ -107,8 +107,9 @@ func (e *env) runH2() error {
 	ngx := *e.ngxT
 	ngx.url = fmt.Sprintf("https://localhost:%d/", e.ports["nginxh2"])
 	gh := *e.ghT
-	ngx.results, gh.results = nil, nil
-	targets := []*target{&gh, &ngx}
+	fl := *e.floorT
+	ngx.results, gh.results, fl.results = nil, nil, nil
+	targets := []*target{&gh, &ngx, &fl}
 	fmt.Printf("\nHTTP/2: h2load -t%d -c%d -m%d -D %s; %d interleaved rounds; load %s\n",
 		o.threads, o.h2Conns, o.h2Streams, o.duration, o.rounds, loadavg())
 	for round := 1; round <= o.rounds; round++ {
@@ -123,9 +124,10 @@ func (e *env) runH2() error {
 			printSample("h2", round, t.name, s)
 		}
 	}
-	ngxM, ghM, _ := table(fmt.Sprintf("HTTP/2 (h2load, %d connections x %d streams): medians of %d rounds", o.h2Conns, o.h2Streams, o.rounds),
+	r := table(fmt.Sprintf("HTTP/2 (h2load, %d connections x %d streams): medians of %d rounds", o.h2Conns, o.h2Streams, o.rounds),
 		targets, func(t *target) []sample { return t.results })
 	fmt.Println("\nHTTP/2 targets:")
-	checkRatios("HTTP/2", ngxM, ghM)
+	checkRatios("HTTP/2", r.ngx, r.gh)
+	floorLine("HTTP/2", r)
 	return nil
 }

@@ -23,8 +23,13 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "inproc" {
-		os.Exit(runInproc(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "inproc":
+			os.Exit(runInproc(os.Args[2:]))
+		case "floor":
+			os.Exit(runFloor(os.Args[2:]))
+		}
 	}
 	os.Exit(run())
 }

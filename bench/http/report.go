@@ -28,19 +28,29 @@ func medianOf(samples []sample) medians {
 	return medians{rps: rps[len(rps)/2], p99: p99[len(p99)/2], cpu: cpu[len(cpu)/2]}
 }
 
+// ranked are the medians table picks out of its targets; a target that
+// was not measured has zero medians.
+type ranked struct {
+	ngx, gh, o2p, floor medians
+}
+
 // table prints the medians of each target's samples and their ratios to
-// nginx's, and returns the medians of nginx, Gatehouse and oauth2-proxy.
-func table(title string, targets []*target, samples func(*target) []sample) (ngx, gh, o2p medians) {
+// nginx's, and returns the medians of nginx, Gatehouse, oauth2-proxy and
+// the net/http floor.
+func table(title string, targets []*target, samples func(*target) []sample) ranked {
+	var r ranked
 	m := map[string]medians{}
 	for _, t := range targets {
 		m[t.name] = medianOf(samples(t))
 		switch {
 		case t.name == "nginx":
-			ngx = m[t.name]
+			r.ngx = m[t.name]
 		case t.name == "oauth2-proxy":
-			o2p = m[t.name]
+			r.o2p = m[t.name]
+		case t.name == floorName:
+			r.floor = m[t.name]
 		case strings.HasPrefix(t.name, "gatehouse"):
-			gh = m[t.name]
+			r.gh = m[t.name]
 		}
 	}
 	fmt.Printf("\n%s\n", title)
@@ -48,30 +58,45 @@ func table(title string, targets []*target, samples func(*target) []sample) (ngx
 	for _, t := range targets {
 		x := m[t.name]
 		fmt.Printf("%-26s %10.0f %10s %12.1f | %9.2fx %9.2fx %9.2fx\n", t.name, x.rps, x.p99.Round(time.Microsecond),
-			us(x.cpu), x.rps/ngx.rps, float64(x.p99)/float64(ngx.p99), float64(x.cpu)/float64(ngx.cpu))
+			us(x.cpu), x.rps/r.ngx.rps, float64(x.p99)/float64(r.ngx.p99), float64(x.cpu)/float64(r.ngx.cpu))
 	}
-	return ngx, gh, o2p
+	return r
+}
+
+// floorLine prints Gatehouse beside the net/http floor: the share of its
+// cost that is its own work rather than the Go HTTP stack's.
+func floorLine(label string, r ranked) {
+	if r.floor.rps == 0 || r.gh.rps == 0 {
+		return
+	}
+	fmt.Printf("  (reported) %s gatehouse / net/http floor: req/s %.2fx, CPU/req %.2fx, p99 %.2fx; floor / nginx: req/s %.2fx, CPU/req %.2fx\n",
+		label, r.gh.rps/r.floor.rps, float64(r.gh.cpu)/float64(r.floor.cpu), float64(r.gh.p99)/float64(r.floor.p99),
+		r.floor.rps/r.ngx.rps, float64(r.floor.cpu)/float64(r.ngx.cpu))
 }
 
 // report prints the HTTP/1.1 tables and checks the targets.
 func report(targets []*target, o options) {
-	ngx, gh, o2p := table(fmt.Sprintf("HTTP/1.1 saturated (wrk as fast as it can): medians of %d rounds; CPU is the server's process tree,"+
+	sat := table(fmt.Sprintf("HTTP/1.1 saturated (wrk as fast as it can): medians of %d rounds; CPU is the server's process tree,"+
 		" for \"upstream direct\" the upstream nginx itself", o.rounds), targets, func(t *target) []sample { return t.results })
-	var pacedNgx, pacedGh medians
+	var paced ranked
 	if o.pause > 0 {
-		pacedNgx, pacedGh, _ = table(fmt.Sprintf("HTTP/1.1 fixed offered load (%d connections, %s pause between requests): medians of %d rounds",
+		paced = table(fmt.Sprintf("HTTP/1.1 fixed offered load (%d connections, %s pause between requests): medians of %d rounds",
 			o.conns, o.pause, o.rounds), targets, func(t *target) []sample { return t.paced })
 	}
 	fmt.Println("\nHTTP/1.1 targets:")
-	checkRatios("HTTP/1.1", ngx, gh)
+	checkRatios("HTTP/1.1", sat.ngx, sat.gh)
 	if o.pause > 0 {
-		check(float64(pacedGh.p99) <= 1.5*float64(pacedNgx.p99), "HTTP/1.1 gatehouse p99 <= 1.5x nginx (fixed load): %.2fx",
-			float64(pacedGh.p99)/float64(pacedNgx.p99))
-		check(float64(pacedGh.cpu) <= 1.4*float64(pacedNgx.cpu), "HTTP/1.1 gatehouse CPU/req <= 1.4x nginx (fixed load): %.2fx",
-			float64(pacedGh.cpu)/float64(pacedNgx.cpu))
+		check(float64(paced.gh.p99) <= 1.5*float64(paced.ngx.p99), "HTTP/1.1 gatehouse p99 <= 1.5x nginx (fixed load): %.2fx",
+			float64(paced.gh.p99)/float64(paced.ngx.p99))
+		check(float64(paced.gh.cpu) <= 1.4*float64(paced.ngx.cpu), "HTTP/1.1 gatehouse CPU/req <= 1.4x nginx (fixed load): %.2fx",
+			float64(paced.gh.cpu)/float64(paced.ngx.cpu))
 	}
-	if o2p.rps > 0 {
-		check(gh.rps >= 3*o2p.rps, "HTTP/1.1 gatehouse rps >= 3x oauth2-proxy: %.2fx", gh.rps/o2p.rps)
+	if sat.o2p.rps > 0 {
+		check(sat.gh.rps >= 3*sat.o2p.rps, "HTTP/1.1 gatehouse rps >= 3x oauth2-proxy: %.2fx", sat.gh.rps/sat.o2p.rps)
+	}
+	floorLine("HTTP/1.1 saturated", sat)
+	if o.pause > 0 {
+		floorLine("HTTP/1.1 fixed load", paced)
 	}
 }
 
