@@ -102,7 +102,7 @@ func NewUpstream(r config.Route, signer Signer, logger *slog.Logger) (*Upstream,
 		u.strip = append(u.strip, normHeaderName(h))
 	}
 	u.rp = httputil.ReverseProxy{
-		Transport:      newUpstreamTransport(timeout),
+		Transport:      newUpstreamTransport(target, timeout),
 		BufferPool:     newBufferPool(),
 		ErrorHandler:   u.fail,
 		ModifyResponse: u.modifyResponse,
@@ -114,19 +114,16 @@ func NewUpstream(r config.Route, signer Signer, logger *slog.Logger) (*Upstream,
 	return u, nil
 }
 
-// newUpstreamTransport returns a transport dedicated to one upstream. It
+// newUpstreamTransport returns the transport dedicated to one upstream. It
 // speaks HTTP/1.1 only (WebSocket upgrades need it), ignores proxy
 // environment variables, never decompresses, and keeps enough idle
-// connections for the expected concurrency.
-//
-// It is the standard http.Transport on purpose. A hand-written keep-alive
-// client for GET/HEAD saved about 12% CPU per request in bench/http, but a
-// connection-reuse bug in a pool shared by everyone's requests can hand one
-// person's response to another, the worst failure an identity-aware proxy
-// can have; http.Transport is the battle-tested answer to that.
-func newUpstreamTransport(timeout time.Duration) http.RoundTripper {
+// connections for the expected concurrency. For a plain-HTTP upstream,
+// bodiless GET and HEAD requests go through keepAliveClient (see there
+// why, and why it keeps people's answers apart); everything else through
+// http.Transport.
+func newUpstreamTransport(target *url.URL, timeout time.Duration) http.RoundTripper {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
+	tr := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            d.DialContext,
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
@@ -143,6 +140,10 @@ func newUpstreamTransport(timeout time.Duration) http.RoundTripper {
 		WriteBufferSize:        16 << 10,
 		ReadBufferSize:         16 << 10,
 	}
+	if target.Scheme != "http" {
+		return tr
+	}
+	return newKeepAliveClient(tr, target, d, timeout)
 }
 
 // Close closes the upstream's idle connections. In-flight requests finish;
