@@ -36,9 +36,10 @@ import (
 // it had none), no byte beyond it is buffered, and no cancellation touched
 // it; on the way out of the pool, a connection that holds unread data or
 // was closed by the upstream is dropped (the check http.Transport's idle
-// read loop makes). Anything else closes the connection.
-// TestHopOwnerUnderLoad and TestKeepAliveClientOwnerUnderChaos hold it
-// to that.
+// read loop makes). Anything else closes the connection. Each of those
+// rules has a test in upstream_client_test.go that fails without it;
+// TestKeepAliveClientOwnerUnderChaos and TestHopOwnerUnderLoad check
+// every answer's owner under many callers at once.
 type keepAliveClient struct {
 	fallback    *http.Transport
 	host        string // the upstream URL's host; requests for others fall back
@@ -49,9 +50,9 @@ type keepAliveClient struct {
 	idleTimeout time.Duration
 	maxIdle     int
 
-	mu     sync.Mutex
-	idle   []*upstreamConn // most recently used last
-	closed bool
+	mu      sync.Mutex
+	idle    []*upstreamConn // oldest first: put appends, conn takes the last
+	reaping bool            // a reap is scheduled
 }
 
 // upstreamConn is one pooled connection. Its read buffer holds nothing
@@ -87,8 +88,11 @@ func (l *headerLimit) Read(p []byte) (int, error) {
 // noHeaderLimit is the limit outside a header read.
 const noHeaderLimit = 1<<63 - 1
 
-// max1xx bounds the informational responses read before the final one,
-// as http.Transport does.
+// max1xx bounds the informational answers (103 Early Hints) read before
+// the final one. http.Transport has no bound when a trace is installed, as
+// ReverseProxy does; five hints are more than any application sends, and
+// an upstream sending them forever would hold the request until its
+// timeout.
 const max1xx = 5
 
 // longAgo is a deadline that fails pending reads and writes at once.
@@ -96,12 +100,14 @@ var longAgo = time.Unix(1, 0)
 
 var writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
 
+// newKeepAliveClient returns the client for the upstream at target, with
+// fallback's limits (zero meaning what it means to http.Transport).
 func newKeepAliveClient(fallback *http.Transport, target *url.URL, dialer *net.Dialer, headerWait time.Duration) *keepAliveClient {
 	port := target.Port()
 	if port == "" {
 		port = "80"
 	}
-	return &keepAliveClient{
+	k := &keepAliveClient{
 		fallback:    fallback,
 		host:        target.Host,
 		addr:        net.JoinHostPort(target.Hostname(), port),
@@ -111,7 +117,23 @@ func newKeepAliveClient(fallback *http.Transport, target *url.URL, dialer *net.D
 		idleTimeout: fallback.IdleConnTimeout,
 		maxIdle:     fallback.MaxIdleConnsPerHost,
 	}
+	if k.maxHeader <= 0 {
+		k.maxHeader = 10 << 20
+	}
+	if k.idleTimeout <= 0 {
+		k.idleTimeout = 90 * time.Second
+	}
+	if k.maxIdle <= 0 {
+		k.maxIdle = http.DefaultMaxIdleConnsPerHost
+	}
+	if k.headerWait <= 0 {
+		k.headerWait = noDeadline
+	}
+	return k
 }
+
+// noDeadline stands for no header timeout (a route always has one).
+const noDeadline = 100 * 365 * 24 * time.Hour
 
 // eligible reports whether req is one this client sends itself.
 func (k *keepAliveClient) eligible(req *http.Request) bool {
@@ -257,6 +279,8 @@ func (k *keepAliveClient) readFinal(c *upstreamConn, req *http.Request) (*http.R
 				return nil, err
 			}
 		}
+		// Each answer's header has the whole budget, as in http.Transport.
+		c.lr.n = k.maxHeader
 	}
 	return nil, fmt.Errorf("upstream sent more than %d informational responses", max1xx)
 }
@@ -314,35 +338,54 @@ func quiet(nc net.Conn) bool {
 	return err == nil && idle
 }
 
-// put returns c to the pool, or closes it when the pool is full or
-// closed. The oldest idle connection past the idle timeout is closed on
-// the way, so that an idle pool shrinks without a timer.
+// put returns c to the pool, or closes it when the pool is full.
 func (k *keepAliveClient) put(c *upstreamConn) {
 	c.idleAt = time.Now()
-	var drop []*upstreamConn
 	k.mu.Lock()
-	if k.closed || len(k.idle) >= k.maxIdle {
-		drop = append(drop, c)
-	} else {
-		k.idle = append(k.idle, c)
+	if len(k.idle) >= k.maxIdle {
+		k.mu.Unlock()
+		_ = c.nc.Close()
+		return
 	}
-	if len(k.idle) > 0 && c.idleAt.Sub(k.idle[0].idleAt) >= k.idleTimeout {
-		drop = append(drop, k.idle[0])
-		k.idle[0] = nil
-		k.idle = k.idle[1:]
+	k.idle = append(k.idle, c)
+	if !k.reaping {
+		k.reaping = true
+		time.AfterFunc(k.idleTimeout, k.reap)
 	}
 	k.mu.Unlock()
-	for _, d := range drop {
-		_ = d.nc.Close()
+}
+
+// reap closes the connections idle for the idle timeout, as
+// http.Transport's idle timers do: an upstream closes its side of an idle
+// connection, and ours would otherwise wait in CLOSE_WAIT for the next
+// request (or forever, for a route that gets none). It runs again while
+// the pool holds any, at most once per idle timeout.
+func (k *keepAliveClient) reap() {
+	now := time.Now()
+	k.mu.Lock()
+	n := 0
+	for n < len(k.idle) && now.Sub(k.idle[n].idleAt) >= k.idleTimeout {
+		n++
+	}
+	old := make([]*upstreamConn, n)
+	copy(old, k.idle[:n])
+	k.idle = append(k.idle[:0], k.idle[n:]...)
+	if len(k.idle) > 0 {
+		time.AfterFunc(k.idle[0].idleAt.Add(k.idleTimeout).Sub(now), k.reap)
+	} else {
+		k.reaping = false
+	}
+	k.mu.Unlock()
+	for _, c := range old {
+		_ = c.nc.Close()
 	}
 }
 
-// CloseIdleConnections closes the pooled connections and the fallback's,
-// and closes connections released from now on instead of pooling them.
+// CloseIdleConnections closes the pooled connections and the fallback's.
 func (k *keepAliveClient) CloseIdleConnections() {
 	k.mu.Lock()
 	idle := k.idle
-	k.idle, k.closed = nil, true
+	k.idle = nil
 	k.mu.Unlock()
 	for _, c := range idle {
 		_ = c.nc.Close()

@@ -313,7 +313,7 @@ func TestKeepAliveClientHostileAnswers(t *testing.T) {
 				}
 			}
 		}, func(err error) bool { return errors.Is(err, errHeaderTooLarge) }},
-		{"no answer", func(c net.Conn) { time.Sleep(3 * time.Second) }, func(err error) bool {
+		{"no answer", func(c net.Conn) { time.Sleep(2 * time.Second) }, func(err error) bool {
 			var ne net.Error
 			return errors.As(err, &ne) && ne.Timeout()
 		}},
@@ -334,13 +334,14 @@ func TestKeepAliveClientHostileAnswers(t *testing.T) {
 				}
 			})
 			k := testClient(t, base)
+			k.headerWait = 300 * time.Millisecond
 			start := time.Now()
 			_, _, err := get(t, k, http.MethodGet, base, "/")
 			if !tc.want(err) {
 				t.Fatalf("error %v", err)
 			}
-			if d := time.Since(start); d > 2500*time.Millisecond {
-				t.Errorf("took %v", d)
+			if d := time.Since(start); d > 1500*time.Millisecond {
+				t.Errorf("took %v (the header timeout is 300 ms)", d)
 			}
 		})
 	}
@@ -349,11 +350,14 @@ func TestKeepAliveClientHostileAnswers(t *testing.T) {
 func TestKeepAliveClientPassesEarlyHints(t *testing.T) {
 	base := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
 		if _, err := readReq(br); err == nil {
-			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+			pad := strings.Repeat("p", 600)
+			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\nX-Pad: "+pad+"\r\n\r\n")
+			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nX-Pad: "+pad+"\r\n\r\n")
 			answer(c, "final")
 		}
 	})
 	k := testClient(t, base)
+	k.maxHeader = 1000 // each answer's header fits, all together do not
 	var hints []string
 	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
 		hints = append(hints, strconv.Itoa(code)+" "+h.Get("Link"))
@@ -366,7 +370,7 @@ func TestKeepAliveClientPassesEarlyHints(t *testing.T) {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if string(body) != "final" || len(hints) != 1 || hints[0] != "103 </style.css>; rel=preload" {
+	if string(body) != "final" || len(hints) != 2 || hints[0] != "103 </style.css>; rel=preload" {
 		t.Fatalf("body %q, hints %q", body, hints)
 	}
 }
@@ -429,10 +433,22 @@ func mustURL(s string) *url.URL {
 // answers of every framing (length, chunked, none, HEAD), and checks that
 // every answer read whole is the one to its own request.
 func TestKeepAliveClientOwnerUnderChaos(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up, conns := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("id")
 		w.Header().Set("X-Id", id)
 		switch r.URL.Query().Get("kind") {
+		case "dribble":
+			// The rest of the body is still on its way when a caller
+			// that stops early closes it.
+			body := strings.Repeat(id+",", 400)
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			fmt.Fprint(w, body[:len(body)/2])
+			w.(http.Flusher).Flush()
+			time.Sleep(time.Millisecond)
+			fmt.Fprint(w, body[len(body)/2:])
+		case "close":
+			w.Header().Set("Connection", "close")
+			fmt.Fprint(w, id)
 		case "chunked":
 			for range 3 {
 				fmt.Fprint(w, strings.Repeat(id+",", 500))
@@ -449,9 +465,8 @@ func TestKeepAliveClientOwnerUnderChaos(t *testing.T) {
 			fmt.Fprint(w, body)
 		}
 	}))
-	t.Cleanup(up.Close)
 	k := testClient(t, up.URL)
-	kinds := []string{"length", "chunked", "empty", "slow"}
+	kinds := []string{"length", "chunked", "empty", "slow", "dribble", "close"}
 	var wg sync.WaitGroup
 	var whole atomic.Int64
 	for g := range 24 {
@@ -510,5 +525,93 @@ func TestKeepAliveClientOwnerUnderChaos(t *testing.T) {
 	wg.Wait()
 	if whole.Load() < 24*150/2 {
 		t.Errorf("only %d answers read whole", whole.Load())
+	}
+	// The test is about pooled connections: most requests must have
+	// used one (a sixth of the answers close theirs, a sixth of the
+	// callers stop early or cancel).
+	if n := conns.Load(); n > 24*150/2 {
+		t.Errorf("%d connections for %d requests: the pool was hardly used", n, 24*150)
+	}
+}
+
+// TestKeepAliveClientFreshConnectionFailureIsTheAnswer: an upstream that
+// hangs up on every request gets the request once on a fresh connection,
+// and the caller an error, not a loop of new connections.
+func TestKeepAliveClientFreshConnectionFailureIsTheAnswer(t *testing.T) {
+	var conns atomic.Int64
+	base := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		conns.Add(1)
+		_, _ = readReq(br)
+	})
+	k := testClient(t, base)
+	if _, _, err := get(t, k, http.MethodGet, base, "/"); err == nil {
+		t.Fatal("no error from an upstream that hangs up")
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
+
+// TestKeepAliveClientConnectionCloseIsHonoured: an answer with
+// Connection: close (or an HTTP/1.0 one without keep-alive) ends its
+// connection; the next request opens another.
+func TestKeepAliveClientConnectionCloseIsHonoured(t *testing.T) {
+	var conns atomic.Int64
+	base := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		conns.Add(1)
+		for {
+			req, err := readReq(br)
+			if err != nil {
+				return
+			}
+			switch req.URL.Path {
+			case "/close":
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 6\r\n\r\n/close")
+			case "/old":
+				io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\n/old")
+			default:
+				answer(c, req.URL.Path)
+			}
+			// Keeps the connection open whatever it said: only the
+			// client's honouring of the header ends it.
+		}
+	})
+	k := testClient(t, base)
+	for i, p := range []string{"/close", "/a", "/old", "/b"} {
+		if _, body, err := get(t, k, http.MethodGet, base, p); err != nil || body != p {
+			t.Fatalf("request %d: %q, %v", i, body, err)
+		}
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("%d connections, want 3 (a new one after /close and after /old)", n)
+	}
+}
+
+// TestKeepAliveClientClosesIdleConnections: connections idle for the idle
+// timeout are closed without waiting for another request.
+func TestKeepAliveClientClosesIdleConnections(t *testing.T) {
+	closed := make(chan struct{}, 1)
+	s := httptest.NewUnstartedServer(http.HandlerFunc(echoPath))
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			closed <- struct{}{}
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	k := testClient(t, s.URL)
+	k.idleTimeout = 100 * time.Millisecond
+	if _, body, err := get(t, k, http.MethodGet, s.URL, "/x"); err != nil || body != "/x" {
+		t.Fatalf("%q, %v", body, err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the idle connection was not closed 2 s after its 100 ms idle timeout")
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.idle) != 0 || k.reaping {
+		t.Errorf("pool after the reap: %d idle, reaping %v", len(k.idle), k.reaping)
 	}
 }
