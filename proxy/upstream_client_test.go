@@ -127,10 +127,11 @@ func answer(c net.Conn, body string) {
 	fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 }
 
-// TestKeepAliveClientBodyLeftUnreadClosesTheConnection: a body closed
-// before its end leaves the rest of it on the way; the connection must
-// not carry the next request, which would read that rest as its answer.
-func TestKeepAliveClientBodyLeftUnreadClosesTheConnection(t *testing.T) {
+// keptAliveUpstream answers every request on a connection until the
+// client closes it (whatever an answer said), with special's answer where
+// it gives one and with the request's path otherwise, and counts the
+// connections.
+func keptAliveUpstream(t *testing.T, special func(c net.Conn, req *http.Request) bool) (string, *atomic.Int64) {
 	var conns atomic.Int64
 	base := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
 		conns.Add(1)
@@ -139,14 +140,26 @@ func TestKeepAliveClientBodyLeftUnreadClosesTheConnection(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if req.URL.Path != "/split" {
+			if !special(c, req) {
 				answer(c, req.URL.Path)
-				continue
 			}
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n0123456789")
-			time.Sleep(50 * time.Millisecond)
-			io.WriteString(c, "HTTP/1.1 9")
 		}
+	})
+	return base, &conns
+}
+
+// TestKeepAliveClientBodyLeftUnreadClosesTheConnection: a body closed
+// before its end leaves the rest of it on the way; the connection must
+// not carry the next request, which would read that rest as its answer.
+func TestKeepAliveClientBodyLeftUnreadClosesTheConnection(t *testing.T) {
+	base, conns := keptAliveUpstream(t, func(c net.Conn, req *http.Request) bool {
+		if req.URL.Path != "/split" {
+			return false
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n0123456789")
+		time.Sleep(50 * time.Millisecond)
+		io.WriteString(c, "HTTP/1.1 9")
+		return true
 	})
 	k := testClient(t, base)
 	req, _ := http.NewRequest(http.MethodGet, base+"/split", nil)
@@ -556,25 +569,18 @@ func TestKeepAliveClientFreshConnectionFailureIsTheAnswer(t *testing.T) {
 // Connection: close (or an HTTP/1.0 one without keep-alive) ends its
 // connection; the next request opens another.
 func TestKeepAliveClientConnectionCloseIsHonoured(t *testing.T) {
-	var conns atomic.Int64
-	base := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
-		conns.Add(1)
-		for {
-			req, err := readReq(br)
-			if err != nil {
-				return
-			}
-			switch req.URL.Path {
-			case "/close":
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 6\r\n\r\n/close")
-			case "/old":
-				io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\n/old")
-			default:
-				answer(c, req.URL.Path)
-			}
-			// Keeps the connection open whatever it said: only the
-			// client's honouring of the header ends it.
+	// The upstream keeps the connection open whatever it said: only the
+	// client's honouring of the header ends it.
+	base, conns := keptAliveUpstream(t, func(c net.Conn, req *http.Request) bool {
+		switch req.URL.Path {
+		case "/close":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 6\r\n\r\n/close")
+		case "/old":
+			io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\n/old")
+		default:
+			return false
 		}
+		return true
 	})
 	k := testClient(t, base)
 	for i, p := range []string{"/close", "/a", "/old", "/b"} {
