@@ -107,7 +107,7 @@ func (e *env) runH2() error {
 	ngx := *e.ngxT
 	ngx.url = fmt.Sprintf("https://localhost:%d/", e.ports["nginxh2"])
 	gh := *e.ghT
-	fl := *e.floorT
+	fl := *e.bareT
 	ngx.results, gh.results, fl.results = nil, nil, nil
 	targets := []*target{&gh, &ngx, &fl}
 	fmt.Printf("\nHTTP/2: h2load -t%d -c%d -m%d -D %s; %d interleaved rounds; load %s\n",
@@ -128,6 +128,6 @@ func (e *env) runH2() error {
 		targets, func(t *target) []sample { return t.results })
 	fmt.Println("\nHTTP/2 targets:")
 	checkRatios("HTTP/2", r.ngx, r.gh)
-	floorLine("HTTP/2", r)
+	bareLine("HTTP/2", r)
 	return nil
 }

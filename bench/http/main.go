@@ -27,8 +27,8 @@ func main() {
 		switch os.Args[1] {
 		case "inproc":
 			os.Exit(runInproc(os.Args[2:]))
-		case "floor":
-			os.Exit(runFloor(os.Args[2:]))
+		case "bare":
+			os.Exit(runBare(os.Args[2:]))
 		}
 	}
 	os.Exit(run())

@@ -31,12 +31,12 @@ func medianOf(samples []sample) medians {
 // ranked are the medians table picks out of its targets; a target that
 // was not measured has zero medians.
 type ranked struct {
-	ngx, gh, o2p, floor medians
+	ngx, gh, o2p, bare medians
 }
 
 // table prints the medians of each target's samples and their ratios to
 // nginx's, and returns the medians of nginx, Gatehouse, oauth2-proxy and
-// the net/http floor.
+// the bare net/http proxy.
 func table(title string, targets []*target, samples func(*target) []sample) ranked {
 	var r ranked
 	m := map[string]medians{}
@@ -47,8 +47,8 @@ func table(title string, targets []*target, samples func(*target) []sample) rank
 			r.ngx = m[t.name]
 		case t.name == "oauth2-proxy":
 			r.o2p = m[t.name]
-		case t.name == floorName:
-			r.floor = m[t.name]
+		case t.name == bareName:
+			r.bare = m[t.name]
 		case strings.HasPrefix(t.name, "gatehouse"):
 			r.gh = m[t.name]
 		}
@@ -63,15 +63,15 @@ func table(title string, targets []*target, samples func(*target) []sample) rank
 	return r
 }
 
-// floorLine prints Gatehouse beside the net/http floor: the share of its
+// bareLine prints Gatehouse beside the bare net/http proxy: the share of its
 // cost that is its own work rather than the Go HTTP stack's.
-func floorLine(label string, r ranked) {
-	if r.floor.rps == 0 || r.gh.rps == 0 {
+func bareLine(label string, r ranked) {
+	if r.bare.rps == 0 || r.gh.rps == 0 {
 		return
 	}
-	fmt.Printf("  (reported) %s gatehouse / net/http floor: req/s %.2fx, CPU/req %.2fx, p99 %.2fx; floor / nginx: req/s %.2fx, CPU/req %.2fx\n",
-		label, r.gh.rps/r.floor.rps, float64(r.gh.cpu)/float64(r.floor.cpu), float64(r.gh.p99)/float64(r.floor.p99),
-		r.floor.rps/r.ngx.rps, float64(r.floor.cpu)/float64(r.ngx.cpu))
+	fmt.Printf("  (reported) %s gatehouse / bare net/http: req/s %.2fx, CPU/req %.2fx, p99 %.2fx; bare / nginx: req/s %.2fx, CPU/req %.2fx\n",
+		label, r.gh.rps/r.bare.rps, float64(r.gh.cpu)/float64(r.bare.cpu), float64(r.gh.p99)/float64(r.bare.p99),
+		r.bare.rps/r.ngx.rps, float64(r.bare.cpu)/float64(r.ngx.cpu))
 }
 
 // report prints the HTTP/1.1 tables and checks the targets.
@@ -94,9 +94,9 @@ func report(targets []*target, o options) {
 	if sat.o2p.rps > 0 {
 		check(sat.gh.rps >= 3*sat.o2p.rps, "HTTP/1.1 gatehouse rps >= 3x oauth2-proxy: %.2fx", sat.gh.rps/sat.o2p.rps)
 	}
-	floorLine("HTTP/1.1 saturated", sat)
+	bareLine("HTTP/1.1 saturated", sat)
 	if o.pause > 0 {
-		floorLine("HTTP/1.1 fixed load", paced)
+		bareLine("HTTP/1.1 fixed load", paced)
 	}
 }
 

@@ -35,7 +35,7 @@ type env struct {
 	targets []*target
 	ghT     *target
 	ngxT    *target
-	floorT  *target
+	bareT   *target
 	fails   []string
 	// bigChecks are the large-body results, for the targets.
 	bigChecks []bigCheck
@@ -75,7 +75,7 @@ func setup(o options) (*env, error) {
 	if o.keep {
 		fmt.Println("files in", e.dir)
 	}
-	for _, n := range []string{"up", "uptls", "gh", "ghadmin", "nginx", "nginxh2", "floor", "o2p", "o2phttp", "dex"} {
+	for _, n := range []string{"up", "uptls", "gh", "ghadmin", "nginx", "nginxh2", "bare", "o2p", "o2phttp", "dex"} {
 		if e.ports[n], err = freePort(); err != nil {
 			return e, err
 		}
@@ -131,16 +131,16 @@ func setup(o options) (*env, error) {
 		return e, fmt.Errorf("nginx proxy: %w\n%s", err, e.ngx.tail())
 	}
 
-	floorProc, err := startFloor(dir, e.self, ports["floor"], ports["up"], certFile, keyFile)
+	bareProc, err := startBare(dir, e.self, ports["bare"], ports["up"], certFile, keyFile)
 	if err != nil {
 		return e, err
 	}
-	e.procs = append(e.procs, floorProc)
-	floorURL := fmt.Sprintf("https://localhost:%d/", ports["floor"])
-	if err := checkBody(client, floorURL, nil); err != nil {
-		return e, fmt.Errorf("net/http floor: %w\n%s", err, floorProc.tail())
+	e.procs = append(e.procs, bareProc)
+	bareURL := fmt.Sprintf("https://localhost:%d/", ports["bare"])
+	if err := checkBody(client, bareURL, nil); err != nil {
+		return e, fmt.Errorf("bare net/http: %w\n%s", err, bareProc.tail())
 	}
-	e.floorT = &target{name: floorName, url: floorURL, proc: floorProc, logs: []string{floorProc.log}}
+	e.bareT = &target{name: bareName, url: bareURL, proc: bareProc, logs: []string{bareProc.log}}
 
 	o2p, err := startOAuth2Proxy(dir, o.oauth2Proxy, ports["o2p"], ports["o2phttp"], ports["up"], issuer, certFile, keyFile)
 	if err != nil {
@@ -163,7 +163,7 @@ func setup(o options) (*env, error) {
 			logs: []string{nginxBadLogPath(dir, "upstream"), filepath.Join(dir, "upstream", "logs", "error.log")}},
 		e.ghT,
 		e.ngxT,
-		e.floorT,
+		e.bareT,
 		{name: "oauth2-proxy", url: o2pURL, headers: []string{"Cookie: " + o2pCookie}, proc: o2p, logs: []string{o2p.log}},
 	}
 	if o.only != "" {

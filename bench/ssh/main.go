@@ -27,6 +27,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "bare" {
+		os.Exit(runBare(os.Args[2:]))
+	}
 	bin := flag.String("gatehouse", "./gatehouse", "gatehouse binary")
 	size := flag.Int64("size", 1<<30, "bytes per transfer")
 	rounds := flag.Int("rounds", 3, "interleaved rounds")

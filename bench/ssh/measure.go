@@ -32,6 +32,7 @@ func (e *env) paths() []path {
 		{name: "ProxyJump default", cfg: e.cfgDefault, args: []string{"-J", jump, "-p", tp, t}, procs: []string{"jump", "target"}},
 		{name: "Gatehouse", cfg: e.cfgDefault, args: []string{"-p", gp, gw}, procs: []string{"gatehouse", "target"}},
 		{name: "Gatehouse -J", cfg: e.cfgDefault, args: []string{"-J", "127.0.0.1:" + gp, e.login + "@bench"}, procs: []string{"gatehouse", "target"}},
+		{name: barePath, cfg: e.cfgDefault, args: []string{"-p", fmt.Sprint(e.fPort), t}, procs: []string{bareRole, "target"}},
 	}
 }
 
@@ -44,6 +45,8 @@ func (e *env) group(name string) *cpuGroup {
 		return e.target.cpu
 	case "jump":
 		return e.jump.cpu
+	case bareRole:
+		return e.bare.cpu
 	default:
 		return e.gate.cpu
 	}

@@ -20,7 +20,7 @@ func median(v []float64) float64 {
 }
 
 // cpuOrder lists the processes in path order.
-var cpuOrder = []string{"client", "jump", "gatehouse", "target"}
+var cpuOrder = []string{"client", "jump", "gatehouse", bareRole, "target"}
 
 func cpuLine(p path, t transfer) string {
 	parts, total := cpuParts(t.cpu)
@@ -87,18 +87,25 @@ func summarize(ts []transfer, setup []float64) summary {
 func report(ps []path, res map[string][]transfer, setup map[string][]float64) map[string]summary {
 	sum := map[string]summary{}
 	fmt.Println("\nMedians (MiB/s; CPU seconds per GiB by process; connection setup by hyperfine):")
-	fmt.Printf("%-22s %9s %8s %8s %10s %8s %8s %10s\n", "path", "MiB/s", "client", "jump", "gatehouse", "target", "total", "setup ms")
+	fmt.Printf("%-22s %9s %8s %8s %10s %8s %8s %8s %10s\n", "path", "MiB/s", "client", "jump", "gatehouse", bareRole, "target", "total", "setup ms")
 	for _, p := range ps {
 		s := summarize(res[p.name], setup[p.name])
 		sum[p.name] = s
 		cells, total := cpuCells(s.cpu)
-		fmt.Printf("%-22s %9.1f %8s %8s %10s %8s %8.2f %10.1f\n", append(append([]any{p.name, s.mibps}, cells...), total, s.setup*1000)...)
+		fmt.Printf("%-22s %9.1f %8s %8s %10s %8s %8s %8.2f %10.1f\n", append(append([]any{p.name, s.mibps}, cells...), total, s.setup*1000)...)
 	}
 	gh := sum["Gatehouse"]
 	fmt.Println("\nRatios (Gatehouse negotiates aes128-gcm with OpenSSH's default client settings):")
 	for _, base := range []string{"direct aes128-gcm", "direct default", "ProxyJump aes128-gcm", "ProxyJump default"} {
 		if b, ok := sum[base]; ok {
 			fmt.Printf("  Gatehouse / %-22s throughput %.2fx  setup %.2fx\n", base, ratio(gh.mibps, b.mibps), ratio(gh.setup, b.setup))
+		}
+	}
+	if f, ok := sum[barePath]; ok {
+		fmt.Printf("  (reported) Gatehouse / %s: throughput %.2fx, relay CPU %.2fx (%.2f against %.2f CPU-s/GiB)\n",
+			barePath, ratio(gh.mibps, f.mibps), ratio(gh.cpu["gatehouse"], f.cpu[bareRole]), gh.cpu["gatehouse"], f.cpu[bareRole])
+		if d, ok := sum["direct aes128-gcm"]; ok {
+			fmt.Printf("  (reported) %s / direct aes128-gcm: throughput %.2fx\n", barePath, ratio(f.mibps, d.mibps))
 		}
 	}
 	return sum

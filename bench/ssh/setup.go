@@ -33,6 +33,8 @@ type env struct {
 	dir                 string
 	login               string
 	target, jump, gate  *daemon
+	bare                *daemon // the bare x/crypto relay (bare.go)
+	fPort               int
 	client              *cpuGroup // the ssh clients of the transfers
 	tPort, jPort, gPort int
 	adminPort           int
@@ -43,6 +45,7 @@ type env struct {
 }
 
 func (e *env) stop() {
+	e.bare.stop()
 	e.gate.stop()
 	e.jump.stop()
 	e.target.stop()
@@ -67,7 +70,7 @@ func setup(dir, bin string, gateEnv []string) (e *env, err error) {
 	if err := os.Chmod(dir, 0o755); err != nil { // sshd reads authorized_keys as the login
 		return nil, err
 	}
-	for _, k := range []string{"id_ed25519", "target_host", "jump_host"} {
+	for _, k := range []string{"id_ed25519", "target_host", "jump_host", "bare_host"} {
 		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", k, "-f", filepath.Join(dir, k)).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("ssh-keygen: %v: %s", err, out)
 		}
@@ -82,7 +85,8 @@ func setup(dir, bin string, gateEnv []string) (e *env, err error) {
 	}
 	targetPub, _ := pub("target_host")
 	jumpPub, _ := pub("jump_host")
-	for _, p := range []*int{&e.tPort, &e.jPort, &e.gPort} {
+	barePub, _ := pub("bare_host")
+	for _, p := range []*int{&e.tPort, &e.jPort, &e.gPort, &e.fPort} {
 		if *p, err = freePort(); err != nil {
 			return nil, err
 		}
@@ -129,7 +133,7 @@ targets:
 	}
 
 	// known_hosts: the two sshds by key, Gatehouse by its host CA.
-	kh := fmt.Sprintf("[127.0.0.1]:%d %s\n[127.0.0.1]:%d %s\n", e.tPort, targetPub, e.jPort, jumpPub)
+	kh := fmt.Sprintf("[127.0.0.1]:%d %s\n[127.0.0.1]:%d %s\n[127.0.0.1]:%d %s\n", e.tPort, targetPub, e.jPort, jumpPub, e.fPort, barePub)
 	for _, l := range strings.Split(string(sshCfg), "\n") {
 		if strings.HasPrefix(l, "@cert-authority ") {
 			kh += l + "\n"
@@ -179,6 +183,19 @@ targets:
 		return nil, err
 	}
 	if err := waitSSH(fmt.Sprintf("127.0.0.1:%d", e.gPort), e.gate); err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	if e.bare, err = startDaemon(dir, bareRole, self, "bare", "--listen", fmt.Sprintf("127.0.0.1:%d", e.fPort),
+		"--host-key", filepath.Join(dir, "bare_host"), "--key", filepath.Join(dir, "id_ed25519"),
+		"--target", fmt.Sprintf("127.0.0.1:%d", e.tPort), "--target-key", filepath.Join(dir, "target_host.pub"),
+		"--login", e.login); err != nil {
+		return nil, err
+	}
+	if err := waitSSH(fmt.Sprintf("127.0.0.1:%d", e.fPort), e.bare); err != nil {
 		return nil, err
 	}
 	return e, nil

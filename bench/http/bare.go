@@ -17,21 +17,21 @@ import (
 	"time"
 )
 
-// The "net/http floor" target is the least a Go TLS reverse proxy built
-// on the standard library costs on this machine: httputil.ReverseProxy
-// over http.Transport behind http.Server, HTTP/1.1 and HTTP/2, no
+// The "bare net/http" target is a Go TLS reverse proxy as the standard
+// library gives it: httputil.ReverseProxy (with pooled copy buffers) over
+// http.Transport behind http.Server, HTTP/1.1 and HTTP/2, default GC, no
 // sessions, no authorization, no logging, no metrics. It answers the
 // question the ratios to nginx cannot: how much of Gatehouse's cost is
-// Gatehouse's own work, and how much is the HTTP stack every Go proxy
-// shares. It runs in a process of its own (this program's "floor"
+// Gatehouse's own work, and how much is the Go HTTP stack any Go proxy
+// starts from. It runs in a process of its own (this program's "bare"
 // subcommand), so its CPU is counted like every other target's.
 
-// floorName is the target's name in the tables.
-const floorName = "net/http floor"
+// bareName is the target's name in the tables.
+const bareName = "bare net/http"
 
-// runFloor serves the floor proxy until SIGTERM.
-func runFloor(args []string) int {
-	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
+// runBare serves the bare proxy until SIGTERM.
+func runBare(args []string) int {
+	fs := flag.NewFlagSet("bare", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "TLS listen `address`")
 	upstream := fs.String("upstream", "", "upstream base `URL` (http://...)")
 	certFile := fs.String("cert", "", "certificate `FILE` (PEM)")
@@ -39,14 +39,14 @@ func runFloor(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := floor(*listen, *upstream, *certFile, *keyFile); err != nil {
-		fmt.Fprintln(os.Stderr, "floor:", err)
+	if err := serveBare(*listen, *upstream, *certFile, *keyFile); err != nil {
+		fmt.Fprintln(os.Stderr, "bare:", err)
 		return 1
 	}
 	return 0
 }
 
-func floor(listen, upstream, certFile, keyFile string) error {
+func serveBare(listen, upstream, certFile, keyFile string) error {
 	up, err := url.Parse(upstream)
 	if err != nil {
 		return err
@@ -106,10 +106,10 @@ func (c *copyBuffers) Get() []byte {
 
 func (c *copyBuffers) Put(b []byte) { c.p.Put(&b) }
 
-// startFloor runs the floor proxy on port, in front of the upstream's
+// startBare runs the bare proxy on port, in front of the upstream's
 // plain-HTTP port.
-func startFloor(dir, self string, port, upPort int, certFile, keyFile string) (*proc, error) {
-	return start(dir, "floor", nil, self, "floor",
+func startBare(dir, self string, port, upPort int, certFile, keyFile string) (*proc, error) {
+	return start(dir, "bare", nil, self, "bare",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--upstream", fmt.Sprintf("http://127.0.0.1:%d", upPort),
 		"--cert", certFile, "--key", keyFile)
