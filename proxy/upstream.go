@@ -30,6 +30,12 @@ const (
 	// 512, bench/http's 1,000 active connections closed and reopened
 	// upstream connections all the time.
 	upstreamIdleConns = 1024
+	// upstreamIdleTimeout closes an upstream connection idle this long.
+	upstreamIdleTimeout = 90 * time.Second
+	// upstreamMaxHeader bounds an upstream's response header.
+	upstreamMaxHeader = 1 << 20
+	// upstreamBufSize is each upstream connection's read and write buffer.
+	upstreamBufSize = 16 << 10
 )
 
 // StatusClientClosed is the status counted for a request whose client
@@ -133,12 +139,12 @@ func newUpstreamTransport(target *url.URL, timeout time.Duration) http.RoundTrip
 		DisableCompression:     true,
 		MaxIdleConns:           upstreamIdleConns,
 		MaxIdleConnsPerHost:    upstreamIdleConns,
-		IdleConnTimeout:        90 * time.Second,
+		IdleConnTimeout:        upstreamIdleTimeout,
 		ResponseHeaderTimeout:  timeout,
 		ExpectContinueTimeout:  time.Second,
-		MaxResponseHeaderBytes: 1 << 20,
-		WriteBufferSize:        16 << 10,
-		ReadBufferSize:         16 << 10,
+		MaxResponseHeaderBytes: upstreamMaxHeader,
+		WriteBufferSize:        upstreamBufSize,
+		ReadBufferSize:         upstreamBufSize,
 	}
 	if target.Scheme != "http" {
 		return tr

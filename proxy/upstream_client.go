@@ -50,6 +50,9 @@ type keepAliveClient struct {
 	idleTimeout time.Duration
 	maxIdle     int
 
+	// writeBufs lends write buffers for the moment a request is written.
+	writeBufs sync.Pool
+
 	mu      sync.Mutex
 	idle    []*upstreamConn // oldest first: put appends, conn takes the last
 	reaping bool            // a reap is scheduled
@@ -98,10 +101,8 @@ const max1xx = 5
 // longAgo is a deadline that fails pending reads and writes at once.
 var longAgo = time.Unix(1, 0)
 
-var writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
-
 // newKeepAliveClient returns the client for the upstream at target, with
-// fallback's limits (zero meaning what it means to http.Transport).
+// the same limits as fallback (upstream.go's constants).
 func newKeepAliveClient(fallback *http.Transport, target *url.URL, dialer *net.Dialer, headerWait time.Duration) *keepAliveClient {
 	port := target.Port()
 	if port == "" {
@@ -113,27 +114,13 @@ func newKeepAliveClient(fallback *http.Transport, target *url.URL, dialer *net.D
 		addr:        net.JoinHostPort(target.Hostname(), port),
 		dialer:      dialer,
 		headerWait:  headerWait,
-		maxHeader:   fallback.MaxResponseHeaderBytes,
-		idleTimeout: fallback.IdleConnTimeout,
-		maxIdle:     fallback.MaxIdleConnsPerHost,
+		maxHeader:   upstreamMaxHeader,
+		idleTimeout: upstreamIdleTimeout,
+		maxIdle:     upstreamIdleConns,
 	}
-	if k.maxHeader <= 0 {
-		k.maxHeader = 10 << 20
-	}
-	if k.idleTimeout <= 0 {
-		k.idleTimeout = 90 * time.Second
-	}
-	if k.maxIdle <= 0 {
-		k.maxIdle = http.DefaultMaxIdleConnsPerHost
-	}
-	if k.headerWait <= 0 {
-		k.headerWait = noDeadline
-	}
+	k.writeBufs.New = func() any { return bufio.NewWriterSize(nil, upstreamBufSize) }
 	return k
 }
-
-// noDeadline stands for no header timeout (a route always has one).
-const noDeadline = 100 * 365 * 24 * time.Hour
 
 // eligible reports whether req is one this client sends itself.
 func (k *keepAliveClient) eligible(req *http.Request) bool {
@@ -218,14 +205,14 @@ func (k *keepAliveClient) exchange(ctx context.Context, c *upstreamConn, req *ht
 		}
 		return nil, err
 	}
-	bw := writeBuffers.Get().(*bufio.Writer)
+	bw := k.writeBufs.Get().(*bufio.Writer)
 	bw.Reset(c.nc)
 	err := req.Write(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
 	bw.Reset(nil)
-	writeBuffers.Put(bw)
+	k.writeBufs.Put(bw)
 	if err != nil {
 		return fail(noAnswer{err})
 	}
@@ -233,8 +220,7 @@ func (k *keepAliveClient) exchange(ctx context.Context, c *upstreamConn, req *ht
 	// http.ReadResponse reports EOF before the first byte and EOF in the
 	// middle alike; the first byte is awaited here to tell them apart.
 	if _, err := c.br.Peek(1); err != nil {
-		c.lr.n = noHeaderLimit
-		return fail(noAnswer{err})
+		return fail(noAnswer{err}) // closes c: its limit no longer matters
 	}
 	res, err := k.readFinal(c, req)
 	c.lr.n = noHeaderLimit
@@ -311,7 +297,7 @@ func (k *keepAliveClient) conn(ctx context.Context) (c *upstreamConn, reused boo
 	}
 	c = &upstreamConn{nc: nc}
 	c.lr = headerLimit{r: nc, n: noHeaderLimit}
-	c.br = bufio.NewReaderSize(&c.lr, 16<<10)
+	c.br = bufio.NewReaderSize(&c.lr, upstreamBufSize)
 	return c, false, nil
 }
 
