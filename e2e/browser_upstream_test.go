@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,7 @@ type btUpstream struct {
 	publicURL string
 	client    *http.Client
 	routes    map[string]bool
+	conns     atomic.Int64 // connections open to it (Gatehouse's pool)
 
 	mu   sync.Mutex // guards seen, bad
 	seen []btSeen
@@ -66,7 +68,16 @@ func startBTUpstream(t *testing.T, publicURL string, gatehouseAddr string, ca *h
 	for _, r := range routes {
 		u.routes[r] = true
 	}
-	srv := httptest.NewServer(u)
+	srv := httptest.NewUnstartedServer(u)
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			u.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			u.conns.Add(-1)
+		}
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	u.URL = srv.URL
 	return u

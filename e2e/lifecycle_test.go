@@ -82,6 +82,9 @@ func TestMinimalConfigAndReload(t *testing.T) {
 		if loc := e.tab.Location(); !strings.HasPrefix(loc, appURL+"/second") {
 			t.Fatalf("second visit landed on %s, want the app", loc)
 		}
+		if up.conns.Load() == 0 {
+			t.Fatal("no connection from Gatehouse to the upstream is open after the visits (the reload step below needs one)")
+		}
 	})
 
 	p := []string{"-p", e.sshPort}
@@ -144,6 +147,17 @@ func TestMinimalConfigAndReload(t *testing.T) {
 		}
 		waitAudit(t, g, `"type":"config.reload".*"decision":"allow"`)
 		waitAudit(t, g, `"type":"ssh\.[a-z_.]+".*`+regexp.QuoteMeta(sshEmail)+`.*(reload|policy)`)
+	})
+
+	step(t, "the applied reload let go of the replaced route's upstream connections", func() {
+		// The app visits above left Gatehouse's connection to the upstream
+		// in its pool; the reload built a new web side, and the old one
+		// closes what it held instead of leaving it for the idle timeout.
+		for deadline := time.Now().Add(5 * time.Second); up.conns.Load() != 0; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d upstream connections still open 5s after the reload", up.conns.Load())
+			}
+		}
 	})
 }
 

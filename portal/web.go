@@ -3,6 +3,7 @@ package portal
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -58,6 +59,19 @@ type Web struct {
 	Portal http.Handler
 	// Apps maps each route's host (lower case) to its gate.
 	Apps map[string]http.Handler
+
+	hops []http.Handler // each route's upstream handler, for Close
+}
+
+// Close releases what the routes' upstream handlers hold (their idle
+// connections to the upstreams), for a Web that a reload replaced or that
+// never went into service. Requests still running finish.
+func (w *Web) Close() {
+	for _, h := range w.hops {
+		if c, ok := h.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
 }
 
 // NewWeb builds the portal and every route's gate over the shared identity
@@ -100,11 +114,14 @@ func NewWeb(c WebConfig) (*Web, error) {
 	for _, rt := range cfg.Routes {
 		hop, err := c.Hop(rt)
 		if err != nil {
+			w.Close()
 			return nil, fmt.Errorf("build web: %w", err)
 		}
+		w.hops = append(w.hops, hop)
 		app, err := NewApp(rt, hop, AppDeps{Config: cfg, Codec: c.Codec, Sessions: c.Sessions, Audit: c.Audit,
 			Pages: pages, Logger: logger.With("component", "app")})
 		if err != nil {
+			w.Close()
 			return nil, fmt.Errorf("build web: %w", err)
 		}
 		w.Apps[strings.ToLower(rt.Host)] = app

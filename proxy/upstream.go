@@ -152,11 +152,18 @@ func newUpstreamTransport(target *url.URL, timeout time.Duration) http.RoundTrip
 	return newKeepAliveClient(tr, target, d, timeout)
 }
 
-// Close closes the upstream's idle connections. In-flight requests finish;
-// their connections are closed when the idle timeout passes.
+// Close retires the upstream when a reload replaced its route: its idle
+// connections close now. Requests in flight finish; keepAliveClient closes
+// their connections when their answers end, http.Transport (bodies,
+// upgrades, TLS upstreams) keeps them idle until upstreamIdleTimeout, since
+// it has no retired state. WebSockets, hijacked from the pool, are not
+// touched: the front ends those of a changed route itself.
 func (u *Upstream) Close() error {
-	if c, ok := u.rp.Transport.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
+	switch t := u.rp.Transport.(type) {
+	case *keepAliveClient:
+		t.retire()
+	case interface{ CloseIdleConnections() }:
+		t.CloseIdleConnections()
 	}
 	return nil
 }

@@ -56,6 +56,7 @@ type keepAliveClient struct {
 	mu      sync.Mutex
 	idle    []*upstreamConn // oldest first: put appends, conn takes the last
 	reaping bool            // a reap is scheduled
+	retired bool            // retire ran: connections close instead of pooling
 }
 
 // upstreamConn is one pooled connection. Its read buffer holds nothing
@@ -328,7 +329,7 @@ func quiet(nc net.Conn) bool {
 func (k *keepAliveClient) put(c *upstreamConn) {
 	c.idleAt = time.Now()
 	k.mu.Lock()
-	if len(k.idle) >= k.maxIdle {
+	if k.retired || len(k.idle) >= k.maxIdle {
 		k.mu.Unlock()
 		_ = c.nc.Close()
 		return
@@ -369,7 +370,22 @@ func (k *keepAliveClient) reap() {
 
 // CloseIdleConnections closes the pooled connections and the fallback's.
 func (k *keepAliveClient) CloseIdleConnections() {
+	k.closeIdle(false)
+}
+
+// retire closes the pooled connections and the fallback's, and makes every
+// connection in use close when its answer ends instead of returning to the
+// pool: the client serves a route that a reload replaced, and no request
+// will take a pooled connection again. Requests still arriving (one that
+// picked the old route just before the swap) are served, on connections
+// that close after them.
+func (k *keepAliveClient) retire() {
+	k.closeIdle(true)
+}
+
+func (k *keepAliveClient) closeIdle(retire bool) {
 	k.mu.Lock()
+	k.retired = k.retired || retire
 	idle := k.idle
 	k.idle = nil
 	k.mu.Unlock()

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/config"
 )
 
 // testClient is the transport NewUpstream builds for an upstream at u,
@@ -627,5 +629,79 @@ func TestKeepAliveClientClosesIdleConnections(t *testing.T) {
 	defer k.mu.Unlock()
 	if len(k.idle) != 0 || k.reaping {
 		t.Errorf("pool after the reap: %d idle, reaping %v", len(k.idle), k.reaping)
+	}
+}
+
+// TestUpstreamCloseRetiresItsConnections: Close on a route's upstream (a
+// reload replaced it) closes its idle connection at once, and a connection
+// whose answer was still being read closes when the answer ends instead of
+// going back to a pool nobody will take from again.
+func TestUpstreamCloseRetiresItsConnections(t *testing.T) {
+	release := make(chan struct{})
+	var open atomic.Int64
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			fmt.Fprint(w, "head-")
+			w.(http.Flusher).Flush()
+			<-release
+		}
+		fmt.Fprint(w, r.URL.Path)
+	}))
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before s.Close, which waits for the handler
+	hop, err := NewUpstream(config.Route{Name: "app", Host: "app.test", Upstream: s.URL,
+		Timeout: config.Duration(2 * time.Second)}, upSigner(t, upBolt(t), time.Now), upTestLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := hop.rp.Transport.(*keepAliveClient)
+	// One connection whose answer is half read, and one idle.
+	req, _ := http.NewRequest(http.MethodGet, s.URL+"/slow", nil)
+	res, err := k.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, body, err := get(t, k, http.MethodGet, s.URL, "/idle"); err != nil || body != "/idle" {
+		t.Fatalf("%q, %v", body, err)
+	}
+	waitFor(t, "two upstream connections", func() bool { return open.Load() == 2 })
+
+	if err := hop.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the idle connection to close", func() bool { return open.Load() == 1 })
+	unblock()
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || string(b) != "head-/slow" {
+		t.Fatalf("answer in flight at Close: %q, %v", b, err)
+	}
+	waitFor(t, "the in-flight connection to close after its answer", func() bool { return open.Load() == 0 })
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.idle) != 0 {
+		t.Errorf("%d connections pooled after Close", len(k.idle))
+	}
+}
+
+// waitFor polls cond for up to 2 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -319,6 +319,15 @@ func (s *server) reload() error {
 			return err
 		}
 	}
+	// The web side that does not serve after this reload, the new one if
+	// it is refused or the old one if it is applied, lets go of its
+	// upstream connections.
+	retired := web
+	defer func() {
+		if retired != nil {
+			retired.Close()
+		}
+	}()
 	if s.ssh != nil {
 		if err := s.ssh.CheckReload(cfg); err != nil {
 			return err
@@ -334,13 +343,14 @@ func (s *server) reload() error {
 			if s.front != nil {
 				if rerr := s.front.Reload(old, s.web.Load().Portal, s.web.Load().Apps); rerr != nil {
 					s.logger.Error("Putting the web side back after a refused SSH reload failed.", "error", rerr)
+					retired = nil // it may still serve
 				}
 			}
 			return err
 		}
 	}
 	if web != nil {
-		s.web.Store(web)
+		retired = s.web.Swap(web)
 	}
 	s.cfg.Store(cfg)
 	s.level.Set(logLevel(cfg.Log.Level))
