@@ -30,6 +30,7 @@ import (
 // kvStore is the subset of store.Store that identity uses.
 type kvStore interface {
 	Get(ctx context.Context, key string) ([]byte, error)
+	GetMany(ctx context.Context, keys ...string) ([][]byte, error)
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
 	CompareAndSwap(ctx context.Context, key string, old, new []byte, ttl time.Duration) (bool, error)

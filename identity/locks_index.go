@@ -98,13 +98,18 @@ func (l *Locks) All(ctx context.Context) (LockSet, error) {
 		return LockSet{}, fmt.Errorf("lock index: %w", err)
 	}
 	s := LockSet{m: make(map[LockRef]bool, len(keys))}
-	for _, k := range keys {
-		_, err := l.d.Store.Get(ctx, k)
-		switch {
-		case err == nil:
-			s.m[lockFromKey(k)] = true
-		case !errors.Is(err, store.ErrNotFound):
-			return LockSet{}, fmt.Errorf("read lock: %w", err)
+	if len(keys) == 0 {
+		return s, nil
+	}
+	// The index can name a lock lifted between the two reads: only the
+	// locks still stored count.
+	vals, err := l.d.Store.GetMany(ctx, keys...)
+	if err != nil {
+		return LockSet{}, fmt.Errorf("read lock: %w", err)
+	}
+	for i, v := range vals {
+		if v != nil {
+			s.m[lockFromKey(keys[i])] = true
 		}
 	}
 	return s, nil

@@ -209,19 +209,27 @@ func (l *Locks) record(by, reason string) []byte {
 }
 
 // Held returns the first of refs that is locked (refs with an empty name
-// are skipped), one store read each. A store error is returned and the
-// caller fails closed.
+// are skipped), from one store read of them all. A store error is returned
+// and the caller fails closed.
 func (l *Locks) Held(ctx context.Context, refs ...LockRef) (LockRef, bool, error) {
+	asked := make([]LockRef, 0, len(refs))
+	keys := make([]string, 0, len(refs))
 	for _, r := range refs {
-		if r.Name == "" {
-			continue
+		if r.Name != "" {
+			asked = append(asked, r)
+			keys = append(keys, r.storeKey())
 		}
-		_, err := l.d.Store.Get(ctx, r.storeKey())
-		switch {
-		case err == nil:
-			return r, true, nil
-		case !errors.Is(err, store.ErrNotFound):
-			return LockRef{}, false, fmt.Errorf("read lock: %w", err)
+	}
+	if len(keys) == 0 {
+		return LockRef{}, false, nil
+	}
+	vals, err := l.d.Store.GetMany(ctx, keys...)
+	if err != nil {
+		return LockRef{}, false, fmt.Errorf("read lock: %w", err)
+	}
+	for i, v := range vals {
+		if v != nil {
+			return asked[i], true, nil
 		}
 	}
 	return LockRef{}, false, nil

@@ -147,21 +147,87 @@ func (f failGetStore) Get(context.Context, string) ([]byte, error) {
 	return nil, errors.New("store down")
 }
 
+func (f failGetStore) GetMany(context.Context, ...string) ([][]byte, error) {
+	return nil, errors.New("store down")
+}
+
 func (f failGetStore) List(context.Context, string) ([]store.KV, error) {
 	return nil, errors.New("store down")
 }
 
 func TestLocksStoreDown(t *testing.T) {
 	e := newEnv(t)
-	d := e.d
-	d.Store = failGetStore{e.st}
-	m, _ := NewSessions(d, SessionOptions{})
-	k, _ := NewKeyBindings(d)
-	l, _ := NewLocks(d, m, k)
+	l := newLocksOver(t, e, failGetStore{e.st})
 	if _, held, err := l.Held(e.ctx(), KeyLock(fp1)); err == nil || held {
 		t.Errorf("Held with the store down = %v, %v; want an error", held, err)
 	}
 	if _, err := l.All(e.ctx()); err == nil {
 		t.Error("All with the store down: no error")
+	}
+}
+
+// readCounter counts the store reads a caller makes.
+type readCounter struct {
+	kvStore
+	gets, getManys int
+}
+
+func (c *readCounter) Get(ctx context.Context, key string) ([]byte, error) {
+	c.gets++
+	return c.kvStore.Get(ctx, key)
+}
+
+func (c *readCounter) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	c.getManys++
+	return c.kvStore.GetMany(ctx, keys...)
+}
+
+// TestLocksHeldOneRead: the SSH door asks about the person, the key and the
+// target at every login; that is one store read (one MGET on Redis), and
+// the answer is the first locked one in the order asked.
+func TestLocksHeldOneRead(t *testing.T) {
+	e := newEnv(t)
+	rc := &readCounter{kvStore: e.st}
+	l := newLocksOver(t, e, rc)
+	ctx := e.ctx()
+	for _, r := range []LockRef{KeyLock(fp1), TargetLock("prod-db")} {
+		if err := l.Place(ctx, r, "sec@example.com", "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		refs []LockRef
+		want LockRef
+		held bool
+	}{
+		{[]LockRef{PersonLock("ann@example.com"), KeyLock(fp1), TargetLock("prod-db")}, KeyLock(fp1), true},
+		{[]LockRef{TargetLock("prod-db"), KeyLock(fp1)}, TargetLock("prod-db"), true},
+		{[]LockRef{PersonLock("ann@example.com"), KeyLock(fp2), TargetLock("other")}, LockRef{}, false},
+		{[]LockRef{PersonLock(""), KeyLock(""), TargetLock("prod-db")}, TargetLock("prod-db"), true},
+	}
+	for _, c := range cases {
+		rc.gets, rc.getManys = 0, 0
+		r, held, err := l.Held(ctx, c.refs...)
+		if err != nil || held != c.held || r != c.want {
+			t.Errorf("Held(%v) = %v, %v, %v; want %v, %v", c.refs, r, held, err, c.want, c.held)
+		}
+		if rc.gets != 0 || rc.getManys != 1 {
+			t.Errorf("Held(%v): %d Get and %d GetMany calls, want one GetMany", c.refs, rc.gets, rc.getManys)
+		}
+	}
+	rc.gets, rc.getManys = 0, 0
+	if _, held, err := l.Held(ctx, PersonLock(""), KeyLock("")); held || err != nil || rc.gets+rc.getManys != 0 {
+		t.Errorf("Held of nothing = %v, %v after %d reads; want false, nil, none", held, err, rc.gets+rc.getManys)
+	}
+	if _, err := l.All(ctx); err != nil { // the first folds in locks older than the index
+		t.Fatal(err)
+	}
+	rc.gets, rc.getManys = 0, 0
+	set, err := l.All(ctx)
+	if err != nil || set.Len() != 2 {
+		t.Fatalf("All = %d locks, %v; want 2", set.Len(), err)
+	}
+	if rc.gets != 1 || rc.getManys != 1 {
+		t.Errorf("All: %d Get and %d GetMany calls, want the index and one GetMany", rc.gets, rc.getManys)
 	}
 }

@@ -150,6 +150,36 @@ func (b *Bolt) Get(ctx context.Context, key string) ([]byte, error) {
 	return out, err
 }
 
+// GetMany returns the values of keys from one read transaction, nil for
+// each absent key.
+func (b *Bolt) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	for _, k := range keys {
+		if err := checkArgs(ctx, k, 0); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(keys))
+	err := b.view(func(t *txn) error {
+		for i, k := range keys {
+			v, ok, err := t.get([]byte(k))
+			if err != nil {
+				return err
+			}
+			if ok {
+				out[i] = append([]byte{}, v...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Set stores value under key, replacing any previous value.
 func (b *Bolt) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := checkArgs(ctx, key, ttl); err != nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -47,6 +48,48 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	return value("get", r.c.Get(ctx, r.key(key)))
+}
+
+// GetMany returns the values of keys with one MGET, nil for each absent
+// key. (MGET needs every key in one hash slot on Redis Cluster, which this
+// store does not support.)
+func (r *Redis) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	for _, k := range keys {
+		if err := r.check(ctx, k, 0); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if r.isClosed() {
+		return nil, ErrClosed
+	}
+	out := make([][]byte, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = r.key(k)
+	}
+	vals, err := r.c.MGet(ctx, full...).Result()
+	if err != nil {
+		return nil, mapRedisErr("mget", err)
+	}
+	if len(vals) != len(keys) {
+		return nil, fmt.Errorf("store: redis mget: %d values for %d keys", len(vals), len(keys))
+	}
+	for i, v := range vals {
+		switch v := v.(type) {
+		case nil:
+		case string:
+			out[i] = append([]byte{}, v...)
+		default:
+			return nil, fmt.Errorf("store: redis mget: unexpected %T", v)
+		}
+	}
+	return out, nil
 }
 
 // value is the result of a command that returns one value, with Redis's

@@ -34,6 +34,11 @@ type KV struct {
 type Store interface {
 	// Get returns the value of key or ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, error)
+	// GetMany returns the values of keys, in their order, read at one
+	// moment (one read transaction, one MGET): nil for an absent key, a
+	// non-nil empty slice for a present empty value. A login that checks
+	// several keys pays one round trip to Redis instead of one per key.
+	GetMany(ctx context.Context, keys ...string) ([][]byte, error)
 	// Set stores value under key, replacing any previous value.
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	// SetNX stores value only if key is absent; it reports whether it did.

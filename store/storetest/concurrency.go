@@ -229,6 +229,8 @@ func testCanceledContext(t *testing.T, s *subject) {
 	cancel()
 	calls := map[string]func() error{
 		"Get":            func() error { _, err := s.Get(ctx, "k"); return err },
+		"GetMany":        func() error { _, err := s.GetMany(ctx, "k"); return err },
+		"GetMany()":      func() error { _, err := s.GetMany(ctx); return err },
 		"Set":            func() error { return s.Set(ctx, "k", []byte("x"), 0) },
 		"SetNX":          func() error { _, err := s.SetNX(ctx, "n", []byte("x"), 0); return err },
 		"CompareAndSwap": func() error { _, err := s.CompareAndSwap(ctx, "k", []byte("v"), []byte("x"), 0); return err },
@@ -271,5 +273,8 @@ func testClose(t *testing.T, s *subject) {
 	}
 	if err := s.Set(s.ctx, "k", []byte("v"), 0); err == nil {
 		t.Error("Set after Close = nil, want an error")
+	}
+	if _, err := s.GetMany(s.ctx, "k"); err == nil {
+		t.Error("GetMany after Close = nil, want an error")
 	}
 }

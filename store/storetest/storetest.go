@@ -47,6 +47,7 @@ func RunHarness(t *testing.T, h Harness) {
 		fn   func(t *testing.T, s *subject)
 	}{
 		{"GetSetDelete", testGetSetDelete},
+		{"GetMany", testGetMany},
 		{"InvalidArguments", testInvalidArguments},
 		{"SetNX", testSetNX},
 		{"CompareAndSwap", testCompareAndSwap},
@@ -155,10 +156,39 @@ func testGetSetDelete(t *testing.T, s *subject) {
 	}
 }
 
+func testGetMany(t *testing.T, s *subject) {
+	s.mustSet(t, "a", "va", 0)
+	s.mustSet(t, "empty", "", 0)
+	s.mustSet(t, "short", "gone", ttl)
+	s.mustSet(t, "long", "vl", time.Hour)
+	s.expire()
+
+	got, err := s.GetMany(s.ctx, "long", "absent", "a", "empty", "short", "a")
+	if err != nil {
+		t.Fatalf("GetMany = %v", err)
+	}
+	want := [][]byte{[]byte("vl"), nil, []byte("va"), {}, nil, []byte("va")}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("GetMany mismatch (-want +got):\n%s", diff)
+	}
+	// Absent is nil, a present empty value is not.
+	if got[1] != nil || got[3] == nil || got[4] != nil {
+		t.Errorf("GetMany: absent %v, empty %v, expired %v; want nil, non-nil, nil", got[1] == nil, got[3] == nil, got[4] == nil)
+	}
+	// The returned slices belong to the caller.
+	got[2][0] = 'X'
+	s.wantValue(t, "a", "va")
+
+	if got, err := s.GetMany(s.ctx); err != nil || len(got) != 0 {
+		t.Errorf("GetMany() = %q, %v; want nothing, nil", got, err)
+	}
+}
+
 func testInvalidArguments(t *testing.T, s *subject) {
 	ctx := s.ctx
 	calls := map[string]func() error{
 		"Get empty key":       func() error { _, err := s.Get(ctx, ""); return err },
+		"GetMany empty key":   func() error { _, err := s.GetMany(ctx, "k", ""); return err },
 		"Set empty key":       func() error { return s.Set(ctx, "", []byte("v"), 0) },
 		"SetNX empty key":     func() error { _, err := s.SetNX(ctx, "", []byte("v"), 0); return err },
 		"CAS empty key":       func() error { _, err := s.CompareAndSwap(ctx, "", nil, []byte("v"), 0); return err },
