@@ -53,6 +53,37 @@ func (r *Recorder) Get(ctx context.Context, id string) (Meta, error) {
 	return m, nil
 }
 
+// getMany returns the index entries of ids with one store read (not one
+// per match: a search may match thousands), skipping those deleted
+// between the token and the entry.
+func (r *Recorder) getMany(ctx context.Context, ids []string) ([]Meta, error) {
+	keys := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if validID(id) {
+			keys = append(keys, keyMeta+id)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	vals, err := r.cfg.Store.GetMany(ctx, keys...)
+	if err != nil {
+		return nil, fmt.Errorf("recording: %w", err)
+	}
+	metas := make([]Meta, 0, len(vals))
+	for i, b := range vals {
+		if b == nil {
+			continue
+		}
+		var m Meta
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, fmt.Errorf("recording: index entry %s: %w", keys[i][len(keyMeta):], err)
+		}
+		metas = append(metas, m)
+	}
+	return metas, nil
+}
+
 // indexWords writes the search tokens of words for recording id.
 func (r *Recorder) indexWords(ctx context.Context, id string, words []string) error {
 	for _, w := range words {
@@ -71,15 +102,8 @@ func (r *Recorder) List(ctx context.Context, f Filter) ([]Meta, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, id := range ids {
-			m, err := r.Get(ctx, id)
-			if errors.Is(err, ErrNotFound) {
-				continue // deleted between the token and the meta
-			}
-			if err != nil {
-				return nil, err
-			}
-			metas = append(metas, m)
+		if metas, err = r.getMany(ctx, ids); err != nil {
+			return nil, err
 		}
 	} else {
 		kvs, err := r.cfg.Store.List(ctx, keyMeta)

@@ -1,9 +1,14 @@
 package recording
 
 import (
+	"context"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/store"
 )
 
 func ids(ms []Meta) []string {
@@ -102,5 +107,56 @@ func TestListFilters(t *testing.T) {
 		if err != nil || !slices.Equal(ids(got), tc.want) {
 			t.Errorf("%s: List = %v, %v; want %v", tc.name, ids(got), err, tc.want)
 		}
+	}
+}
+
+// metaReads counts the reads of recording index entries.
+type metaReads struct {
+	store.Store
+	gets, getManys atomic.Int64
+}
+
+func (m *metaReads) Get(ctx context.Context, key string) ([]byte, error) {
+	if strings.HasPrefix(key, keyMeta) {
+		m.gets.Add(1)
+	}
+	return m.Store.Get(ctx, key)
+}
+
+func (m *metaReads) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	m.getManys.Add(1)
+	return m.Store.GetMany(ctx, keys...)
+}
+
+// TestSearchReadsEntriesAtOnce: a search reads the entries of all its
+// matches in one store read (one MGET on Redis, not one GET per match), and
+// skips a match whose entry was deleted after its tokens were found.
+func TestSearchReadsEntriesAtOnce(t *testing.T) {
+	var mr *metaReads
+	e := newEnv(t, func(c *Config) { mr = &metaReads{Store: c.Store}; c.Store = mr })
+	ctx := t.Context()
+	var all []string
+	for range 3 {
+		all = append(all, e.record(t, testMeta(), "deploy done\r\n"))
+	}
+	// The third's entry goes; its tokens stay.
+	if err := e.store.Delete(ctx, keyMeta+all[2]); err != nil {
+		t.Fatal(err)
+	}
+	mr.gets.Store(0)
+	mr.getManys.Store(0)
+	got, err := e.rec.List(ctx, Filter{Query: "deploy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := ids(got)
+	slices.Sort(g)
+	want := slices.Clone(all[:2])
+	slices.Sort(want)
+	if !slices.Equal(g, want) {
+		t.Errorf("search = %v, want %v", g, want)
+	}
+	if mr.gets.Load() != 0 || mr.getManys.Load() != 1 {
+		t.Errorf("search read entries with %d Get and %d GetMany calls, want one GetMany", mr.gets.Load(), mr.getManys.Load())
 	}
 }

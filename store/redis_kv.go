@@ -50,9 +50,9 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 	return value("get", r.c.Get(ctx, r.key(key)))
 }
 
-// GetMany returns the values of keys with one MGET, nil for each absent
-// key. (MGET needs every key in one hash slot on Redis Cluster, which this
-// store does not support.)
+// GetMany returns the values of keys with one MGET per listBatch keys, nil
+// for each absent key. (MGET needs every key in one hash slot on Redis
+// Cluster, which this store does not support.)
 func (r *Redis) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 	for _, k := range keys {
 		if err := r.check(ctx, k, 0); err != nil {
@@ -73,20 +73,23 @@ func (r *Redis) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 	for i, k := range keys {
 		full[i] = r.key(k)
 	}
-	vals, err := r.c.MGet(ctx, full...).Result()
-	if err != nil {
-		return nil, mapRedisErr("mget", err)
-	}
-	if len(vals) != len(keys) {
-		return nil, fmt.Errorf("store: redis mget: %d values for %d keys", len(vals), len(keys))
-	}
-	for i, v := range vals {
-		switch v := v.(type) {
-		case nil:
-		case string:
-			out[i] = append([]byte{}, v...)
-		default:
-			return nil, fmt.Errorf("store: redis mget: unexpected %T", v)
+	for start := 0; start < len(full); start += listBatch {
+		batch := full[start:min(start+listBatch, len(full))]
+		vals, err := r.c.MGet(ctx, batch...).Result()
+		if err != nil {
+			return nil, mapRedisErr("mget", err)
+		}
+		if len(vals) != len(batch) {
+			return nil, fmt.Errorf("store: redis mget: %d values for %d keys", len(vals), len(batch))
+		}
+		for i, v := range vals {
+			switch v := v.(type) {
+			case nil:
+			case string:
+				out[start+i] = append([]byte{}, v...)
+			default:
+				return nil, fmt.Errorf("store: redis mget: unexpected %T", v)
+			}
 		}
 	}
 	return out, nil

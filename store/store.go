@@ -34,10 +34,11 @@ type KV struct {
 type Store interface {
 	// Get returns the value of key or ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, error)
-	// GetMany returns the values of keys, in their order, read at one
-	// moment (one read transaction, one MGET): nil for an absent key, a
-	// non-nil empty slice for a present empty value. A login that checks
-	// several keys pays one round trip to Redis instead of one per key.
+	// GetMany returns the values of keys, in their order: nil for an absent
+	// key, a non-nil empty slice for a present empty value. The embedded
+	// store reads them in one transaction; Redis with one MGET per 500
+	// keys, so a login that checks several keys pays one round trip
+	// instead of one per key.
 	GetMany(ctx context.Context, keys ...string) ([][]byte, error)
 	// Set stores value under key, replacing any previous value.
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error

@@ -10,6 +10,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -178,6 +179,24 @@ func testGetMany(t *testing.T, s *subject) {
 	// The returned slices belong to the caller.
 	got[2][0] = 'X'
 	s.wantValue(t, "a", "va")
+
+	// More keys than one MGET carries come back whole and in order.
+	many := make([]string, 1203)
+	for i := range many {
+		many[i] = fmt.Sprintf("m/%d", i)
+		if i%7 == 0 {
+			s.mustSet(t, many[i], many[i], 0)
+		}
+	}
+	got, err = s.GetMany(s.ctx, many...)
+	if err != nil || len(got) != len(many) {
+		t.Fatalf("GetMany of %d keys = %d values, %v", len(many), len(got), err)
+	}
+	for i, v := range got {
+		if want := i%7 == 0; (v != nil) != want || (want && string(v) != many[i]) {
+			t.Fatalf("GetMany of %d keys: value %d = %q, want present %v", len(many), i, v, want)
+		}
+	}
 
 	if got, err := s.GetMany(s.ctx); err != nil || len(got) != 0 {
 		t.Errorf("GetMany() = %q, %v; want nothing, nil", got, err)
