@@ -84,12 +84,17 @@ func (r *Recorder) getMany(ctx context.Context, ids []string) ([]Meta, error) {
 	return metas, nil
 }
 
-// indexWords writes the search tokens of words for recording id.
+// indexWords writes the search tokens of words for recording id, all in
+// one store write: a flush of log output can bring thousands of new words,
+// and one write each cost an fsync each on the embedded store and a round
+// trip each on Redis.
 func (r *Recorder) indexWords(ctx context.Context, id string, words []string) error {
-	for _, w := range words {
-		if err := r.cfg.Store.Set(ctx, keyTok+r.keys.token(w)+"/"+id, nil, 0); err != nil {
-			return fmt.Errorf("recording: index words of %s: %w", id, err)
-		}
+	kvs := make([]store.KV, len(words))
+	for i, w := range words {
+		kvs[i] = store.KV{Key: keyTok + r.keys.token(w) + "/" + id}
+	}
+	if err := r.cfg.Store.SetMany(ctx, kvs, 0); err != nil {
+		return fmt.Errorf("recording: index words of %s: %w", id, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package recording
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -158,5 +159,55 @@ func TestSearchReadsEntriesAtOnce(t *testing.T) {
 	}
 	if mr.gets.Load() != 0 || mr.getManys.Load() != 1 {
 		t.Errorf("search read entries with %d Get and %d GetMany calls, want one GetMany", mr.gets.Load(), mr.getManys.Load())
+	}
+}
+
+// tokWrites counts the store writes of search tokens.
+type tokWrites struct {
+	store.Store
+	sets, setManys, pairs atomic.Int64
+}
+
+func (s *tokWrites) Set(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	if strings.HasPrefix(key, keyTok) {
+		s.sets.Add(1)
+	}
+	return s.Store.Set(ctx, key, v, ttl)
+}
+
+func (s *tokWrites) SetMany(ctx context.Context, kvs []store.KV, ttl time.Duration) error {
+	s.setManys.Add(1)
+	s.pairs.Add(int64(len(kvs)))
+	return s.Store.SetMany(ctx, kvs, ttl)
+}
+
+// TestIndexWritesEachFlushAtOnce: log output brings thousands of new words;
+// each flush writes its tokens with one store write, not one per word (an
+// fsync each on the embedded store, a round trip each on Redis), and
+// every word is found.
+func TestIndexWritesEachFlushAtOnce(t *testing.T) {
+	var tw *tokWrites
+	e := newEnv(t, func(c *Config) { tw = &tokWrites{Store: c.Store}; c.Store = tw })
+	w, err := e.rec.Start(t.Context(), testMeta())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lines = 1500 // about 50 KiB: under maxTextPerSecond, so all of it is indexed
+	for i := range lines {
+		if err := w.Output(fmt.Appendf(nil, "INFO request id=req%d status=200\r\n", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close("normal"); err != nil {
+		t.Fatal(err)
+	}
+	if tw.sets.Load() != 0 || tw.pairs.Load() < lines || tw.setManys.Load() > tw.pairs.Load()/100 {
+		t.Errorf("tokens written with %d Set and %d SetMany calls (%d tokens); want SetMany only, many tokens each",
+			tw.sets.Load(), tw.setManys.Load(), tw.pairs.Load())
+	}
+	for _, q := range []string{"req0", "req700", fmt.Sprintf("req%d", lines-1)} {
+		if got, err := e.rec.List(t.Context(), Filter{Query: q}); err != nil || len(got) != 1 {
+			t.Errorf("search %q: %d results, %v; want 1", q, len(got), err)
+		}
 	}
 }

@@ -102,19 +102,35 @@ func (t *txn) expiry(ttl time.Duration) int64 {
 
 // checkArgs validates what every method receives.
 func checkArgs(ctx context.Context, key string, ttl time.Duration) error {
+	return checkMany(ctx, ttl, key)
+}
+
+// checkMany is checkArgs for calls on several keys (none is allowed).
+func checkMany(ctx context.Context, ttl time.Duration, keys ...string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if key == "" {
-		return errors.New("store: empty key")
-	}
-	if len(key) > maxKeyLen {
-		return fmt.Errorf("store: key longer than %d bytes", maxKeyLen)
+	for _, key := range keys {
+		if key == "" {
+			return errors.New("store: empty key")
+		}
+		if len(key) > maxKeyLen {
+			return fmt.Errorf("store: key longer than %d bytes", maxKeyLen)
+		}
 	}
 	if ttl < 0 {
 		return fmt.Errorf("store: negative ttl %v", ttl)
 	}
 	return nil
+}
+
+// kvKeys returns the keys of kvs.
+func kvKeys(kvs []KV) []string {
+	keys := make([]string, len(kvs))
+	for i, kv := range kvs {
+		keys[i] = kv.Key
+	}
+	return keys
 }
 
 // view runs fn in a read transaction.
@@ -153,12 +169,7 @@ func (b *Bolt) Get(ctx context.Context, key string) ([]byte, error) {
 // GetMany returns the values of keys from one read transaction, nil for
 // each absent key.
 func (b *Bolt) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
-	for _, k := range keys {
-		if err := checkArgs(ctx, k, 0); err != nil {
-			return nil, err
-		}
-	}
-	if err := ctx.Err(); err != nil {
+	if err := checkMany(ctx, 0, keys...); err != nil {
 		return nil, err
 	}
 	out := make([][]byte, len(keys))
@@ -186,6 +197,22 @@ func (b *Bolt) Set(ctx context.Context, key string, value []byte, ttl time.Durat
 		return err
 	}
 	return b.update(func(t *txn) error { return t.put([]byte(key), value, t.expiry(ttl)) })
+}
+
+// SetMany stores every pair of kvs in one write transaction.
+func (b *Bolt) SetMany(ctx context.Context, kvs []KV, ttl time.Duration) error {
+	if err := checkMany(ctx, ttl, kvKeys(kvs)...); err != nil || len(kvs) == 0 {
+		return err
+	}
+	return b.update(func(t *txn) error {
+		exp := t.expiry(ttl)
+		for _, kv := range kvs {
+			if err := t.put([]byte(kv.Key), kv.Value, exp); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // SetNX stores value only if key is absent and reports whether it did.

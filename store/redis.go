@@ -192,7 +192,12 @@ func (r *Redis) isClosed() bool {
 
 // check validates the arguments like Bolt does and refuses a closed store.
 func (r *Redis) check(ctx context.Context, key string, ttl time.Duration) error {
-	if err := checkArgs(ctx, key, ttl); err != nil {
+	return r.checkMany(ctx, ttl, key)
+}
+
+// checkMany is check for calls on several keys.
+func (r *Redis) checkMany(ctx context.Context, ttl time.Duration, keys ...string) error {
+	if err := checkMany(ctx, ttl, keys...); err != nil {
 		return err
 	}
 	if r.isClosed() {

@@ -54,16 +54,8 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 // for each absent key. (MGET needs every key in one hash slot on Redis
 // Cluster, which this store does not support.)
 func (r *Redis) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
-	for _, k := range keys {
-		if err := r.check(ctx, k, 0); err != nil {
-			return nil, err
-		}
-	}
-	if err := ctx.Err(); err != nil {
+	if err := r.checkMany(ctx, 0, keys...); err != nil {
 		return nil, err
-	}
-	if r.isClosed() {
-		return nil, ErrClosed
 	}
 	out := make([][]byte, len(keys))
 	if len(keys) == 0 {
@@ -93,6 +85,23 @@ func (r *Redis) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// SetMany stores every pair of kvs with one pipeline per listBatch pairs.
+func (r *Redis) SetMany(ctx context.Context, kvs []KV, ttl time.Duration) error {
+	if err := r.checkMany(ctx, ttl, kvKeys(kvs)...); err != nil || len(kvs) == 0 {
+		return err
+	}
+	for batch := range slices.Chunk(kvs, listBatch) {
+		pipe := r.c.Pipeline()
+		for _, kv := range batch {
+			pipe.Set(ctx, r.key(kv.Key), kv.Value, redisTTL(ttl))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return mapRedisErr("set", err)
+		}
+	}
+	return nil
 }
 
 // value is the result of a command that returns one value, with Redis's

@@ -42,6 +42,11 @@ type Store interface {
 	GetMany(ctx context.Context, keys ...string) ([][]byte, error)
 	// Set stores value under key, replacing any previous value.
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// SetMany stores every pair of kvs as Set would, each with ttl: the
+	// embedded store in one transaction (one fsync), Redis with one
+	// pipeline per 500 pairs. It is not atomic on Redis: after an error,
+	// some pairs may be stored.
+	SetMany(ctx context.Context, kvs []KV, ttl time.Duration) error
 	// SetNX stores value only if key is absent; it reports whether it did.
 	SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
 	// CompareAndSwap replaces the value of key with new only if its current

@@ -231,6 +231,8 @@ func testCanceledContext(t *testing.T, s *subject) {
 		"Get":            func() error { _, err := s.Get(ctx, "k"); return err },
 		"GetMany":        func() error { _, err := s.GetMany(ctx, "k"); return err },
 		"GetMany()":      func() error { _, err := s.GetMany(ctx); return err },
+		"SetMany":        func() error { return s.SetMany(ctx, []store.KV{{Key: "k", Value: []byte("x")}}, 0) },
+		"SetMany()":      func() error { return s.SetMany(ctx, nil, 0) },
 		"Set":            func() error { return s.Set(ctx, "k", []byte("x"), 0) },
 		"SetNX":          func() error { _, err := s.SetNX(ctx, "n", []byte("x"), 0); return err },
 		"CompareAndSwap": func() error { _, err := s.CompareAndSwap(ctx, "k", []byte("v"), []byte("x"), 0); return err },
@@ -276,5 +278,8 @@ func testClose(t *testing.T, s *subject) {
 	}
 	if _, err := s.GetMany(s.ctx, "k"); err == nil {
 		t.Error("GetMany after Close = nil, want an error")
+	}
+	if err := s.SetMany(s.ctx, []store.KV{{Key: "k", Value: []byte("v")}}, 0); err == nil {
+		t.Error("SetMany after Close = nil, want an error")
 	}
 }

@@ -49,6 +49,7 @@ func RunHarness(t *testing.T, h Harness) {
 	}{
 		{"GetSetDelete", testGetSetDelete},
 		{"GetMany", testGetMany},
+		{"SetMany", testSetMany},
 		{"InvalidArguments", testInvalidArguments},
 		{"SetNX", testSetNX},
 		{"CompareAndSwap", testCompareAndSwap},
@@ -203,22 +204,71 @@ func testGetMany(t *testing.T, s *subject) {
 	}
 }
 
+func testSetMany(t *testing.T, s *subject) {
+	s.mustSet(t, "old", "before", 0)
+	s.mustSet(t, "was-short", "v", ttl)
+	in := []store.KV{{Key: "old", Value: []byte("after")}, {Key: "new", Value: []byte("n")},
+		{Key: "empty", Value: nil}, {Key: "was-short", Value: []byte("w")}}
+	if err := s.SetMany(s.ctx, in, 0); err != nil {
+		t.Fatalf("SetMany = %v", err)
+	}
+	in[1].Value[0] = 'X' // the store keeps its own copy
+	if err := s.SetMany(s.ctx, []store.KV{{Key: "brief", Value: []byte("b")}}, ttl); err != nil {
+		t.Fatalf("SetMany with ttl = %v", err)
+	}
+	s.wantValue(t, "old", "after")
+	s.wantValue(t, "new", "n")
+	s.wantValue(t, "empty", "")
+	s.wantValue(t, "brief", "b")
+	s.expire()
+	s.wantAbsent(t, "brief")
+	s.wantValue(t, "was-short", "w") // a Set without ttl drops the old expiry
+	if err := s.SetMany(s.ctx, nil, 0); err != nil {
+		t.Errorf("SetMany(nothing) = %v", err)
+	}
+
+	// More pairs than one pipeline carries are all stored.
+	many := make([]store.KV, 1203)
+	keys := make([]string, len(many))
+	for i := range many {
+		keys[i] = fmt.Sprintf("sm/%d", i)
+		many[i] = store.KV{Key: keys[i], Value: []byte(keys[i])}
+	}
+	if err := s.SetMany(s.ctx, many, 0); err != nil {
+		t.Fatalf("SetMany of %d = %v", len(many), err)
+	}
+	got, err := s.GetMany(s.ctx, keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got {
+		if string(v) != keys[i] {
+			t.Fatalf("after SetMany of %d: %s = %q", len(many), keys[i], v)
+		}
+	}
+}
+
 func testInvalidArguments(t *testing.T, s *subject) {
 	ctx := s.ctx
 	calls := map[string]func() error{
-		"Get empty key":       func() error { _, err := s.Get(ctx, ""); return err },
-		"GetMany empty key":   func() error { _, err := s.GetMany(ctx, "k", ""); return err },
-		"Set empty key":       func() error { return s.Set(ctx, "", []byte("v"), 0) },
-		"SetNX empty key":     func() error { _, err := s.SetNX(ctx, "", []byte("v"), 0); return err },
-		"CAS empty key":       func() error { _, err := s.CompareAndSwap(ctx, "", nil, []byte("v"), 0); return err },
-		"GetDel empty key":    func() error { _, err := s.GetDel(ctx, ""); return err },
-		"Delete empty key":    func() error { return s.Delete(ctx, "") },
-		"Incr empty key":      func() error { _, err := s.Incr(ctx, "", 0); return err },
-		"Set negative ttl":    func() error { return s.Set(ctx, "k", []byte("v"), -time.Second) },
-		"SetNX negative ttl":  func() error { _, err := s.SetNX(ctx, "k", []byte("v"), -time.Second); return err },
-		"CAS negative ttl":    func() error { _, err := s.CompareAndSwap(ctx, "k", nil, []byte("v"), -time.Second); return err },
-		"Incr negative ttl":   func() error { _, err := s.Incr(ctx, "k", -time.Second); return err },
-		"Incr of a non-count": func() error { s.mustSet(t, "word", "abc", 0); _, err := s.Incr(ctx, "word", 0); return err },
+		"Get empty key":     func() error { _, err := s.Get(ctx, ""); return err },
+		"GetMany empty key": func() error { _, err := s.GetMany(ctx, "k", ""); return err },
+		"SetMany empty key": func() error { return s.SetMany(ctx, []store.KV{{Key: "k"}, {Key: ""}}, 0) },
+		"SetMany negative ttl": func() error {
+			return s.SetMany(ctx, []store.KV{{Key: "k", Value: []byte("v")}}, -time.Second)
+		},
+		"SetMany() negative ttl": func() error { return s.SetMany(ctx, nil, -time.Second) },
+		"Set empty key":          func() error { return s.Set(ctx, "", []byte("v"), 0) },
+		"SetNX empty key":        func() error { _, err := s.SetNX(ctx, "", []byte("v"), 0); return err },
+		"CAS empty key":          func() error { _, err := s.CompareAndSwap(ctx, "", nil, []byte("v"), 0); return err },
+		"GetDel empty key":       func() error { _, err := s.GetDel(ctx, ""); return err },
+		"Delete empty key":       func() error { return s.Delete(ctx, "") },
+		"Incr empty key":         func() error { _, err := s.Incr(ctx, "", 0); return err },
+		"Set negative ttl":       func() error { return s.Set(ctx, "k", []byte("v"), -time.Second) },
+		"SetNX negative ttl":     func() error { _, err := s.SetNX(ctx, "k", []byte("v"), -time.Second); return err },
+		"CAS negative ttl":       func() error { _, err := s.CompareAndSwap(ctx, "k", nil, []byte("v"), -time.Second); return err },
+		"Incr negative ttl":      func() error { _, err := s.Incr(ctx, "k", -time.Second); return err },
+		"Incr of a non-count":    func() error { s.mustSet(t, "word", "abc", 0); _, err := s.Incr(ctx, "word", 0); return err },
 	}
 	for name, call := range calls {
 		if err := call(); err == nil {
