@@ -86,8 +86,8 @@ func (r *Recorder) getMany(ctx context.Context, ids []string) ([]Meta, error) {
 
 // indexWords writes the search tokens of words for recording id, all in
 // one store write: a flush of log output can bring thousands of new words,
-// and one write each cost an fsync each on the embedded store and a round
-// trip each on Redis.
+// and a write per word cost an fsync per word on the embedded store and a
+// round trip per word on Redis.
 func (r *Recorder) indexWords(ctx context.Context, id string, words []string) error {
 	kvs := make([]store.KV, len(words))
 	for i, w := range words {
