@@ -103,9 +103,9 @@ func (l *Locks) All(ctx context.Context) (LockSet, error) {
 	}
 	// The index can name a lock lifted between the two reads: only the
 	// locks still stored count.
-	vals, err := l.d.Store.GetMany(ctx, keys...)
+	vals, err := readMany(ctx, l.d.Store, keys)
 	if err != nil {
-		return LockSet{}, fmt.Errorf("read lock: %w", err)
+		return LockSet{}, err
 	}
 	for i, v := range vals {
 		if v != nil {

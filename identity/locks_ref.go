@@ -223,9 +223,9 @@ func (l *Locks) Held(ctx context.Context, refs ...LockRef) (LockRef, bool, error
 	if len(keys) == 0 {
 		return LockRef{}, false, nil
 	}
-	vals, err := l.d.Store.GetMany(ctx, keys...)
+	vals, err := readMany(ctx, l.d.Store, keys)
 	if err != nil {
-		return LockRef{}, false, fmt.Errorf("read lock: %w", err)
+		return LockRef{}, false, err
 	}
 	for i, v := range vals {
 		if v != nil {
@@ -233,6 +233,19 @@ func (l *Locks) Held(ctx context.Context, refs ...LockRef) (LockRef, bool, error
 		}
 	}
 	return LockRef{}, false, nil
+}
+
+// readMany reads the locks at keys, one value per key: a store answering
+// with any other count fails the check instead of reading as unlocked.
+func readMany(ctx context.Context, st kvStore, keys []string) ([][]byte, error) {
+	vals, err := st.GetMany(ctx, keys...)
+	if err == nil && len(vals) != len(keys) {
+		err = fmt.Errorf("%d values for %d keys", len(vals), len(keys))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read lock: %w", err)
+	}
+	return vals, nil
 }
 
 // LockSet is every lock at one moment (Locks.All).

@@ -231,3 +231,25 @@ func TestLocksHeldOneRead(t *testing.T) {
 		t.Errorf("All: %d Get and %d GetMany calls, want the index and one GetMany", rc.gets, rc.getManys)
 	}
 }
+
+// shortStore answers GetMany with no values and no error.
+type shortStore struct{ *store.Bolt }
+
+func (shortStore) GetMany(context.Context, ...string) ([][]byte, error) { return nil, nil }
+
+// TestLocksFailOnAShortAnswer: a store (or a wrapper) that answers GetMany
+// with fewer values than keys fails the check: it never reads as unlocked.
+func TestLocksFailOnAShortAnswer(t *testing.T) {
+	e := newEnv(t)
+	l := newLocksOver(t, e, e.st)
+	if err := l.Place(e.ctx(), KeyLock(fp1), "sec@example.com", "test"); err != nil {
+		t.Fatal(err)
+	}
+	l = newLocksOver(t, e, shortStore{e.st})
+	if _, held, err := l.Held(e.ctx(), KeyLock(fp1)); err == nil || held {
+		t.Errorf("Held over a short answer = %v, %v; want an error", held, err)
+	}
+	if _, err := l.All(e.ctx()); err == nil {
+		t.Error("All over a short answer: no error")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -199,20 +200,38 @@ func (b *Bolt) Set(ctx context.Context, key string, value []byte, ttl time.Durat
 	return b.update(func(t *txn) error { return t.put([]byte(key), value, t.expiry(ttl)) })
 }
 
-// SetMany stores every pair of kvs in one write transaction.
+// setManyPerTxn bounds the pairs one SetMany transaction writes. bbolt
+// has one writer at a time: a transaction of tens of thousands of keys (a
+// recording's search tokens after a burst of varied output) held every
+// other write, a login's rate counter or a lock among them, for over a
+// second. At this size one takes a few milliseconds, and the fsyncs are
+// still a thousandth of one per key.
+const setManyPerTxn = 1024
+
+// SetMany stores every pair of kvs, setManyPerTxn pairs per write
+// transaction.
 func (b *Bolt) SetMany(ctx context.Context, kvs []KV, ttl time.Duration) error {
-	if err := checkMany(ctx, ttl, kvKeys(kvs)...); err != nil || len(kvs) == 0 {
+	if err := checkMany(ctx, ttl, kvKeys(kvs)...); err != nil {
 		return err
 	}
-	return b.update(func(t *txn) error {
-		exp := t.expiry(ttl)
-		for _, kv := range kvs {
-			if err := t.put([]byte(kv.Key), kv.Value, exp); err != nil {
-				return err
-			}
+	for batch := range slices.Chunk(kvs, setManyPerTxn) {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		return nil
-	})
+		err := b.update(func(t *txn) error {
+			exp := t.expiry(ttl)
+			for _, kv := range batch {
+				if err := t.put([]byte(kv.Key), kv.Value, exp); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetNX stores value only if key is absent and reports whether it did.

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -50,37 +49,37 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 	return value("get", r.c.Get(ctx, r.key(key)))
 }
 
-// GetMany returns the values of keys with one MGET per listBatch keys, nil
-// for each absent key. (MGET needs every key in one hash slot on Redis
-// Cluster, which this store does not support.)
+// GetMany returns the values of keys with one pipeline of GETs per
+// listBatch keys, nil for each absent key. GETs, not MGET: MGET answers nil
+// for a key holding another type, where GET fails, and a lock check must
+// fail on such a key rather than read it as absent.
 func (r *Redis) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 	if err := r.checkMany(ctx, 0, keys...); err != nil {
 		return nil, err
 	}
 	out := make([][]byte, len(keys))
-	if len(keys) == 0 {
-		return out, nil
-	}
-	full := make([]string, len(keys))
-	for i, k := range keys {
-		full[i] = r.key(k)
-	}
-	for start := 0; start < len(full); start += listBatch {
-		batch := full[start:min(start+listBatch, len(full))]
-		vals, err := r.c.MGet(ctx, batch...).Result()
-		if err != nil {
-			return nil, mapRedisErr("mget", err)
+	for start := 0; start < len(keys); start += listBatch {
+		batch := keys[start:min(start+listBatch, len(keys))]
+		pipe := r.c.Pipeline()
+		cmds := make([]*redis.StringCmd, len(batch))
+		for i, k := range batch {
+			cmds[i] = pipe.Get(ctx, r.key(k))
 		}
-		if len(vals) != len(batch) {
-			return nil, fmt.Errorf("store: redis mget: %d values for %d keys", len(vals), len(batch))
+		// Exec's error is the first command's; each command's own is read
+		// below, where redis.Nil means absent.
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, mapRedisErr("get", err)
 		}
-		for i, v := range vals {
-			switch v := v.(type) {
-			case nil:
-			case string:
-				out[start+i] = append([]byte{}, v...)
+		for i, cmd := range cmds {
+			v, err := value("get", cmd)
+			switch {
+			case errors.Is(err, ErrNotFound):
+			case err != nil:
+				return nil, err
+			case v == nil:
+				out[start+i] = []byte{} // present and empty: not absent
 			default:
-				return nil, fmt.Errorf("store: redis mget: unexpected %T", v)
+				out[start+i] = v
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/e2e/harness"
 	"github.com/gatehouse-dev/gatehouse/store"
 	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
 )
 
 func openRedis(t *testing.T, opts store.RedisOptions) *store.Redis {
@@ -193,5 +194,28 @@ func TestRedisSharedAcrossClients(t *testing.T) {
 	}
 	if _, err := a.GetDel(t.Context(), "approval/x"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("replica a redeemed the approval again: %v", err)
+	}
+}
+
+// TestRedisGetManyFailsOnAnotherType: a key holding a hash (written by
+// something else in the namespace) makes GetMany fail as Get does, instead
+// of reading as absent: a lock check on it must fail closed.
+func TestRedisGetManyFailsOnAnotherType(t *testing.T) {
+	srv := harness.StartRedis(t)
+	r := openRedis(t, store.RedisOptions{Addr: srv.Addr, Prefix: "gh:"})
+	ctx := t.Context()
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { raw.Close() })
+	if err := raw.HSet(ctx, "gh:lock/key/x", "f", "v").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Set(ctx, "lock/key/y", []byte("held"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Get(ctx, "lock/key/x"); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get of a hash = %v, want an error", err)
+	}
+	if got, err := r.GetMany(ctx, "lock/key/y", "lock/key/x"); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetMany with a hash among the keys = %q, %v; want an error", got, err)
 	}
 }
