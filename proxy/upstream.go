@@ -255,10 +255,17 @@ func (u *Upstream) admitWebSocket(w http.ResponseWriter, r *http.Request, who au
 	return &wsWriter{ResponseWriter: w, g: g, key: key, host: canonicalHost(r.Host), release: release}, release, true
 }
 
-// modifyResponse refuses a protocol switch other than the WebSocket the
-// client asked for, and drops any attempt by the upstream to set a
-// Gatehouse cookie on the route's host.
+// errBadStatus is an upstream status ReverseProxy cannot pass on: net/http
+// parses "000" as 0, and WriteHeader panics below 100.
+var errBadStatus = errors.New("upstream sent a status code below 100")
+
+// modifyResponse refuses a status code below 100 and a protocol switch
+// other than the WebSocket the client asked for, and drops any attempt by
+// the upstream to set a Gatehouse cookie on the route's host.
 func (u *Upstream) modifyResponse(res *http.Response) error {
+	if res.StatusCode < 100 {
+		return errBadStatus
+	}
 	if res.StatusCode == http.StatusSwitchingProtocols && !switchAllowed(res) {
 		return errUnrequestedSwitch
 	}

@@ -233,7 +233,7 @@ func (k *keepAliveClient) exchange(ctx context.Context, c *upstreamConn, req *ht
 	if err := c.nc.SetReadDeadline(time.Time{}); err != nil || ctx.Err() != nil {
 		return fail(err)
 	}
-	b := &upstreamBody{rc: res.Body, c: c, k: k, stop: stop, reuse: !res.Close}
+	b := &upstreamBody{rc: res.Body, c: c, k: k, ctx: ctx, stop: stop, reuse: !res.Close}
 	if res.Body == http.NoBody {
 		// Nothing follows the header on the wire (HEAD, 204, 304,
 		// Content-Length: 0): the connection is free now.
@@ -399,28 +399,44 @@ func (k *keepAliveClient) closeIdle(retire bool) {
 // by whichever comes first: the end of the body (pooled when clean) or
 // Close (closed).
 type upstreamBody struct {
-	rc    io.ReadCloser
-	c     *upstreamConn
-	k     *keepAliveClient
-	stop  func() bool
-	reuse bool
-	done  atomic.Bool
+	rc     io.ReadCloser
+	c      *upstreamConn
+	k      *keepAliveClient
+	ctx    context.Context // the request's
+	stop   func() bool
+	reuse  bool
+	done   atomic.Bool
+	closed atomic.Bool // Close ran
 }
 
+// errReadAfterClose is http.Transport's answer to a read after Close: not
+// EOF, which would pass a cut-short body off as whole.
+var errReadAfterClose = errors.New("read on closed response body")
+
 func (b *upstreamBody) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, errReadAfterClose
+	}
 	if b.done.Load() {
 		// Never read past the end: the connection may be carrying
 		// someone else's answer by now.
 		return 0, io.EOF
 	}
 	n, err := b.rc.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.finish(b.reuse)
+	case err != nil && b.ctx.Err() != nil:
+		// The cancellation hook's past deadline failed the read: the
+		// client went away, which is what to report (ReverseProxy logs
+		// any other error as an upstream failure), as Transport does.
+		err = b.ctx.Err()
 	}
 	return n, err
 }
 
 func (b *upstreamBody) Close() error {
+	b.closed.Store(true)
 	b.finish(false)
 	return nil
 }

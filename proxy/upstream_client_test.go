@@ -705,3 +705,62 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestKeepAliveClientBodyAfterCancelOrClose: a client that goes away in the
+// middle of a body makes the next read report the cancellation (as
+// http.Transport does; ReverseProxy logs any other error as an upstream
+// failure), and a read after Close is an error, not an EOF that would pass
+// a cut-short body off as whole.
+func TestKeepAliveClientBodyAfterCancelOrClose(t *testing.T) {
+	base := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := readReq(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nfirst-")
+		_, _ = br.ReadByte() // the rest never comes; wait for the hang-up
+	})
+	k := testClient(t, base)
+	for _, end := range []string{"cancel", "close"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/", nil)
+		res, err := k.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 6)
+		if _, err := io.ReadFull(res.Body, buf); err != nil || string(buf) != "first-" {
+			t.Fatalf("%s: first read %q, %v", end, buf, err)
+		}
+		if end == "cancel" {
+			cancel()
+			if _, err := res.Body.Read(buf); !errors.Is(err, context.Canceled) {
+				t.Errorf("read after the client left: %v, want context.Canceled", err)
+			}
+		}
+		res.Body.Close()
+		if n, err := res.Body.Read(buf); n != 0 || err == nil || err == io.EOF {
+			t.Errorf("%s: read after Close = %d, %v; want an error other than EOF", end, n, err)
+		}
+		cancel()
+	}
+}
+
+// TestUpstreamStatusBelow100IsBadGateway: "HTTP/1.1 000" parses as status
+// 0, on which ReverseProxy's WriteHeader panics; the hop answers 502.
+func TestUpstreamStatusBelow100IsBadGateway(t *testing.T) {
+	base := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := readReq(br); err == nil {
+			io.WriteString(c, "HTTP/1.1 000 Zero\r\nContent-Length: 2\r\n\r\nhi")
+		}
+	})
+	hop, err := NewUpstream(config.Route{Name: "app", Host: "app.test", Upstream: base,
+		Timeout: config.Duration(2 * time.Second)}, upSigner(t, upBolt(t), time.Now), upTestLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	hop.Serve(rec, httptest.NewRequest(http.MethodGet, "https://app.test/", nil), upAlice)
+	if rec.Code != http.StatusBadGateway {
+		t.Errorf("status %d, want 502", rec.Code)
+	}
+}

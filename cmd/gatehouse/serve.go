@@ -343,7 +343,10 @@ func (s *server) reload() error {
 			if s.front != nil {
 				if rerr := s.front.Reload(old, s.web.Load().Portal, s.web.Load().Apps); rerr != nil {
 					s.logger.Error("Putting the web side back after a refused SSH reload failed.", "error", rerr)
-					retired = nil // it may still serve
+					// The front still serves the new web side: it is the
+					// one to track (sign-outs, the next reload's Close),
+					// and the old one is retired.
+					retired = s.web.Swap(web)
 				}
 			}
 			return err
