@@ -46,6 +46,11 @@ func (r *Recorder) Get(ctx context.Context, id string) (Meta, error) {
 	if err != nil {
 		return Meta{}, fmt.Errorf("recording: %w", err)
 	}
+	return decodeMeta(id, b)
+}
+
+// decodeMeta decodes the stored index entry b of recording id.
+func decodeMeta(id string, b []byte) (Meta, error) {
 	var m Meta
 	if err := json.Unmarshal(b, &m); err != nil {
 		return Meta{}, fmt.Errorf("recording: index entry %s: %w", id, err)
@@ -75,9 +80,9 @@ func (r *Recorder) getMany(ctx context.Context, ids []string) ([]Meta, error) {
 		if b == nil {
 			continue
 		}
-		var m Meta
-		if err := json.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("recording: index entry %s: %w", keys[i][len(keyMeta):], err)
+		m, err := decodeMeta(keys[i][len(keyMeta):], b)
+		if err != nil {
+			return nil, err
 		}
 		metas = append(metas, m)
 	}
