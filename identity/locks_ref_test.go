@@ -183,7 +183,7 @@ func (c *readCounter) GetMany(ctx context.Context, keys ...string) ([][]byte, er
 }
 
 // TestLocksHeldOneRead: the SSH door asks about the person, the key and the
-// target at every login; that is one store read (one MGET on Redis), and
+// target at every login; that is one store read (one round trip to Redis), and
 // the answer is the first locked one in the order asked.
 func TestLocksHeldOneRead(t *testing.T) {
 	e := newEnv(t)

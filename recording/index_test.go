@@ -130,7 +130,7 @@ func (m *metaReads) GetMany(ctx context.Context, keys ...string) ([][]byte, erro
 }
 
 // TestSearchReadsEntriesAtOnce: a search reads the entries of all its
-// matches in one store read (one MGET on Redis, not one GET per match), and
+// matches in one store read (one round trip to Redis, not one per match), and
 // skips a match whose entry was deleted after its tokens were found.
 func TestSearchReadsEntriesAtOnce(t *testing.T) {
 	var mr *metaReads

@@ -36,8 +36,8 @@ type Store interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 	// GetMany returns the values of keys, in their order: nil for an absent
 	// key, a non-nil empty slice for a present empty value. The embedded
-	// store reads them in one transaction; Redis with one MGET per 500
-	// keys, so a login that checks several keys pays one round trip
+	// store reads them in one transaction; Redis with one pipeline of GETs
+	// per 500 keys, so a login that checks several keys pays one round trip
 	// instead of one per key.
 	GetMany(ctx context.Context, keys ...string) ([][]byte, error)
 	// Set stores value under key, replacing any previous value.

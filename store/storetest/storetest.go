@@ -181,7 +181,7 @@ func testGetMany(t *testing.T, s *subject) {
 	got[2][0] = 'X'
 	s.wantValue(t, "a", "va")
 
-	// More keys than one MGET carries come back whole and in order.
+	// More keys than one pipeline carries come back whole and in order.
 	many := make([]string, 1203)
 	for i := range many {
 		many[i] = fmt.Sprintf("m/%d", i)
