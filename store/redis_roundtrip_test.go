@@ -75,4 +75,3 @@ func TestRedisManyCallsAreOneRoundTrip(t *testing.T) {
 	}
 	check("GetMany of 501", 0, 2)
 }
-
